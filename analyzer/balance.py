@@ -1,0 +1,120 @@
+"""Material balance per unit operation and overall (DB11/T 1156 7.3.4).
+
+closure [%] = (inputs − outputs) / inputs × 100, per node and for the audit focus as a whole
+(streams crossing the boundary ``ENV``). A balance is usable when |closure| ≤ the limit
+(5 % in general, 7.3.4 b); otherwise the cause must be found and the measurement repeated.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyzer.totals import StreamTotal, common_window, flowsheet_tags, stream_totals
+from config import ENV, Config
+
+
+@dataclass
+class NodeBalance:
+    node: str
+    name: str
+    name_zh: str
+    inputs: dict[str, float]      # stream id -> [kg]
+    outputs: dict[str, float]     # stream id -> [kg]
+    total_in: float               # [kg]
+    total_out: float              # [kg]
+    deviation: float              # inputs - outputs [kg]
+    closure_pct: float | None     # None when inputs are zero or a stream is missing
+    ok: bool | None               # |closure| <= limit; None when it cannot be judged
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("total_in", "total_out", "deviation"):
+            d[k] = None if not np.isfinite(d[k]) else d[k]
+        return d
+
+
+@dataclass
+class BalanceResult:
+    layer: str
+    unit: str
+    start_ns: int | None
+    end_ns: int | None
+    limit_pct: float
+    nodes: list[NodeBalance]
+    overall: NodeBalance | None
+    streams: list[StreamTotal]
+    verdict: str                  # ok | exceeded | incomplete | no-data
+    message: str
+
+    @property
+    def hours(self) -> float:
+        if self.start_ns is None or self.end_ns is None:
+            return 0.0
+        return (self.end_ns - self.start_ns) / 3.6e12
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer, "unit": self.unit, "start_ns": self.start_ns,
+            "end_ns": self.end_ns, "hours": self.hours, "limit_pct": self.limit_pct,
+            "verdict": self.verdict, "message": self.message,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "overall": self.overall.to_dict() if self.overall else None,
+            "streams": [s.to_dict() for s in self.streams],
+        }
+
+
+def _node(node_id: str, name: str, name_zh: str, ins: list[StreamTotal],
+          outs: list[StreamTotal], limit: float) -> NodeBalance:
+    i = {s.stream: s.amount_kg for s in ins}
+    o = {s.stream: s.amount_kg for s in outs}
+    missing = [s.stream for s in ins + outs if not np.isfinite(s.amount_kg)]
+    tin = float(sum(v for v in i.values() if np.isfinite(v)))
+    tout = float(sum(v for v in o.values() if np.isfinite(v)))
+    dev = tin - tout
+    closure = None if missing or tin <= 0 else 100.0 * dev / tin
+    ok = None if closure is None else bool(abs(closure) <= limit)
+    return NodeBalance(node_id, name, name_zh, i, o, tin, tout, dev, closure, ok, missing)
+
+
+def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
+                     end: int | None = None) -> BalanceResult:
+    """The material balance of the flowsheet from a frame of samples.
+
+    ``start``/``end`` [ns] bound the window; within it, the window actually used is the one every
+    stream's totalizer covers with good samples.
+    """
+    limit = cfg.requirements.closure_limit_pct
+    window = common_window(frame, flowsheet_tags(cfg), start, end)
+    if window is None:
+        return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
+                             "no window in which every stream's meter has good readings yet")
+    totals = stream_totals(cfg, frame, window)
+    by_id = {t.stream: t for t in totals}
+    streams = cfg.flowsheet.streams
+    nodes = []
+    for n in cfg.flowsheet.nodes:
+        ins = [by_id[s.id] for s in streams if s.to == n.id]
+        outs = [by_id[s.id] for s in streams if s.from_ == n.id]
+        nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit))
+    overall = _node("overall", cfg.campaign.audit_focus or "audit focus",
+                    cfg.campaign.audit_focus_zh, [by_id[s.id] for s in streams if s.from_ == ENV],
+                    [by_id[s.id] for s in streams if s.to == ENV], limit)
+    judged = nodes + [overall]
+    if any(x.ok is None for x in judged):
+        verdict = "incomplete"
+        msg = "some streams have no total over the window: " + ", ".join(
+            sorted({m for x in judged for m in x.missing}))
+    elif all(x.ok for x in judged):
+        verdict = "ok"
+        msg = f"every node closes within {limit:g} % (DB11/T 1156 7.3.4 b)"
+    else:
+        bad = [f"{x.node} {x.closure_pct:+.2f} %" for x in judged if not x.ok]
+        verdict = "exceeded"
+        msg = (f"closure beyond {limit:g} % at {', '.join(bad)}: find the cause and measure "
+               "again (7.3.4 b)")
+    return BalanceResult("material", "kg", window[0], window[1], limit, nodes, overall, totals,
+                         verdict, msg)

@@ -1,0 +1,174 @@
+"""Stream totals over a window: the amount through each stream.
+
+From a totalizer: the difference of the readings at the window's edges, with rollover at the
+configured maximum and resets detected (shared/reference/devices.md 4.2-4.3). Every stream of a
+balance is differenced over the **same** window (the intersection of the spans their tags cover),
+so the balance compares inputs and outputs measured synchronously (DB11/T 1156 7.3.3.3 e).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from config import ENV, Config
+from config.models import Stream
+from config.units import dimension, factor
+from store import Quality
+
+
+@dataclass
+class StreamTotal:
+    stream: str
+    tag: str | None
+    provenance: str
+    amount: float            # in ``unit``
+    unit: str
+    amount_kg: float         # [kg]
+    method: str              # totalizer | theoretical | missing
+    good_samples: int = 0
+    resets: int = 0
+    rollovers: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ns without good data
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["amount"] = _num(self.amount)
+        d["amount_kg"] = _num(self.amount_kg)
+        return d
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def unwrap(values: np.ndarray, rollover: float | None) -> tuple[np.ndarray, int, int]:
+    """Turn totalizer readings into a monotonic cumulative amount.
+
+    A decrease is a rollover when a maximum is configured and the previous reading was in the
+    upper half of the range (the counter wrapped: add the maximum); otherwise it is a reset to zero
+    (count the new reading from zero and flag it). Returns (cumulative, resets, rollovers).
+    """
+    if len(values) == 0:
+        return values.astype(np.float64), 0, 0
+    d = np.diff(values.astype(np.float64))
+    tol = 1e-9 * np.maximum(np.abs(values[:-1]), 1.0)
+    neg = d < -tol
+    rolls = 0
+    resets = 0
+    if neg.any():
+        for i in np.flatnonzero(neg):
+            prev, cur = values[i], values[i + 1]
+            if rollover is not None and prev >= 0.5 * rollover:
+                d[i] = cur + rollover - prev
+                rolls += 1
+            else:
+                d[i] = cur
+                resets += 1
+    d[(~neg) & (d < 0)] = 0.0
+    return np.concatenate([[0.0], np.cumsum(d)]), resets, rolls
+
+
+def totalizer_amount(ts: np.ndarray, values: np.ndarray, start: int, end: int,
+                     rollover: float | None = None) -> tuple[float, int, int]:
+    """Amount counted between ``start`` and ``end`` [ns] from good totalizer readings, linearly
+    interpolated at the edges. Returns (amount, resets, rollovers); NaN when the readings do not
+    span the window."""
+    if len(ts) < 2 or ts[0] > start or ts[-1] < end:
+        return float("nan"), 0, 0
+    cum, resets, rolls = unwrap(values, rollover)
+    a, b = np.interp([start, end], ts.astype(np.float64), cum)
+    return float(b - a), resets, rolls
+
+
+def _gaps(ts: np.ndarray, start: int, end: int, interval_ns: int) -> list[tuple[int, int]]:
+    if len(ts) == 0:
+        return [(start, end)]
+    out = []
+    edges = np.concatenate([[start - interval_ns], ts, [end + interval_ns]])
+    steps = np.diff(edges)
+    for i in np.flatnonzero(steps > 1.5 * interval_ns):
+        out.append((int(edges[i] + interval_ns), int(edges[i + 1])))
+    return out
+
+
+def good_series(frame: pd.DataFrame, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    sel = frame[(frame["tag"] == tag) & (frame["quality"] == int(Quality.GOOD))]
+    sel = sel.sort_values("ts")
+    return sel["ts"].to_numpy(np.int64), sel["value"].to_numpy(np.float64)
+
+
+def common_window(frame: pd.DataFrame, tags: list[str], start: int | None = None,
+                  end: int | None = None) -> tuple[int, int] | None:
+    """The span every tag covers with good samples, within [start, end]. None if empty."""
+    lo, hi = start, end
+    for t in tags:
+        ts, _ = good_series(frame, t)
+        if len(ts) == 0:
+            return None
+        lo = int(ts[0]) if lo is None else max(lo, int(ts[0]))
+        hi = int(ts[-1]) if hi is None else min(hi, int(ts[-1]))
+    if lo is None or hi is None or hi <= lo:
+        return None
+    return lo, hi
+
+
+def to_kg(amount: float, unit: str, stream: Stream) -> float:
+    dim = dimension(unit)
+    if dim == "mass":
+        return amount * factor(unit, "kg")
+    if dim == "volume" and stream.density_kg_m3:
+        return amount * factor(unit, "m3") * stream.density_kg_m3
+    raise ValueError(f"stream {stream.id}: cannot express {unit!r} as mass")
+
+
+def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> list[StreamTotal]:
+    """Totals of every stream of the flowsheet over ``window`` = (start, end) [ns]."""
+    start, end = window
+    index = cfg.tag_index()
+    interval_ns = int(cfg.collector.interval_s * 1e9)
+    out: list[StreamTotal] = []
+    hours = (end - start) / 3.6e12
+    for s in cfg.flowsheet.streams:
+        if s.provenance == "theoretical" or (s.tag is None and s.value is not None):
+            unit = s.unit or "kg"
+            amount = float(s.value or 0.0) * hours
+            out.append(StreamTotal(s.id, None, s.provenance, amount, unit, to_kg(amount, unit, s),
+                                   "theoretical", note=f"theoretical: {s.source}"))
+            continue
+        if s.tag is None:
+            out.append(StreamTotal(s.id, s.rate_tag, s.provenance, float("nan"), "", float("nan"),
+                                   "missing", note="only a rate tag; rate integration comes with "
+                                   "issue 6"))
+            continue
+        info = index[s.tag]
+        ts, vals = good_series(frame, s.tag)
+        inside = (ts >= start) & (ts <= end)
+        amount, resets, rolls = totalizer_amount(ts, vals, start, end, info.rollover)
+        note = ""
+        if not np.isfinite(amount):
+            note = "totalizer readings do not span the window"
+        elif resets:
+            note = f"{resets} reset(s) detected; counted from zero after each"
+        out.append(StreamTotal(
+            s.id, s.tag, s.provenance, amount, info.unit,
+            to_kg(amount, info.unit, s) if np.isfinite(amount) else float("nan"),
+            "totalizer" if np.isfinite(amount) else "missing",
+            good_samples=int(inside.sum()), resets=resets, rollovers=rolls,
+            gaps=_gaps(ts[inside], start, end, interval_ns), note=note))
+    return out
+
+
+def flowsheet_tags(cfg: Config) -> list[str]:
+    return [s.tag for s in cfg.flowsheet.streams if s.tag is not None]
+
+
+def boundary(stream: Stream) -> str:
+    if stream.from_ == ENV:
+        return "input"
+    if stream.to == ENV:
+        return "output"
+    return "internal"

@@ -1,0 +1,179 @@
+"""Modbus TCP source. The only module that imports pymodbus (pinned <3.13: its API changes
+between minor versions, e.g. ``slave=`` became ``device_id=`` in 3.10).
+
+A :class:`Link` is one TCP connection (a device or a gateway); devices behind the same host and
+port share it and take turns through its lock. A :class:`ModbusDevice` reads its planned requests
+and decodes them into (tag, value, quality, reason) readings.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from collector.decode import decode
+from collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
+from collector.plan import Request, plan
+from config.models import DataType, ModbusTcpDevice
+from store import Quality, Reason
+
+log = logging.getLogger("cpaudit.collector.modbus")
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    tag: str
+    value: float
+    quality: Quality = Quality.GOOD
+    reason: Reason = Reason.NONE
+
+
+class Link:
+    """One TCP connection, shared in order by the unit ids behind it."""
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.lock = asyncio.Lock()
+        self.client: AsyncModbusTcpClient | None = None
+
+    async def ensure(self, device: str) -> AsyncModbusTcpClient:
+        if self.client is not None and self.client.connected:
+            return self.client
+        if self.client is not None:
+            self.client.close()
+        # reconnect_delay=0: we reconnect ourselves, with backoff, from the poll loop.
+        self.client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s,
+                                           retries=0, reconnect_delay=0)
+        try:
+            ok = await asyncio.wait_for(self.client.connect(), self.timeout_s + 0.5)
+        except (asyncio.TimeoutError, OSError, ModbusException) as e:
+            ok = False
+            log.debug("connect %s:%d: %r", self.host, self.port, e)
+        if not ok:
+            self.client.close()
+            self.client = None
+            raise ConnectError(device, f"{self.host}:{self.port}", "connection refused or timed out")
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class ModbusDevice:
+    def __init__(self, cfg: ModbusTcpDevice, link: Link) -> None:
+        self.cfg = cfg
+        self.link = link
+        self.requests: list[Request] = plan(
+            [r for r in cfg.registers], cfg.address_base, cfg.max_registers, cfg.gap_fill)
+        self.tags = [r.tag for r in cfg.registers if r.type != DataType.STRING] + \
+            [c.tag for c in cfg.computed]
+
+    async def _call(self, client: AsyncModbusTcpClient, req: Request) -> list[int] | list[bool]:
+        fn = {1: client.read_coils, 2: client.read_discrete_inputs,
+              3: client.read_holding_registers, 4: client.read_input_registers}[req.function]
+        where = f"{self.link.host}:{self.link.port} unit {self.cfg.unit_id} fc{req.function} " \
+                f"@{req.address}+{req.count}"
+        attempts = 1 + self.cfg.retries
+        for attempt in range(attempts):
+            try:
+                rr = await asyncio.wait_for(
+                    fn(req.address, count=req.count, device_id=self.cfg.unit_id),
+                    self.cfg.timeout_s + 0.2)
+            except (asyncio.TimeoutError, ModbusIOException) as e:
+                if attempt + 1 < attempts:
+                    continue
+                # A half-read reply must not be matched to the next request: start afresh.
+                self.link.close()
+                raise TimeoutError_(self.cfg.name, where, "no answer") from e
+            except (ConnectionException, OSError) as e:
+                self.link.close()
+                raise ConnectError(self.cfg.name, where, f"connection lost: {e}") from e
+            except ModbusException as e:
+                self.link.close()
+                raise DecodeError(self.cfg.name, where, f"bad frame: {e}") from e
+            if rr.isError():
+                raise DeviceException(self.cfg.name, where, int(getattr(rr, "exception_code", 0)))
+            if req.function in (1, 2):
+                bits = list(rr.bits)
+                if len(bits) < req.count:
+                    raise DecodeError(self.cfg.name, where, f"{len(bits)} bits for {req.count}")
+                return bits
+            regs = list(rr.registers)
+            if len(regs) != req.count:
+                raise DecodeError(self.cfg.name, where, f"{len(regs)} registers for {req.count}")
+            return regs
+        raise AssertionError("unreachable")
+
+    async def poll(self) -> list[Reading]:
+        """Read every register once. A failed request makes its tags bad with the reason;
+        the other requests of the device are still tried unless the connection is gone."""
+        out: dict[str, Reading] = {}
+        async with self.link.lock:
+            try:
+                client = await self.link.ensure(self.cfg.name)
+            except SourceError as e:
+                return self._all_bad(e.reason)
+            for i, req in enumerate(self.requests):
+                if i and self.cfg.pause_ms:
+                    await asyncio.sleep(self.cfg.pause_ms / 1000)
+                try:
+                    data = await self._call(client, req)
+                except SourceError as e:
+                    for reg, _ in req.registers:
+                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, e.reason)
+                    if isinstance(e, (ConnectError, TimeoutError_)):
+                        rest = self.requests[i + 1:]
+                        for r2 in rest:
+                            for reg, _ in r2.registers:
+                                out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, e.reason)
+                        break
+                    continue
+                for reg, wire in req.registers:
+                    if reg.type == DataType.STRING:
+                        continue
+                    off = wire - req.address
+                    try:
+                        if req.function in (1, 2):
+                            raw = float(bool(data[off]))
+                        else:
+                            raw = decode(list(data[off:off + reg.size]), reg.type, reg.word_order,
+                                         reg.bit)
+                    except (ValueError, IndexError):
+                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
+                        continue
+                    if not math.isfinite(raw):
+                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
+                        continue
+                    value = raw * reg.scale + reg.offset
+                    if reg.valid_range and not reg.valid_range[0] <= value <= reg.valid_range[1]:
+                        out[reg.tag] = Reading(reg.tag, value, Quality.BAD, Reason.RANGE)
+                        continue
+                    out[reg.tag] = Reading(reg.tag, value)
+        for c in self.cfg.computed:
+            parts = [out.get(t) for t in c.sum]
+            if all(p is not None and p.quality == Quality.GOOD for p in parts):
+                out[c.tag] = Reading(c.tag, sum(p.value for p in parts if p) * c.scale)
+            else:
+                worst = next((p for p in parts if p is None or p.quality != Quality.GOOD), None)
+                reason = worst.reason if worst is not None else Reason.DECODE
+                out[c.tag] = Reading(c.tag, math.nan, Quality.BAD, reason)
+        return [out[t] for t in self.tags if t in out]
+
+    def _all_bad(self, reason: Reason) -> list[Reading]:
+        return [Reading(t, math.nan, Quality.BAD, reason) for t in self.tags]
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def now_ns() -> int:
+    return time.time_ns()

@@ -1,0 +1,195 @@
+"""The collector service: one poll loop per device on aligned ticks, one writer to the store.
+
+Every scheduled tick of every device ends as samples in the store: good, uncertain/late, or bad
+with the reason (timeout, exception, connection, decode, overrun). Health goes in as samples under
+the reserved prefix ``_health.<device>.`` so the web can show it from the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.clock import Clock, next_tick
+from collector.modbus import Link, ModbusDevice, Reading
+from config import Config
+from config.models import ModbusTcpDevice
+from store import Batch, Quality, Reason, Store
+
+log = logging.getLogger("cpaudit.collector")
+
+HEALTH_PREFIX = "_health."
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class DeviceHealth:
+    name: str
+    polls: int = 0
+    good_polls: int = 0
+    consecutive_failures: int = 0
+    last_good_ns: int | None = None
+    last_latency_ms: float = math.nan
+    last_lateness_ms: float = math.nan
+    backoff_until_ns: int = 0
+    last_reason: str = ""
+    logged_failure: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.polls == 0:
+            return "starting"
+        return "online" if self.consecutive_failures == 0 else "offline"
+
+
+class Writer:
+    """Collects batches and writes them to the store every ``flush_ms`` in a worker thread, so
+    a slow fsync never delays a poll."""
+
+    def __init__(self, store: Store, flush_ms: float) -> None:
+        self.store = store
+        self.flush_s = flush_ms / 1000
+        self.pending: list[Batch] = []
+        self.written = 0
+        self._lock = asyncio.Lock()
+
+    def put(self, batch: Batch) -> None:
+        self.pending.append(batch)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self.pending:
+                return
+            batch, self.pending = Batch.concat(self.pending), []
+            self.written += await asyncio.to_thread(self.store.write, batch)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_s)
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - the store failing must be loud but not fatal
+                log.exception("store write failed; will retry")
+
+
+def _batch(ts: int, readings: list[Reading]) -> Batch:
+    n = len(readings)
+    return Batch(
+        tags=[r.tag for r in readings],
+        ts=np.full(n, ts, np.int64),
+        value=np.fromiter((r.value for r in readings), np.float64, n),
+        quality=np.fromiter((int(r.quality) for r in readings), np.int8, n),
+        reason=np.fromiter((int(r.reason) for r in readings), np.int8, n),
+    )
+
+
+class Collector:
+    def __init__(self, cfg: Config, store: Store, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock or Clock()
+        self.writer = Writer(store, cfg.collector.flush_ms)
+        self.links: dict[tuple[str, int], Link] = {}
+        self.devices: list[ModbusDevice] = []
+        self.health: dict[str, DeviceHealth] = {}
+        for d in cfg.devices:
+            if isinstance(d, ModbusTcpDevice):
+                link = self.links.setdefault((d.host, d.port), Link(d.host, d.port, d.timeout_s))
+                self.devices.append(ModbusDevice(d, link))
+                self.health[d.name] = DeviceHealth(d.name)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def interval_ns(self, dev: ModbusDevice) -> int:
+        return int(round((dev.cfg.interval_s or self.cfg.collector.interval_s) * 1e9))
+
+    async def _device_loop(self, dev: ModbusDevice) -> None:
+        interval = self.interval_ns(dev)
+        late_ns = int(self.cfg.collector.late_tolerance_ms * 1e6)
+        h = self.health[dev.cfg.name]
+        tick = next_tick(self.clock.now_ns(), interval)
+        while True:
+            await self.clock.sleep_until(tick)
+            t_req = self.clock.now_ns()
+            if t_req < h.backoff_until_ns:
+                readings = dev._all_bad(Reason.CONNECTION)
+            else:
+                readings = await dev.poll()
+            t_done = self.clock.now_ns()
+            good = [r for r in readings if r.quality == Quality.GOOD]
+            if t_done - tick > late_ns:
+                readings = [Reading(r.tag, r.value, Quality.UNCERTAIN, Reason.LATE)
+                            if r.quality == Quality.GOOD else r for r in readings]
+            self._account(h, dev, good, readings, tick, t_req, t_done)
+            self.writer.put(_batch(tick, readings + self._health_readings(h, t_req, t_done, tick)))
+            nxt = tick + interval
+            if t_done >= nxt:  # overrun: every skipped tick is recorded, never silently lost
+                skipped_to = next_tick(t_done, interval)
+                for t in range(nxt, skipped_to, interval):
+                    self.writer.put(_batch(t, dev._all_bad(Reason.OVERRUN)))
+                nxt = skipped_to
+            tick = nxt
+
+    def _account(self, h: DeviceHealth, dev: ModbusDevice, good: list[Reading],
+                 readings: list[Reading], tick: int, t_req: int, t_done: int) -> None:
+        h.polls += 1
+        h.last_latency_ms = (t_done - t_req) / 1e6
+        h.last_lateness_ms = (t_req - tick) / 1e6
+        if good:
+            h.good_polls += 1
+            if h.consecutive_failures:
+                log.warning("%s: back online after %d failed polls", dev.cfg.name,
+                            h.consecutive_failures)
+            h.consecutive_failures = 0
+            h.backoff_until_ns = 0
+            h.last_good_ns = tick
+            h.logged_failure = False
+            return
+        h.consecutive_failures += 1
+        reason = readings[0].reason.label if readings else "none"
+        h.last_reason = reason
+        if not h.logged_failure:
+            log.warning("%s: poll failed (%s); repeats are logged at debug level until it "
+                        "recovers", dev.cfg.name, reason)
+            h.logged_failure = True
+        if h.consecutive_failures >= 3 and readings and readings[0].reason == Reason.CONNECTION:
+            backoff = min(BACKOFF_MAX_S, 2 ** (h.consecutive_failures - 3))
+            h.backoff_until_ns = t_done + int(backoff * 1e9)
+
+    def _health_readings(self, h: DeviceHealth, t_req: int, t_done: int, tick: int
+                         ) -> list[Reading]:
+        p = f"{HEALTH_PREFIX}{h.name}."
+        backoff_s = max(0.0, (h.backoff_until_ns - t_done) / 1e9)
+        return [
+            Reading(p + "online", 1.0 if h.consecutive_failures == 0 else 0.0),
+            Reading(p + "latency_ms", (t_done - t_req) / 1e6),
+            Reading(p + "lateness_ms", (t_req - tick) / 1e6),
+            Reading(p + "consecutive_failures", float(h.consecutive_failures)),
+            Reading(p + "backoff_s", backoff_s),
+        ]
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""
+        if hasattr(self.store, "get_meta") and self.store.get_meta("campaign_start") is None:
+            self.store.set_meta("campaign_start", str(time.time_ns()))
+            self.store.set_meta("campaign_name", self.cfg.campaign.name)
+        self._tasks = [asyncio.create_task(self._device_loop(d), name=d.cfg.name)
+                       for d in self.devices]
+        writer = asyncio.create_task(self.writer.run(), name="writer")
+        log.info("collecting from %d devices every %.3g s", len(self.devices),
+                 self.cfg.collector.interval_s)
+        try:
+            if stop is None:
+                await asyncio.gather(*self._tasks)
+            else:
+                await stop.wait()
+        finally:
+            for t in self._tasks + [writer]:
+                t.cancel()
+            await asyncio.gather(*self._tasks, writer, return_exceptions=True)
+            await self.writer.flush()
+            for d in self.devices:
+                d.close()

@@ -1,0 +1,391 @@
+"""Typed models of a campaign file. Unknown keys are errors; cross-field checks live in
+:func:`cross_check`, which returns (field path, message) pairs so the loader can name the line.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.units import dimension, parse_unit
+
+ENV = "ENV"  # the system boundary in a flowsheet
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DataType(str, Enum):
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    BIT = "bit"        # one coil/discrete input, or one bit of a register (with ``bit``)
+    STRING = "string"  # ``count`` registers of text; stored as its length is meaningless, so
+    # strings are for identification only and yield no sample.
+
+    @property
+    def registers(self) -> int:
+        return {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
+                "float32": 2, "float64": 4, "bit": 1, "string": 1}[self.value]
+
+
+class WordOrder(str, Enum):
+    """Byte order of a multi-register value: A is the most significant byte.
+
+    ABCD: big-endian words, high word first. CDAB: low word first (TUF-2000). BADC: bytes swapped
+    in each word, high word first. DCBA: fully little-endian.
+    """
+    ABCD = "ABCD"
+    CDAB = "CDAB"
+    BADC = "BADC"
+    DCBA = "DCBA"
+
+
+class TagKind(str, Enum):
+    RATE = "rate"            # a flow rate or a power
+    TOTAL = "total"          # a totalizer (monotonic counter, may roll over or be reset)
+    STATE = "state"          # a process state (batch step, running flag)
+    CONDITION = "condition"  # a process condition (temperature, pressure)
+    OTHER = "other"
+
+
+_FUNCTION_NAMES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
+
+class Calibration(Strict):
+    certificate: str
+    valid_from: dt.date | None = None
+    valid_until: dt.date
+
+
+class Register(Strict):
+    tag: str = Field(min_length=1)
+    function: int = 3
+    address: int = Field(ge=0, le=65535)
+    type: DataType = DataType.FLOAT32
+    word_order: WordOrder = WordOrder.ABCD
+    count: int | None = Field(default=None, ge=1, le=125)  # registers, for strings
+    bit: int | None = Field(default=None, ge=0, le=15)
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = "1"
+    kind: TagKind = TagKind.OTHER
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    rollover: float | None = Field(default=None, gt=0)  # totalizer maximum count (after scale)
+    valid_range: tuple[float, float] | None = None
+    description: str = ""
+
+    @field_validator("function", mode="before")
+    @classmethod
+    def _function(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.lower() not in _FUNCTION_NAMES:
+                raise ValueError(f"unknown function {v!r}; use 1-4 or one of "
+                                 f"{', '.join(_FUNCTION_NAMES)}")
+            return _FUNCTION_NAMES[v.lower()]
+        if v not in (1, 2, 3, 4):
+            raise ValueError(f"function code must be 1-4, got {v!r}")
+        return v
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, v: Any) -> Any:
+        allowed = [t.value for t in DataType]
+        if v not in allowed:
+            raise ValueError(f"unknown type {v!r}; expected one of {', '.join(allowed)}")
+        return v
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        parse_unit(v)
+        return v
+
+    @property
+    def size(self) -> int:
+        """Registers (or bits) this value occupies."""
+        if self.type == DataType.STRING:
+            return self.count or 1
+        if self.function in (1, 2):
+            return 1
+        return self.type.registers
+
+
+class Computed(Strict):
+    """A tag computed by the collector from other tags of the same device and tick: the sum of
+    ``sum`` times ``scale`` (e.g. a TUF-2000 totalizer = integer part + fraction part)."""
+    tag: str
+    sum: list[str] = Field(min_length=1)
+    scale: float = 1.0
+    unit: str = "1"
+    kind: TagKind = TagKind.OTHER
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    rollover: float | None = Field(default=None, gt=0)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        parse_unit(v)
+        return v
+
+
+class SimulateHint(Strict):
+    stream: str
+
+
+class ModbusTcpDevice(Strict):
+    name: str = Field(min_length=1)
+    protocol: Literal["modbus_tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=255)
+    address_base: Literal[0, 1] = 0
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=0, ge=0, le=5)
+    pause_ms: float = Field(default=0.0, ge=0)
+    interval_s: float | None = Field(default=None, gt=0)
+    max_registers: int = Field(default=125, ge=1, le=125)
+    gap_fill: int = Field(default=0, ge=0, le=100)
+    profile: str | None = None
+    model: str = ""
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    calibration: Calibration | None = None
+    simulate: SimulateHint | None = None
+    registers: list[Register] = Field(min_length=1)
+    computed: list[Computed] = []
+
+
+Device = Annotated[Union[ModbusTcpDevice], Field(discriminator="protocol")]
+
+
+class Node(Strict):
+    id: str = Field(min_length=1)
+    name: str = ""
+    name_zh: str = ""
+    kind: Literal["unit", "storage"] = "unit"
+
+    @field_validator("id")
+    @classmethod
+    def _not_env(cls, v: str) -> str:
+        if v == ENV:
+            raise ValueError(f"{ENV!r} is the system boundary and cannot be a node id")
+        return v
+
+
+class Stream(Strict):
+    id: str = Field(min_length=1)
+    from_: str = Field(alias="from")
+    to: str
+    layer: Literal["material"] = "material"
+    provenance: Literal["measured", "theoretical", "manual"] = "measured"
+    tag: str | None = None
+    rate_tag: str | None = None
+    source: str | None = None          # where a theoretical or manual value comes from
+    value: float | None = None         # theoretical amount per hour, in ``unit``
+    unit: str | None = None
+    main: bool = False                 # a main inlet or outlet of the audit focus (7.3.3.3 b)
+    density_kg_m3: float | None = Field(default=None, gt=0)
+    name: str = ""
+    name_zh: str = ""
+
+
+class Flowsheet(Strict):
+    nodes: list[Node] = Field(min_length=1)
+    streams: list[Stream] = Field(min_length=1)
+
+
+class LoadRequirement(Strict):
+    tag: str
+    average: float = Field(gt=0)
+    unit: str
+    source: str
+
+
+class Requirements(Strict):
+    mode: Literal["continuous", "batch"] = "continuous"
+    min_hours: float = Field(default=72.0, gt=0)
+    min_cycles: int = Field(default=3, ge=1)
+    closure_limit_pct: float = Field(default=5.0, gt=0, le=100)
+    coverage_min: float = Field(default=0.95, gt=0, le=1)
+    load: LoadRequirement | None = None
+
+
+class CollectorSettings(Strict):
+    interval_s: float = Field(default=1.0, gt=0, le=3600)
+    late_tolerance_ms: float = Field(default=500.0, gt=0)
+    flush_ms: float = Field(default=500.0, gt=0)
+
+
+class Leak(Strict):
+    node: str
+    fraction: float = Field(gt=0, lt=1)
+
+
+class Simulation(Strict):
+    plant: Literal["brewhouse"] = "brewhouse"
+    seed: int = 1
+    load_amplitude: float = Field(default=0.08, ge=0, lt=0.5)
+    leak: Leak | None = None
+
+
+class CampaignInfo(Strict):
+    name: str
+    site: str = ""
+    timezone: str = "Asia/Shanghai"
+    audit_focus: str = ""
+    audit_focus_zh: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+
+class Config(Strict):
+    campaign: CampaignInfo
+    requirements: Requirements = Requirements()
+    collector: CollectorSettings = CollectorSettings()
+    devices: list[Device] = Field(min_length=1)
+    flowsheet: Flowsheet
+    simulation: Simulation = Simulation()
+
+    # -- derived views -------------------------------------------------------------------------
+    def tag_index(self) -> dict[str, "TagInfo"]:
+        out: dict[str, TagInfo] = {}
+        for d in self.devices:
+            for r in d.registers:
+                if r.type != DataType.STRING:
+                    out[r.tag] = TagInfo(r.tag, d.name, r.unit, r.kind,
+                                         r.accuracy_pct or d.accuracy_pct, r.rollover,
+                                         d.calibration)
+            for c in d.computed:
+                out[c.tag] = TagInfo(c.tag, d.name, c.unit, c.kind,
+                                     c.accuracy_pct or d.accuracy_pct, c.rollover, d.calibration)
+        return out
+
+    def device(self, name: str) -> Device:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+class TagInfo:
+    __slots__ = ("name", "device", "unit", "kind", "accuracy_pct", "rollover", "calibration")
+
+    def __init__(self, name: str, device: str, unit: str, kind: TagKind,
+                 accuracy_pct: float | None, rollover: float | None,
+                 calibration: Calibration | None) -> None:
+        self.name, self.device, self.unit, self.kind = name, device, unit, kind
+        self.accuracy_pct, self.rollover, self.calibration = accuracy_pct, rollover, calibration
+
+
+class CrossFieldError(ValueError):
+    """Several cross-field problems, each (path tuple, message)."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]) -> None:
+        super().__init__("; ".join(m for _, m in problems))
+        self.problems = problems
+
+
+def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks that span fields. Returns (path, message) pairs; empty when all is well."""
+    p: list[tuple[tuple[Any, ...], str]] = []
+    seen_dev: dict[str, int] = {}
+    tags: dict[str, tuple[Any, ...]] = {}
+    for i, d in enumerate(cfg.devices):
+        if d.name in seen_dev:
+            p.append((("devices", i, "name"),
+                      f"duplicate device name {d.name!r} (first at devices[{seen_dev[d.name]}])"))
+        seen_dev.setdefault(d.name, i)
+        local: set[str] = set()
+        for j, r in enumerate(d.registers):
+            path = ("devices", i, "registers", j, "tag")
+            if r.tag in tags:
+                p.append((path, f"duplicate tag {r.tag!r}"))
+            tags.setdefault(r.tag, path)
+            local.add(r.tag)
+            if r.type == DataType.STRING and not r.count:
+                p.append((("devices", i, "registers", j, "count"),
+                          "a string needs count (registers)"))
+            if r.bit is not None and r.function not in (3, 4):
+                p.append((("devices", i, "registers", j, "bit"),
+                          "bit selects a bit of a register; coils and inputs are bits already"))
+            if r.function in (1, 2) and r.type != DataType.BIT:
+                p.append((("devices", i, "registers", j, "type"),
+                          f"function {r.function} reads bits; type must be 'bit'"))
+            if r.address < d.address_base:
+                p.append((("devices", i, "registers", j, "address"),
+                          f"address {r.address} is below the device's address_base "
+                          f"{d.address_base}"))
+        for j, c in enumerate(d.computed):
+            path = ("devices", i, "computed", j, "tag")
+            if c.tag in tags:
+                p.append((path, f"duplicate tag {c.tag!r}"))
+            tags.setdefault(c.tag, path)
+            for k, src in enumerate(c.sum):
+                if src not in local:
+                    p.append((("devices", i, "computed", j, "sum", k),
+                              f"{src!r} is not a register tag of device {d.name!r}"))
+    nodes: set[str] = set()
+    for i, n in enumerate(cfg.flowsheet.nodes):
+        if n.id in nodes:
+            p.append((("flowsheet", "nodes", i, "id"), f"duplicate node id {n.id!r}"))
+        nodes.add(n.id)
+    stream_ids: set[str] = set()
+    index = cfg.tag_index()
+    for i, s in enumerate(cfg.flowsheet.streams):
+        base = ("flowsheet", "streams", i)
+        if s.id in stream_ids:
+            p.append((base + ("id",), f"duplicate stream id {s.id!r}"))
+        stream_ids.add(s.id)
+        for end, key in ((s.from_, "from"), (s.to, "to")):
+            if end != ENV and end not in nodes:
+                p.append((base + (key,), f"unknown node {end!r}; nodes are "
+                          f"{', '.join(sorted(nodes))} and {ENV} (the boundary)"))
+        if s.from_ == s.to:
+            p.append((base + ("to",), "a stream cannot start and end at the same node"))
+        if s.provenance == "measured" and not s.tag and not s.rate_tag:
+            p.append((base + ("tag",), "a measured stream needs a tag or a rate_tag"))
+        if s.provenance in ("theoretical", "manual") and not s.source:
+            p.append((base + ("source",), f"a {s.provenance} stream needs its source"))
+        if s.provenance == "theoretical" and (s.value is None or s.unit is None):
+            p.append((base + ("value",), "a theoretical stream needs value and unit (per hour)"))
+        for key, tag in (("tag", s.tag), ("rate_tag", s.rate_tag)):
+            if tag is None:
+                continue
+            if tag not in index:
+                p.append((base + (key,), f"unknown tag {tag!r}"))
+                continue
+            dim = dimension(index[tag].unit)
+            want = ("mass", "volume") if key == "tag" else ("mass_rate", "volume_rate")
+            if dim not in want:
+                p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r} ({dim}); "
+                          f"a material stream's {key} needs {' or '.join(want)}"))
+            elif dim.startswith("volume") and s.density_kg_m3 is None:
+                p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
+                          f"({index[tag].unit}); the material balance needs density_kg_m3"))
+    for i, d in enumerate(cfg.devices):
+        if d.simulate and d.simulate.stream not in stream_ids:
+            p.append((("devices", i, "simulate", "stream"),
+                      f"unknown stream {d.simulate.stream!r}"))
+    load = cfg.requirements.load
+    if load is not None and load.tag not in index:
+        p.append((("requirements", "load", "tag"), f"unknown tag {load.tag!r}"))
+    leak = cfg.simulation.leak
+    if leak is not None and leak.node not in nodes:
+        p.append((("simulation", "leak", "node"), f"unknown node {leak.node!r}"))
+    return p

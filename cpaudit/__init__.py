@@ -1,0 +1,1 @@
+"""The ``cpaudit`` command: wires the wings together. Nothing imports this package."""

@@ -1,0 +1,3 @@
+from cpaudit.cli import main
+
+raise SystemExit(main())

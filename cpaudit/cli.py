@@ -1,0 +1,244 @@
+"""cpaudit command line.
+
+    cpaudit check CONFIG                        validate; exit 0, or print errors and exit 2
+    cpaudit simulate CONFIG [--leak NODE[:F]]   run the simulated site (Modbus TCP servers)
+    cpaudit collect CONFIG --store PATH         poll the devices into the store
+    cpaudit analyze CONFIG --store PATH [--from T] [--to T] [--json]
+    cpaudit serve CONFIG --store PATH [--host H] [--port P]
+    cpaudit demo [--config C] [--store S] [--port P] [--leak NODE[:F]]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any, Sequence
+from zoneinfo import ZoneInfo
+
+import config as cfgmod
+
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = os.path.join(os.path.dirname(cfgmod.__file__), "examples", "brewery.yaml")
+
+
+def _load(path: str) -> cfgmod.Config:
+    try:
+        return cfgmod.load(path)
+    except cfgmod.ConfigError as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _leak(text: str | None) -> tuple[str, float] | None:
+    if not text:
+        return None
+    node, _, frac = text.partition(":")
+    try:
+        f = float(frac) if frac else 0.10
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--leak {text!r}: fraction must be a number") from None
+    if not 0 < f < 1:
+        raise argparse.ArgumentTypeError(f"--leak {text!r}: fraction must be between 0 and 1")
+    return node, f
+
+
+def _time(text: str | None, tz: str) -> int | None:
+    if text is None:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"cpaudit: bad time {text!r}; use ISO 8601, e.g. 2026-11-24T08:00+08:00")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=ZoneInfo(tz))
+    return int(t.timestamp() * 1e9)
+
+
+def _run_async(coro_factory: Any) -> int:
+    """Run an async main with SIGINT/SIGTERM setting a stop event (clean shutdown)."""
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await coro_factory(stop)
+    asyncio.run(runner())
+    return 0
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_check(a: argparse.Namespace) -> int:
+    cfg = _load(a.config)
+    print(f"{a.config}: ok — {len(cfg.devices)} devices, {len(cfg.tag_index())} tags, "
+          f"{len(cfg.flowsheet.nodes)} nodes, {len(cfg.flowsheet.streams)} streams")
+    return 0
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from simulators.live import run
+    cfg = _load(a.config)
+    leak = _leak(a.leak)
+    if leak and leak[0] not in {n.id for n in cfg.flowsheet.nodes}:
+        print(f"cpaudit: --leak: unknown node {leak[0]!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    return _run_async(lambda stop: run(cfg, leak, stop))
+
+
+def cmd_collect(a: argparse.Namespace) -> int:
+    from collector.service import Collector
+    from store import SQLiteStore
+    cfg = _load(a.config)
+    st = SQLiteStore(a.store)
+
+    async def go(stop: asyncio.Event) -> None:
+        await Collector(cfg, st).run(stop)
+    try:
+        return _run_async(go)
+    finally:
+        st.close()
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    from analyzer import material_balance
+    from analyzer.totals import flowsheet_tags
+    from store import SQLiteStore, StoreError
+    cfg = _load(a.config)
+    if not os.path.exists(a.store):
+        print(f"cpaudit: {a.store}: no such store", file=sys.stderr)
+        return 1
+    tz = cfg.campaign.timezone
+    start, end = _time(a.start, tz), _time(a.end, tz)
+    try:
+        st = SQLiteStore(a.store, readonly=True)
+        frame = st.read(flowsheet_tags(cfg), start, None if end is None else end + 1)
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    result = material_balance(cfg, frame, start, end)
+    if a.json:
+        print(json.dumps({"campaign": cfg.campaign.name, "balances": {"material": result.to_dict()}},
+                         indent=2, ensure_ascii=False))
+        return 0
+    print(f"Material balance (物料平衡), {cfg.campaign.name}")
+    if result.start_ns is None:
+        print(f"  {result.message}")
+        return 0
+    z = ZoneInfo(tz)
+    print(f"  window {dt.datetime.fromtimestamp(result.start_ns / 1e9, z):%Y-%m-%d %H:%M:%S} → "
+          f"{dt.datetime.fromtimestamp(result.end_ns / 1e9, z):%Y-%m-%d %H:%M:%S} "
+          f"({result.hours * 60:.1f} min)")
+    print(f"  {'node':<12}{'inputs [kg]':>14}{'outputs [kg]':>14}{'closure [%]':>13}  verdict")
+    for n in result.nodes + ([result.overall] if result.overall else []):
+        c = "-" if n.closure_pct is None else f"{n.closure_pct:+.2f}"
+        v = "?" if n.ok is None else ("ok" if n.ok else f"BEYOND {result.limit_pct:g} %")
+        print(f"  {n.node:<12}{n.total_in:>14.1f}{n.total_out:>14.1f}{c:>13}  {v}")
+    print(f"  {result.message}")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from web import create_app
+    _load(a.config)
+    if not _is_loopback(a.host) and not os.environ.get("CPAUDIT_TOKEN"):
+        print(f"cpaudit: refusing to listen on {a.host} without an access token "
+              "(set CPAUDIT_TOKEN); the default is 127.0.0.1", file=sys.stderr)
+        return EXIT_CONFIG
+    app = create_app({"CPAUDIT_CONFIG": a.config, "CPAUDIT_STORE": a.store})
+    server = make_server(a.host, a.port, app, threaded=True)
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"cpaudit: serving http://{a.host}:{a.port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from cpaudit.demo import run_demo
+    _load(a.config)
+    return run_demo(a.config, a.store, a.host, a.port, a.leak, fresh=not a.keep)
+
+
+# -- parser -----------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cpaudit", description="Measurement campaigns and balances "
+                                "for cleaner-production audits (DB11/T 1156).")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("check", help="validate a campaign file")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("simulate", help="run the simulated site live")
+    s.add_argument("config")
+    s.add_argument("--leak", help="NODE[:FRACTION] (default fraction 0.10)")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("collect", help="poll the devices into the store")
+    s.add_argument("config")
+    s.add_argument("--store", required=True)
+    s.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("analyze", help="balances over a window")
+    s.add_argument("config")
+    s.add_argument("--store", required=True)
+    s.add_argument("--from", dest="start")
+    s.add_argument("--to", dest="end")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("serve", help="the web UI and API")
+    s.add_argument("config")
+    s.add_argument("--store", required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8050)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("demo", help="simulators + collector + web on the demo campaign")
+    s.add_argument("--config", default=DEFAULT_CONFIG)
+    s.add_argument("--store", default="var/demo.db")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8050)
+    s.add_argument("--leak", help="NODE[:FRACTION], e.g. mash or mash:0.1")
+    s.add_argument("--keep", action="store_true", help="keep the existing demo store")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(a.func(a) or 0)
+    except argparse.ArgumentTypeError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,21 @@
+"""The corridor between collector and analyzer/web: the sample record, its batch, and the stores.
+
+Imports nothing of ours (DESIGN.md). Everyone may import it.
+"""
+from store.base import Store, StoreError
+from store.sample import Batch, Quality, Reason, Sample, SAMPLE_COLUMNS
+from store.sqlite import SQLiteStore
+
+__all__ = [
+    "Batch", "Quality", "Reason", "Sample", "SAMPLE_COLUMNS", "Store", "StoreError", "SQLiteStore",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open a store from a path or URL: ``path/to/file.db`` or ``sqlite:///path``."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///"):])
+    if "://" in url:
+        raise StoreError(f"unknown store URL scheme in {url!r}")
+    return SQLiteStore(url)

@@ -1,0 +1,118 @@
+"""JSON API, version 1. Every figure the pages show comes from here.
+
+GET /api/v1/campaign   campaign name, start, elapsed, samples, devices online
+GET /api/v1/balance    material balance per node and overall (?from=&to=, ISO 8601 or ns)
+GET /api/v1/devices    per-device state from the collector's health samples
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from analyzer import material_balance
+from analyzer.totals import flowsheet_tags
+from web.app import APIError, get_config, get_store
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+HEALTH = "_health."
+
+
+def _time_param(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    try:
+        t = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise APIError(400, f"{name}: expected ISO 8601 time or integer ns, got {raw!r}") from None
+    if t.tzinfo is None:
+        raise APIError(400, f"{name}: give a time zone offset, e.g. {raw}+08:00")
+    return int(t.timestamp() * 1e9)
+
+
+def _iso(ns: int | None, tz: str) -> str | None:
+    if ns is None:
+        return None
+    from zoneinfo import ZoneInfo
+    return dt.datetime.fromtimestamp(ns / 1e9, ZoneInfo(tz)).isoformat(timespec="seconds")
+
+
+def devices_state() -> list[dict[str, Any]]:
+    cfg = get_config()
+    st = get_store()
+    last = st.last([f"{HEALTH}{d.name}.{k}" for d in cfg.devices
+                    for k in ("online", "latency_ms", "consecutive_failures", "backoff_s")])
+    vals = {(r.tag, "v"): r.value for r in last.itertuples()} | \
+        {(r.tag, "ts"): r.ts for r in last.itertuples()}
+    now = time.time_ns()
+    out = []
+    for d in cfg.devices:
+        p = f"{HEALTH}{d.name}."
+        ts = vals.get((p + "online", "ts"))
+        interval = (d.interval_s or cfg.collector.interval_s) * 1e9
+        fresh = ts is not None and now - ts <= 3 * interval + 2e9
+        online = bool(fresh and vals.get((p + "online", "v")) == 1.0)
+        state = "online" if online else ("offline" if ts is not None else "unknown")
+        if ts is not None and not fresh:
+            state = "stale"
+        out.append({
+            "name": d.name, "model": d.model, "state": state, "online": online,
+            "last_ts": int(ts) if ts is not None else None,
+            "latency_ms": vals.get((p + "latency_ms", "v")),
+            "consecutive_failures": vals.get((p + "consecutive_failures", "v")),
+            "backoff_s": vals.get((p + "backoff_s", "v")),
+        })
+    return out
+
+
+@bp.get("/campaign")
+def campaign():  # type: ignore[no-untyped-def]
+    cfg = get_config()
+    st = get_store()
+    stats = st.stats()
+    start_meta = st.get_meta("campaign_start")
+    start = int(start_meta) if start_meta else stats["first_ts"]
+    devs = devices_state()
+    now = time.time_ns()
+    return jsonify({
+        "name": cfg.campaign.name, "site": cfg.campaign.site,
+        "audit_focus": cfg.campaign.audit_focus, "audit_focus_zh": cfg.campaign.audit_focus_zh,
+        "timezone": cfg.campaign.timezone, "mode": cfg.requirements.mode,
+        "required_hours": cfg.requirements.min_hours,
+        "start_ns": start, "start": _iso(start, cfg.campaign.timezone),
+        "last_ts": stats["last_ts"], "last": _iso(stats["last_ts"], cfg.campaign.timezone),
+        "elapsed_s": (now - start) / 1e9 if start else 0.0,
+        "samples": stats["samples"],
+        "devices_online": sum(1 for d in devs if d["online"]), "devices_total": len(devs),
+    })
+
+
+@bp.get("/devices")
+def devices():  # type: ignore[no-untyped-def]
+    return jsonify({"devices": devices_state()})
+
+
+@bp.get("/balance")
+def balance():  # type: ignore[no-untyped-def]
+    cfg = get_config()
+    start, end = _time_param("from"), _time_param("to")
+    if start is not None and end is not None and end <= start:
+        raise APIError(400, "to must be after from")
+    st = get_store()
+    last_ts = st.stats()["last_ts"]
+    cache = current_app.extensions["cpaudit_cache"]
+    key = ("balance", start, end, last_ts)
+    if key not in cache:
+        frame = st.read(flowsheet_tags(cfg), start, None if end is None else end + 1)
+        result = material_balance(cfg, frame, start, end).to_dict()
+        result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
+        result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
+        cache.clear()
+        cache[key] = result
+    return jsonify(cache[key])
