@@ -90,8 +90,13 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
     limit = cfg.requirements.closure_limit_pct
     window = common_window(frame, flowsheet_tags(cfg), start, end)
     if window is None:
+        tags = flowsheet_tags(cfg)
+        good = set(frame.loc[frame["quality"] == 0, "tag"].unique()) if len(frame) else set()
+        silent = [s.id for s in cfg.flowsheet.streams if s.tag is not None and s.tag not in good]
+        why = (f"no good readings yet from {', '.join(silent)}" if silent else
+               "the streams' meters have no time span in common yet")
         return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
-                             "no window in which every stream's meter has good readings yet")
+                             f"no balance: {why}" if tags else "no measured streams")
     totals = stream_totals(cfg, frame, window)
     by_id = {t.stream: t for t in totals}
     streams = cfg.flowsheet.streams

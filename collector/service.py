@@ -117,7 +117,14 @@ class Collector:
             if t_req < h.backoff_until_ns:
                 readings = dev._all_bad(Reason.CONNECTION)
             else:
-                readings = await dev.poll()
+                try:
+                    readings = await dev.poll()
+                except asyncio.CancelledError:
+                    # stopped mid-poll: the ticks already due are recorded as missing, not lost
+                    now = self.clock.now_ns()
+                    for t in range(tick, now + 1, interval):
+                        self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
+                    raise
             t_done = self.clock.now_ns()
             good = [r for r in readings if r.quality == Quality.GOOD]
             if t_done - tick > late_ns:

@@ -375,7 +375,8 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             if dim not in want:
                 p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r} ({dim}); "
                           f"a material stream's {key} needs {' or '.join(want)}"))
-            elif dim.startswith("volume") and s.density_kg_m3 is None:
+            elif dim.startswith("volume") and s.density_kg_m3 is None and not any(
+                    q[0] == base + ("density_kg_m3",) for q in p):
                 p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
                           f"({index[tag].unit}); the material balance needs density_kg_m3"))
     for i, d in enumerate(cfg.devices):

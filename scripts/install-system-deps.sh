@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install the Debian packages the tests and the demo talk to, if they are missing.
+#   mosquitto, mosquitto-clients  MQTT broker and mosquitto_pub/sub (private instances per test)
+#   influxdb                      InfluxDB 1.x server, v1 HTTP API (private instance per test)
+#   mbpoll                        an independent Modbus client to check the simulators
+#   socat                         pseudo-terminal pairs for Modbus RTU tests
+#   python3-venv                  only when `python3 -m venv` is missing (argument: venv)
+set -eu
+
+need=""
+if [ "${1:-}" = "venv" ]; then
+    need="python3-venv"
+else
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
+    command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
+    command -v influxd >/dev/null 2>&1 || need="$need influxdb"
+    command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
+    command -v socat >/dev/null 2>&1 || need="$need socat"
+fi
+[ -z "$need" ] && exit 0
+
+echo "cpaudit: installing Debian packages:$need"
+if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "cpaudit: need root (or sudo) to apt-get install:$need" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The packages' own services are not used: each test starts private instances on free ports.
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null

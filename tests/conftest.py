@@ -1,0 +1,75 @@
+"""Shared fixtures: the demo campaign on free ports, stores in temp dirs, private servers."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import config
+from store import SQLiteStore
+from tests.servers import InfluxD, Mosquitto, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BREWERY = ROOT / "config" / "examples" / "brewery.yaml"
+OUTPUT = ROOT / "test-output"
+
+
+def brewery_text(**subs: Any) -> str:
+    """The demo campaign with every device port moved to a free one."""
+    text = BREWERY.read_text()
+    ports = sorted(set(re.findall(r"port: (\d+)", text)))
+    for p in ports:
+        text = text.replace(f"port: {p}", f"port: {free_port()}")
+    for k, v in subs.items():
+        text = text.replace(k, v)
+    return text
+
+
+@pytest.fixture
+def brewery_file(tmp_path: Path) -> Path:
+    p = tmp_path / "brewery.yaml"
+    p.write_text(brewery_text())
+    return p
+
+
+@pytest.fixture
+def brewery(brewery_file: Path) -> config.Config:
+    return config.load(brewery_file)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    st = SQLiteStore(tmp_path / "store.db")
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    m = Mosquitto(tmp_path / "mosquitto").start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def influxd(tmp_path: Path) -> Iterator[InfluxD]:
+    i = InfluxD(tmp_path / "influxd").start()
+    yield i
+    i.stop()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

@@ -1,0 +1,130 @@
+"""The contract every Store backend must pass (STYLE.md: one suite, parametrised over backends).
+
+Issue 3 adds the InfluxDB backend to ``BACKENDS``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from store import SAMPLE_COLUMNS, Batch, Quality, Reason, Sample, SQLiteStore, Store
+
+BACKENDS = ["sqlite"]
+T0 = 1_795_000_000_000_000_000  # ns
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        st = SQLiteStore(tmp_path / "c.db")
+    yield st
+    st.close()
+
+
+def batch(n: int = 10, tag: str = "a", t0: int = T0, step: int = 1_000_000_000) -> Batch:
+    return Batch(tags=[tag] * n, ts=[t0 + i * step for i in range(n)],
+                 value=[float(i) * 1.5 for i in range(n)], quality=[0] * n, reason=[0] * n)
+
+
+def test_is_a_store(store: Store) -> None:
+    assert isinstance(store, Store)
+
+
+def test_round_trip_values_and_schema(store: Store) -> None:
+    assert store.write(batch(10)) == 10
+    df = store.read(["a"], None, None)
+    assert list(df.columns) == list(SAMPLE_COLUMNS)
+    assert df["ts"].tolist() == [T0 + i * 1_000_000_000 for i in range(10)]
+    assert df["value"].tolist() == [i * 1.5 for i in range(10)]
+    assert str(df["ts"].dtype) == "int64"
+
+
+def test_bad_sample_keeps_nan_and_reason(store: Store) -> None:
+    store.write(Batch.from_samples([
+        Sample("a", T0, math.nan, Quality.BAD, Reason.TIMEOUT),
+        Sample("a", T0 + 1, 2.0, Quality.UNCERTAIN, Reason.LATE),
+    ]))
+    df = store.read(["a"], None, None)
+    assert math.isnan(df["value"].iloc[0])
+    assert df["quality"].tolist() == [Quality.BAD, Quality.UNCERTAIN]
+    assert df["reason"].tolist() == [Reason.TIMEOUT, Reason.LATE]
+
+
+def test_write_is_idempotent_and_first_write_is_the_record(store: Store) -> None:
+    store.write(batch(5))
+    again = batch(5)
+    again.value[:] = 99.0
+    assert store.write(again) == 0
+    assert store.read(["a"], None, None)["value"].tolist() == [0.0, 1.5, 3.0, 4.5, 6.0]
+    assert store.stats()["samples"] == 5
+
+
+def test_range_is_half_open(store: Store) -> None:
+    store.write(batch(10))
+    df = store.read(["a"], T0 + 2_000_000_000, T0 + 5_000_000_000)
+    assert df["ts"].tolist() == [T0 + k * 1_000_000_000 for k in (2, 3, 4)]
+
+
+def test_tag_filter_and_unknown_tags(store: Store) -> None:
+    store.write(Batch.concat([batch(3, "a"), batch(4, "b")]))
+    assert set(store.read(["b"], None, None)["tag"]) == {"b"}
+    assert len(store.read(None, None, None)) == 7
+    empty = store.read(["nope"], None, None)
+    assert empty.empty and list(empty.columns) == list(SAMPLE_COLUMNS)
+    assert store.tags() == ["a", "b"]
+
+
+def test_last_gives_newest_per_tag(store: Store) -> None:
+    store.write(Batch.concat([batch(3, "a"), batch(4, "b")]))
+    last = store.last()
+    assert dict(zip(last["tag"], last["value"])) == {"a": 3.0, "b": 4.5}
+    assert store.last(["a"])["ts"].tolist() == [T0 + 2_000_000_000]
+
+
+def test_stats(store: Store) -> None:
+    store.write(batch(4))
+    s = store.stats()
+    assert (s["samples"], s["tags"], s["first_ts"], s["last_ts"]) == (4, 1, T0, T0 + 3_000_000_000)
+
+
+def test_batch_rejects_nan_good() -> None:
+    with pytest.raises(ValueError, match="non-finite"):
+        Batch(tags=["a"], ts=[1], value=[math.nan], quality=[0], reason=[0])
+    with pytest.raises(ValueError, match="non-finite"):
+        Sample("a", 1, math.inf)
+    with pytest.raises(ValueError, match="differ in length"):
+        Batch(tags=["a", "b"], ts=[1], value=[1.0], quality=[0], reason=[0])
+
+
+def test_sqlite_survives_reopen_and_is_readable_while_written(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    w = SQLiteStore(path)
+    w.write(batch(3))
+    reader = SQLiteStore(path, readonly=True)
+    assert len(reader.read(["a"])) == 3
+    w.write(batch(3, t0=T0 + 10_000_000_000))
+    assert len(reader.read(["a"])) == 6          # a committed write is visible at once (WAL)
+    w.close()
+    reader.close()
+    again = SQLiteStore(path)
+    assert again.stats()["samples"] == 6
+    again.close()
+
+
+def test_edges_first_and_last_good(tmp_path: Path) -> None:
+    st = SQLiteStore(tmp_path / "e.db")
+    b = batch(6)
+    b.quality[0] = Quality.BAD
+    b.value[0] = np.nan
+    b.quality[5] = Quality.BAD
+    b.value[5] = np.nan
+    st.write(b)
+    e = st.edges(["a"])
+    row = e.iloc[0]
+    assert (row.first_ts, row.first_value, row.last_ts, row.last_value, row.good, row.total) == \
+        (T0 + 1_000_000_000, 1.5, T0 + 4_000_000_000, 6.0, 4, 6)
+    st.close()

@@ -1,0 +1,106 @@
+"""The command line as a user runs it: analyze on a recorded store, and the whole demo."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, brewery_text
+from tests.servers import free_port
+
+
+def processes_mentioning(text: str) -> list[int]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            out.append(int(pid))
+    return out
+
+
+@pytest.mark.e2e
+def test_demo_serves_balance_flags_leak_and_stops_cleanly(tmp_path: Path) -> None:
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(brewery_text())
+    store = tmp_path / "demo.db"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cpaudit", "demo", "--config", str(cfg), "--store", str(store),
+         "--port", str(port), "--leak", "kettle:0.12"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/api/v1/balance"
+    balance = None
+    try:
+        deadline = time.monotonic() + 60          # "within a minute of start"
+        while time.monotonic() < deadline:
+            try:
+                b = requests.get(url, timeout=2).json()
+                if b["verdict"] != "no-data" and b["hours"] * 3600 >= 4:
+                    balance = b
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        assert balance is not None, "no balance within a minute"
+        nodes = {n["node"]: n for n in balance["nodes"]}
+        assert nodes["kettle"]["ok"] is False and nodes["kettle"]["closure_pct"] > 5
+        assert nodes["mash"]["ok"] is True
+        assert processes_mentioning(str(store))      # the collector and the web are running
+    finally:
+        proc.send_signal(signal.SIGINT)               # Ctrl-C
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"open http://127.0.0.1:{port}/" in out
+    time.sleep(0.5)
+    assert processes_mentioning(str(cfg)) == [], "something was left running"
+
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                          str(store), "--json"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    mat = doc["balances"]["material"]
+    assert {n["node"]: n["ok"] for n in mat["nodes"]} == {"mash": True, "kettle": False}
+    text = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                           str(store)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "kettle" in text.stdout and "BEYOND 5 %" in text.stdout
+
+
+def test_analyze_bad_inputs(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(brewery_text())
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                          str(tmp_path / "none.db")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 1 and "no such store" in res.stderr and "Traceback" not in res.stderr
+    empty = tmp_path / "empty.db"
+    from store import SQLiteStore
+    SQLiteStore(empty).close()
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                          str(empty), "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0
+    assert json.loads(res.stdout)["balances"]["material"]["verdict"] == "no-data"
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                          str(empty), "--from", "noon"], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode != 0 and "bad time 'noon'" in res.stderr
+
+
+def test_serve_refuses_public_bind_without_token(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(brewery_text())
+    env = {k: v for k, v in os.environ.items() if k != "CPAUDIT_TOKEN"}
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "serve", str(cfg), "--store",
+                          str(tmp_path / "s.db"), "--host", "0.0.0.0"], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=30)
+    assert res.returncode == 2 and "access token" in res.stderr

@@ -1,0 +1,128 @@
+"""The web app over real HTTP (werkzeug server on a free port) while a real collector records
+the simulated site into the SQLite store."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+import config
+from collector.service import Collector
+from simulators.live import Site
+from store import SQLiteStore
+from tests.conftest import brewery_text
+from tests.servers import free_port
+from web import create_app
+
+
+class LiveCampaign:
+    """Site + collector in a background event loop; web app in a server thread."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.cfg_path = tmp / "c.yaml"
+        self.cfg_path.write_text(brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}))
+        self.cfg = config.load(self.cfg_path)
+        self.store_path = tmp / "c.db"
+        self.loop = asyncio.new_event_loop()
+        self.stop_evt: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.ready = threading.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self.stop_evt = asyncio.Event()
+        st = SQLiteStore(self.store_path)
+        async with Site(self.cfg):
+            self.ready.set()
+            await Collector(self.cfg, st).run(self.stop_evt)
+        st.close()
+
+    def start(self) -> None:
+        self.thread.start()
+        self.ready.wait(10)
+        app = create_app({"CPAUDIT_CONFIG": str(self.cfg_path),
+                          "CPAUDIT_STORE": str(self.store_path)})
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.web = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.web.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        assert self.stop_evt is not None
+        self.loop.call_soon_threadsafe(self.stop_evt.set)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
+    lc = LiveCampaign(tmp_path_factory.mktemp("web"))
+    lc.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:   # wait for a balance with a window of a few ticks
+        b = requests.get(lc.url + "/api/v1/balance", timeout=5).json()
+        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 2:
+            break
+        time.sleep(0.3)
+    yield lc
+    lc.stop()
+
+
+def test_balance_per_node(live: LiveCampaign) -> None:
+    r = requests.get(live.url + "/api/v1/balance", timeout=5)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    b = r.json()
+    assert [n["node"] for n in b["nodes"]] == ["mash", "kettle"]
+    for n in b["nodes"] + [b["overall"]]:
+        assert abs(n["closure_pct"]) < 3.0 and n["ok"] is True
+        assert n["total_in"] > 0 and set(n["inputs"]) and set(n["outputs"])
+    assert b["verdict"] == "ok" and b["limit_pct"] == 5.0
+    assert {s["stream"] for s in b["streams"]} == {s.id for s in live.cfg.flowsheet.streams}
+
+
+def test_campaign_is_live(live: LiveCampaign) -> None:
+    c1 = requests.get(live.url + "/api/v1/campaign", timeout=5).json()
+    assert c1["devices_total"] == 8 and c1["devices_online"] == 8
+    assert c1["name"] == live.cfg.campaign.name and c1["elapsed_s"] > 0
+    time.sleep(1.2)
+    c2 = requests.get(live.url + "/api/v1/campaign", timeout=5).json()
+    assert c2["samples"] > c1["samples"] and c2["elapsed_s"] > c1["elapsed_s"]
+
+
+def test_devices(live: LiveCampaign) -> None:
+    d = requests.get(live.url + "/api/v1/devices", timeout=5).json()["devices"]
+    assert {x["name"] for x in d} == {dev.name for dev in live.cfg.devices}
+    assert all(x["state"] == "online" and x["latency_ms"] is not None for x in d)
+
+
+def test_window_parameters_and_errors(live: LiveCampaign) -> None:
+    now = time.time_ns()
+    b = requests.get(live.url + "/api/v1/balance",
+                     params={"from": str(now - 3_000_000_000)}, timeout=5).json()
+    assert b["start_ns"] >= now - 3_000_000_000
+    r = requests.get(live.url + "/api/v1/balance", params={"from": "yesterday"}, timeout=5)
+    assert r.status_code == 400 and "from: expected ISO 8601" in r.json()["error"]
+    r = requests.get(live.url + "/api/v1/balance", params={"from": "2026-11-24T08:00"}, timeout=5)
+    assert r.status_code == 400 and "time zone" in r.json()["error"]
+    r = requests.get(live.url + "/api/v1/balance", params={"from": "10", "to": "5"}, timeout=5)
+    assert r.status_code == 400
+    r = requests.get(live.url + "/api/v1/nothing", timeout=5)
+    assert r.status_code == 404 and r.json()["status"] == 404
+
+
+def test_page_and_its_script_are_served_locally(live: LiveCampaign) -> None:
+    page = requests.get(live.url + "/", timeout=5)
+    assert page.status_code == 200 and live.cfg.campaign.name in page.text
+    assert "/static/campaign.js" in page.text and "http" not in page.text.split("<body>")[1]
+    js = requests.get(live.url + "/static/campaign.js", timeout=5)
+    assert js.status_code == 200 and "api/v1/balance" in js.text
