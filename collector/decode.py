@@ -11,8 +11,15 @@ _FMT = {DataType.INT16: ">h", DataType.UINT16: ">H", DataType.INT32: ">i",
         DataType.FLOAT32: ">f", DataType.FLOAT64: ">d"}
 
 
+_PACK = {n: struct.Struct(f">{n}H") for n in (1, 2, 4)}
+
+
 def registers_to_bytes(regs: list[int], order: WordOrder) -> bytes:
     """Reorder registers into big-endian bytes (ABCD) according to the device's word order."""
+    if order == WordOrder.ABCD and len(regs) in _PACK:
+        return _PACK[len(regs)].pack(*regs)
+    if order == WordOrder.CDAB and len(regs) in _PACK:
+        return _PACK[len(regs)].pack(*reversed(regs))
     words = [r.to_bytes(2, "big") for r in regs]
     if order in (WordOrder.CDAB, WordOrder.DCBA):
         words.reverse()
@@ -33,9 +40,10 @@ def decode(regs: list[int], dtype: DataType, order: WordOrder = WordOrder.ABCD,
     need = dtype.registers
     if len(regs) != need:
         raise ValueError(f"{dtype.value} needs {need} registers, got {len(regs)}")
-    if any(not 0 <= r <= 0xFFFF for r in regs):
-        raise ValueError("register value out of 16-bit range")
-    value = struct.unpack(_FMT[dtype], registers_to_bytes(regs, order))[0]
+    try:
+        value = struct.unpack(_FMT[dtype], registers_to_bytes(regs, order))[0]
+    except (struct.error, OverflowError) as e:
+        raise ValueError(f"register value out of 16-bit range: {regs}") from e
     if bit is not None:
         return float((int(value) >> bit) & 1)
     return float(value)

@@ -77,39 +77,44 @@ class ModbusDevice:
         self.tags = [r.tag for r in cfg.registers if r.type != DataType.STRING] + \
             [c.tag for c in cfg.computed]
 
+    def _where(self, req: Request) -> str:
+        return (f"{self.link.host}:{self.link.port} unit {self.cfg.unit_id} fc{req.function} "
+                f"@{req.address}+{req.count}")
+
     async def _call(self, client: AsyncModbusTcpClient, req: Request) -> list[int] | list[bool]:
-        fn = {1: client.read_coils, 2: client.read_discrete_inputs,
-              3: client.read_holding_registers, 4: client.read_input_registers}[req.function]
-        where = f"{self.link.host}:{self.link.port} unit {self.cfg.unit_id} fc{req.function} " \
-                f"@{req.address}+{req.count}"
+        fn = (client.read_coils, client.read_discrete_inputs, client.read_holding_registers,
+              client.read_input_registers)[req.function - 1]
         attempts = 1 + self.cfg.retries
         for attempt in range(attempts):
             try:
-                rr = await asyncio.wait_for(
-                    fn(req.address, count=req.count, device_id=self.cfg.unit_id),
-                    self.cfg.timeout_s + 0.2)
+                # asyncio.timeout, not wait_for: no extra task per request (measured in bench)
+                async with asyncio.timeout(self.cfg.timeout_s + 0.2):
+                    rr = await fn(req.address, count=req.count, device_id=self.cfg.unit_id)
             except (asyncio.TimeoutError, ModbusIOException) as e:
                 if attempt + 1 < attempts:
                     continue
                 # A half-read reply must not be matched to the next request: start afresh.
                 self.link.close()
-                raise TimeoutError_(self.cfg.name, where, "no answer") from e
+                raise TimeoutError_(self.cfg.name, self._where(req), "no answer") from e
             except (ConnectionException, OSError) as e:
                 self.link.close()
-                raise ConnectError(self.cfg.name, where, f"connection lost: {e}") from e
+                raise ConnectError(self.cfg.name, self._where(req), f"connection lost: {e}") from e
             except ModbusException as e:
                 self.link.close()
-                raise DecodeError(self.cfg.name, where, f"bad frame: {e}") from e
+                raise DecodeError(self.cfg.name, self._where(req), f"bad frame: {e}") from e
             if rr.isError():
-                raise DeviceException(self.cfg.name, where, int(getattr(rr, "exception_code", 0)))
+                raise DeviceException(self.cfg.name, self._where(req),
+                                      int(getattr(rr, "exception_code", 0)))
             if req.function in (1, 2):
                 bits = list(rr.bits)
                 if len(bits) < req.count:
-                    raise DecodeError(self.cfg.name, where, f"{len(bits)} bits for {req.count}")
+                    raise DecodeError(self.cfg.name, self._where(req),
+                                      f"{len(bits)} bits for {req.count}")
                 return bits
-            regs = list(rr.registers)
+            regs = rr.registers
             if len(regs) != req.count:
-                raise DecodeError(self.cfg.name, where, f"{len(regs)} registers for {req.count}")
+                raise DecodeError(self.cfg.name, self._where(req),
+                                  f"{len(regs)} registers for {req.count}")
             return regs
         raise AssertionError("unreachable")
 
@@ -145,7 +150,7 @@ class ModbusDevice:
                         if req.function in (1, 2):
                             raw = float(bool(data[off]))
                         else:
-                            raw = decode(list(data[off:off + reg.size]), reg.type, reg.word_order,
+                            raw = decode(data[off:off + reg.size], reg.type, reg.word_order,
                                          reg.bit)
                     except (ValueError, IndexError):
                         out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
