@@ -91,6 +91,10 @@ class ModbusDevice:
                 async with asyncio.timeout(self.cfg.timeout_s + 0.2):
                     rr = await fn(req.address, count=req.count, device_id=self.cfg.unit_id)
             except (asyncio.TimeoutError, ModbusIOException) as e:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # a cancel that raced with the timeout: honour it, never turn it into a reading
+                    raise asyncio.CancelledError from e
                 if attempt + 1 < attempts:
                     continue
                 # A half-read reply must not be matched to the next request: start afresh.

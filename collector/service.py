@@ -102,6 +102,7 @@ class Collector:
                 self.devices.append(ModbusDevice(d, link))
                 self.health[d.name] = DeviceHealth(d.name)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def interval_ns(self, dev: ModbusDevice) -> int:
         return int(round((dev.cfg.interval_s or self.cfg.collector.interval_s) * 1e9))
@@ -111,7 +112,7 @@ class Collector:
         late_ns = int(self.cfg.collector.late_tolerance_ms * 1e6)
         h = self.health[dev.cfg.name]
         tick = next_tick(self.clock.now_ns(), interval)
-        while True:
+        while not self._stopping:
             await self.clock.sleep_until(tick)
             t_req = self.clock.now_ns()
             if t_req < h.backoff_until_ns:
@@ -194,6 +195,7 @@ class Collector:
             else:
                 await stop.wait()
         finally:
+            self._stopping = True
             for t in self._tasks + [writer]:
                 t.cancel()
             await asyncio.gather(*self._tasks, writer, return_exceptions=True)
