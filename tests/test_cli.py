@@ -47,7 +47,7 @@ def test_demo_serves_balance_flags_leak_and_stops_cleanly(tmp_path: Path) -> Non
         while time.monotonic() < deadline:
             try:
                 b = requests.get(url, timeout=2).json()
-                if b["verdict"] != "no-data" and b["hours"] * 3600 >= 4:
+                if b["verdict"] != "no-data" and b["hours"] * 3600 >= 8:
                     balance = b
                     break
             except requests.RequestException:

@@ -15,7 +15,7 @@ from store import SQLiteStore
 from tests.conftest import brewery_text
 
 
-def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 6.0):
+def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 9.0):
     p = tmp_path / "c.yaml"
     p.write_text(brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}))
     cfg = config.load(p)
@@ -38,10 +38,11 @@ def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 6.
 def test_intact_plant_closes_within_meter_noise(tmp_path: Path) -> None:
     r = campaign(tmp_path, None)
     assert r.verdict == "ok", r.message
-    assert r.hours * 3600 >= 4.0
+    assert r.hours * 3600 >= 7.0
     for n in r.nodes + [r.overall]:
-        # meters of class 0.5-1.5 %: closures well inside 2 %, far from the 5 % limit
-        assert abs(n.closure_pct) < 2.0, (n.node, n.closure_pct)
+        # meters of class 0.5-1.5 % plus totalizer resolution over ~8 s (float32 steam total,
+        # 0.1 kg weigher steps): closures inside 2.5 %, well short of the 5 % limit
+        assert abs(n.closure_pct) < 2.5, (n.node, n.closure_pct)
 
 
 @pytest.mark.e2e
@@ -51,5 +52,5 @@ def test_leak_fails_at_the_leaking_node_only(tmp_path: Path) -> None:
     assert r.verdict == "exceeded"
     assert nodes["mash"].ok is False
     assert nodes["mash"].closure_pct == pytest.approx(10.0, abs=2.0)
-    assert nodes["kettle"].ok is True and abs(nodes["kettle"].closure_pct) < 2.0
+    assert nodes["kettle"].ok is True and abs(nodes["kettle"].closure_pct) < 2.5
     assert "mash" in r.message and "kettle" not in r.message.split("at ", 1)[1]

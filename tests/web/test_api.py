@@ -68,10 +68,12 @@ class LiveCampaign:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
     lc = LiveCampaign(tmp_path_factory.mktemp("web"))
     lc.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:   # wait for a balance with a window of a few ticks
+    # Wait for a window of at least 6 s: the steam meter's float32 totalizer resolves ~0.24 kg at
+    # ~3 900 t, so over 2 s (0.7 kg of steam) it alone moves the kettle's closure by ~4 %.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         b = requests.get(lc.url + "/api/v1/balance", timeout=5).json()
-        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 2:
+        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 6:
             break
         time.sleep(0.3)
     yield lc
