@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from collector.clock import Clock, next_tick
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
-from config.models import ModbusTcpDevice
-from store import Batch, Quality, Reason, Store
+from config.models import InfluxV1Sink, ModbusTcpDevice
+from store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
+from store.forward import Forwarder, Sink
 
 log = logging.getLogger("cpaudit.collector")
 
@@ -179,6 +182,47 @@ class Collector:
             Reading(p + "backoff_s", backoff_s),
         ]
 
+    def _sinks(self) -> list[Forwarder]:
+        if not self.cfg.sinks:
+            return []
+        if not isinstance(self.store, SQLiteStore):
+            raise ValueError("forwarding needs the SQLite store as the record")
+        out = []
+        for s in self.cfg.sinks:
+            sink: Sink
+            if isinstance(s, InfluxV1Sink):
+                from store.influx import InfluxV1Store
+                pw = os.environ.get(s.password_env) if s.password_env else None
+                sink = InfluxV1Store(s.url, s.database, measurement=s.measurement,
+                                     username=s.username, password=pw, create=False)
+            else:
+                from store.influx import InfluxV2Sink
+                sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
+                                    s.measurement)
+            out.append(Forwarder(self.store, sink, s.name, batch_size=s.batch_size))
+        return out
+
+    async def _sink_health(self, forwarders: list[Forwarder]) -> None:
+        interval = int(self.cfg.collector.interval_s * 1e9)
+        while True:
+            tick = next_tick(self.clock.now_ns(), interval)
+            await self.clock.sleep_until(tick)
+            readings = []
+            for f in forwarders:
+                p = f"{HEALTH_PREFIX}sink.{f.name}."
+                last = f.stats.last_forward_ns
+                readings += [
+                    Reading(p + "backlog", float(f.stats.backlog)),
+                    Reading(p + "errors", float(f.stats.errors)),
+                    Reading(p + "forwarded", float(f.stats.forwarded)),
+                    Reading(p + "backoff_s", f.stats.backoff_s),
+                    Reading(p + "since_last_forward_s",
+                            (tick - last) / 1e9 if last else math.nan,
+                            Quality.GOOD if last else Quality.BAD,
+                            Reason.NONE if last else Reason.CONNECTION),
+                ]
+            self.writer.put(_batch(tick, readings))
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""
         if hasattr(self.store, "get_meta") and self.store.get_meta("campaign_start") is None:
@@ -187,6 +231,14 @@ class Collector:
         self._tasks = [asyncio.create_task(self._device_loop(d), name=d.cfg.name)
                        for d in self.devices]
         writer = asyncio.create_task(self.writer.run(), name="writer")
+        self.forwarders = self._sinks()
+        fwd_stop = threading.Event()
+        threads = [threading.Thread(target=f.run, args=(fwd_stop,), name=f"forward-{f.name}",
+                                    daemon=True) for f in self.forwarders]
+        for t in threads:
+            t.start()
+        if self.forwarders:
+            self._tasks.append(asyncio.create_task(self._sink_health(self.forwarders)))
         log.info("collecting from %d devices every %.3g s", len(self.devices),
                  self.cfg.collector.interval_s)
         try:
@@ -200,5 +252,15 @@ class Collector:
                 t.cancel()
             await asyncio.gather(*self._tasks, writer, return_exceptions=True)
             await self.writer.flush()
+            fwd_stop.set()
+            for t in threads:
+                await asyncio.to_thread(t.join, 10)
+            for f in self.forwarders:      # a last catch-up, so a clean stop leaves no backlog
+                try:
+                    await asyncio.wait_for(asyncio.to_thread(f.drain), 10)
+                except (StoreError, asyncio.TimeoutError) as e:
+                    log.warning("%s: %d samples not forwarded at stop (%s); they stay in the "
+                                "store and go at the next start", f.name, f.stats.backlog, e)
+                f.sink.close()
             for d in self.devices:
                 d.close()

@@ -203,6 +203,33 @@ class Flowsheet(Strict):
     streams: list[Stream] = Field(min_length=1)
 
 
+class InfluxV1Sink(Strict):
+    """InfluxDB through its v1 HTTP API (1.x natively; 2.x/3.x via v1 compatibility)."""
+    name: str = Field(min_length=1)
+    kind: Literal["influxdb_v1"]
+    url: str = Field(pattern=r"^https?://")
+    database: str = "cpaudit"
+    measurement: str = "cpaudit"
+    username: str | None = None
+    password_env: str | None = None     # the password is read from this environment variable
+    batch_size: int = Field(default=5000, ge=1, le=100000)
+
+
+class InfluxV2Sink(Strict):
+    """InfluxDB 2.x/3.x through influxdb-client's v2 API."""
+    name: str = Field(min_length=1)
+    kind: Literal["influxdb_v2"]
+    url: str = Field(pattern=r"^https?://")
+    org: str
+    bucket: str
+    token_env: str                      # the token is read from this environment variable
+    measurement: str = "cpaudit"
+    batch_size: int = Field(default=5000, ge=1, le=100000)
+
+
+Sink = Annotated[Union[InfluxV1Sink, InfluxV2Sink], Field(discriminator="kind")]
+
+
 class LoadRequirement(Strict):
     tag: str
     average: float = Field(gt=0)
@@ -260,6 +287,7 @@ class Config(Strict):
     collector: CollectorSettings = CollectorSettings()
     devices: list[Device] = Field(min_length=1)
     flowsheet: Flowsheet
+    sinks: list[Sink] = []
     simulation: Simulation = Simulation()
 
     # -- derived views -------------------------------------------------------------------------

@@ -234,6 +234,25 @@ class SQLiteStore:
                  np.nan if o[4] is None else o[4], o[5], totals.get(o[0], 0)) for o in out]
         return pd.DataFrame(rows, columns=cols)
 
+    def changes(self, after_seq: int, limit: int) -> tuple[int, Batch]:
+        """Samples in write order after ``after_seq``: (last seq returned, batch). For the
+        forwarder's durable cursor."""
+        rows = self._conn().execute(
+            "SELECT seq, tag_id, ts, value, quality, reason FROM sample WHERE seq > ? "
+            "ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        if not rows:
+            return after_seq, Batch()
+        names = self._tag_map()
+        seq, tid, ts, val, q, r = zip(*rows)
+        n = len(rows)
+        return int(seq[-1]), Batch(
+            tags=[names[i] for i in tid], ts=np.fromiter(ts, np.int64, n),
+            value=np.array([np.nan if v is None else v for v in val], dtype=np.float64),
+            quality=np.fromiter(q, np.int8, n), reason=np.fromiter(r, np.int8, n))
+
+    def max_seq(self) -> int:
+        return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM sample").fetchone()[0])
+
     def stats(self) -> dict[str, Any]:
         conn = self._conn()
         n, first, last = conn.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM sample").fetchone()

