@@ -13,13 +13,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from collector.clock import Clock, next_tick
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
-from config.models import InfluxV1Sink, ModbusTcpDevice
+from config.models import InfluxV1Sink, ModbusTcpDevice, MqttDevice
 from store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
 from store.forward import Forwarder, Sink
 
@@ -57,18 +58,31 @@ class Writer:
         self.store = store
         self.flush_s = flush_ms / 1000
         self.pending: list[Batch] = []
+        self.done: list[Callable[[], None]] = []
         self.written = 0
         self._lock = asyncio.Lock()
 
-    def put(self, batch: Batch) -> None:
+    def put(self, batch: Batch, done: Callable[[], None] | None = None) -> None:
+        """Queue a batch; ``done`` is called, in order, once it is committed to the store (the
+        MQTT source acknowledges QoS 1 messages there)."""
         self.pending.append(batch)
+        if done is not None:
+            self.done.append(done)
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self.pending:
+            if not self.pending and not self.done:
                 return
-            batch, self.pending = Batch.concat(self.pending), []
-            self.written += await asyncio.to_thread(self.store.write, batch)
+            batches, self.pending = self.pending, []
+            done, self.done = self.done, []
+            try:
+                self.written += await asyncio.to_thread(self.store.write, Batch.concat(batches))
+            except BaseException:
+                self.pending[:0] = batches          # keep them for the next try, in order
+                self.done[:0] = done
+                raise
+            for cb in done:
+                cb()
 
     async def run(self) -> None:
         while True:
@@ -99,11 +113,15 @@ class Collector:
         self.links: dict[tuple[str, int], Link] = {}
         self.devices: list[ModbusDevice] = []
         self.health: dict[str, DeviceHealth] = {}
+        self.mqtt: list["MqttSource"] = []
         for d in cfg.devices:
             if isinstance(d, ModbusTcpDevice):
                 link = self.links.setdefault((d.host, d.port), Link(d.host, d.port, d.timeout_s))
                 self.devices.append(ModbusDevice(d, link))
                 self.health[d.name] = DeviceHealth(d.name)
+            elif isinstance(d, MqttDevice):
+                from collector.mqtt import MqttSource
+                self.mqtt.append(MqttSource(d, self.writer, self.clock))
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -225,9 +243,13 @@ class Collector:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""
-        if hasattr(self.store, "get_meta") and self.store.get_meta("campaign_start") is None:
-            self.store.set_meta("campaign_start", str(time.time_ns()))
-            self.store.set_meta("campaign_name", self.cfg.campaign.name)
+        if isinstance(self.store, SQLiteStore) and self.store.get_meta("campaign_start") is None:
+            try:
+                self.store.set_meta("campaign_start", str(time.time_ns()))
+                self.store.set_meta("campaign_name", self.cfg.campaign.name)
+            except StoreError as e:
+                log.error("%s; samples are kept in memory and written when the store accepts "
+                          "them", e)
         self._tasks = [asyncio.create_task(self._device_loop(d), name=d.cfg.name)
                        for d in self.devices]
         writer = asyncio.create_task(self.writer.run(), name="writer")
@@ -239,11 +261,14 @@ class Collector:
             t.start()
         if self.forwarders:
             self._tasks.append(asyncio.create_task(self._sink_health(self.forwarders)))
-        log.info("collecting from %d devices every %.3g s", len(self.devices),
-                 self.cfg.collector.interval_s)
+        for m in self.mqtt:
+            self._tasks.append(asyncio.create_task(m.run(), name=m.cfg.name))
+            self._tasks.append(asyncio.create_task(m.health_loop(self.cfg.collector.interval_s)))
+        log.info("collecting from %d Modbus devices every %.3g s and %d MQTT connections",
+                 len(self.devices), self.cfg.collector.interval_s, len(self.mqtt))
         try:
             if stop is None:
-                await asyncio.gather(*self._tasks)
+                await asyncio.gather(*self._tasks)  # runs until cancelled
             else:
                 await stop.wait()
         finally:
@@ -251,7 +276,12 @@ class Collector:
             for t in self._tasks + [writer]:
                 t.cancel()
             await asyncio.gather(*self._tasks, writer, return_exceptions=True)
-            await self.writer.flush()
+            try:
+                await self.writer.flush()
+            except StoreError as e:
+                n = sum(len(b) for b in self.writer.pending)
+                log.error("stopping with %d samples the store refused (%s); unacknowledged MQTT "
+                          "messages will be redelivered, polled samples are lost", n, e)
             fwd_stop.set()
             for t in threads:
                 await asyncio.to_thread(t.join, 10)

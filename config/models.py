@@ -164,7 +164,67 @@ class ModbusTcpDevice(Strict):
     computed: list[Computed] = []
 
 
-Device = Annotated[Union[ModbusTcpDevice], Field(discriminator="protocol")]
+class MqttTag(Strict):
+    tag: str = Field(min_length=1)
+    unit: str = "1"
+    kind: TagKind = TagKind.OTHER
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    rollover: float | None = Field(default=None, gt=0)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str) -> str:
+        parse_unit(v)
+        return v
+
+
+class Subscription(Strict):
+    """A topic pattern (MQTT wildcards + and #) mapped to tags.
+
+    ``tag`` is a template: ``{1}``, ``{2}`` … are the segments matched by each ``+`` in order,
+    ``{#}`` what ``#`` matched, ``{field}`` the JSON key (with ``fields``) or the line-protocol
+    field, ``{measurement}`` the line-protocol measurement.
+    """
+    topic: str = Field(min_length=1)
+    format: Literal["json", "number", "influx"] = "json"
+    tag: str = "{measurement}.{field}"
+    value_path: str = "value"           # dot path into the JSON object
+    ts_path: str | None = None          # dot path to the sender's timestamp, if any
+    ts_unit: Literal["s", "ms", "us", "ns", "iso"] = "ms"
+    fields: list[str] = []              # JSON keys that are readings (instead of value_path)
+    readings_path: str | None = None    # dot path to an array of readings (else payload itself)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        parts = v.split("/")
+        for i, p in enumerate(parts):
+            if ("+" in p and p != "+") or ("#" in p and (p != "#" or i != len(parts) - 1)):
+                raise ValueError(f"bad topic filter {v!r}: + and # must fill a whole level, "
+                                 "# only last")
+        return v
+
+
+class MqttDevice(Strict):
+    name: str = Field(min_length=1)
+    protocol: Literal["mqtt"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str = Field(min_length=1, max_length=23)   # fixed: the broker keeps the session
+    username: str | None = None
+    password_env: str | None = None
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    max_payload: int = Field(default=65536, ge=16)
+    model: str = ""
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    calibration: Calibration | None = None
+    interval_s: float | None = Field(default=None, gt=0)   # expected publishing interval
+    subscriptions: list[Subscription] = Field(min_length=1)
+    tags: list[MqttTag] = Field(min_length=1)
+
+
+Device = Annotated[Union[ModbusTcpDevice, MqttDevice], Field(discriminator="protocol")]
 
 
 class Node(Strict):
@@ -294,6 +354,12 @@ class Config(Strict):
     def tag_index(self) -> dict[str, "TagInfo"]:
         out: dict[str, TagInfo] = {}
         for d in self.devices:
+            if isinstance(d, MqttDevice):
+                for t in d.tags:
+                    out[t.tag] = TagInfo(t.tag, d.name, t.unit, t.kind,
+                                         t.accuracy_pct or d.accuracy_pct, t.rollover,
+                                         d.calibration)
+                continue
             for r in d.registers:
                 if r.type != DataType.STRING:
                     out[r.tag] = TagInfo(r.tag, d.name, r.unit, r.kind,
@@ -339,6 +405,13 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             p.append((("devices", i, "name"),
                       f"duplicate device name {d.name!r} (first at devices[{seen_dev[d.name]}])"))
         seen_dev.setdefault(d.name, i)
+        if isinstance(d, MqttDevice):
+            for j, t in enumerate(d.tags):
+                path = ("devices", i, "tags", j, "tag")
+                if t.tag in tags:
+                    p.append((path, f"duplicate tag {t.tag!r}"))
+                tags.setdefault(t.tag, path)
+            continue
         local: set[str] = set()
         for j, r in enumerate(d.registers):
             path = ("devices", i, "registers", j, "tag")
@@ -408,7 +481,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
                 p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
                           f"({index[tag].unit}); the material balance needs density_kg_m3"))
     for i, d in enumerate(cfg.devices):
-        if d.simulate and d.simulate.stream not in stream_ids:
+        if isinstance(d, ModbusTcpDevice) and d.simulate and d.simulate.stream not in stream_ids:
             p.append((("devices", i, "simulate", "stream"),
                       f"unknown stream {d.simulate.stream!r}"))
     load = cfg.requirements.load

@@ -263,8 +263,11 @@ class SQLiteStore:
     # -- campaign metadata -------------------------------------------------------------------
     def set_meta(self, key: str, value: str) -> None:
         conn = self._conn()
-        with self._write_lock, conn:
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        try:
+            with self._write_lock, conn:
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot write metadata: {e}") from e
 
     def get_meta(self, key: str) -> str | None:
         try:

@@ -46,8 +46,11 @@ class Mosquitto:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = self.dir / "mosquitto.conf"
+        # Started as root, mosquitto drops to the `mosquitto` user, which cannot write to pytest's
+        # 0700 temp dirs: persistence and the log would then fail silently. Keep the same user.
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"{user}listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {self.dir}/\nautosave_interval 1\n"
             f"log_dest file {self.dir}/mosquitto.log\nmax_queued_messages 100000\n")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,152 @@
+"""MQTT source. The only module that imports aiomqtt (pinned <3: its main branch is a rewrite).
+
+QoS 1 with a persistent session (fixed client id, ``clean_session=False``): the broker keeps the
+subscriptions and queues messages while the collector is away. paho's ``manual_ack`` is switched on
+so a message is acknowledged only after its samples are committed to the store (aiomqtt 2.x does
+not expose the option; it is set on its paho client). Hence: at-least-once into the store; a
+message redelivered after a crash or reconnect yields the same (tag, sender timestamp) and the
+store ignores it. Without a sender timestamp the receive time stamps the sample, and a redelivery
+can then appear twice with two receive times.
+
+Malformed payloads are counted per kind and logged once per kind; they never stop the loop or
+other topics, and they are acknowledged (in order) so the broker does not redeliver them forever.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+
+from collector.clock import Clock, next_tick
+from collector.modbus import Reading
+from collector.payloads import PayloadError, parse
+from config.models import MqttDevice
+from store import Batch, Quality, Reason
+
+if TYPE_CHECKING:
+    from collector.service import Writer
+
+log = logging.getLogger("cpaudit.collector.mqtt")
+
+BACKOFF_MAX_S = 30.0
+
+
+class MqttSource:
+    def __init__(self, cfg: MqttDevice, writer: "Writer", clock: Clock) -> None:
+        self.cfg, self.writer, self.clock = cfg, writer, clock
+        self.declared = {t.tag for t in cfg.tags}
+        self.malformed: Counter[str] = Counter()
+        self._logged: set[str] = set()
+        self.received = 0
+        self.readings = 0
+        self.connected = False
+        self.connects = 0
+        self.failures = 0
+        self.backoff_s = 0.0
+        self.last_offset_ms = math.nan
+
+    # -- messages ------------------------------------------------------------------------------
+    def _count(self, kind: str, topic: str, detail: str) -> None:
+        self.malformed[kind] += 1
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("%s: malformed message (%s) on %r: %s; further %s messages are counted "
+                        "in health, not logged", self.cfg.name, kind, topic, detail, kind)
+
+    def handle(self, topic: str, payload: bytes, ack: Any = None) -> int:
+        """Turn one message into samples and queue them; ``ack`` runs once they are stored."""
+        self.received += 1
+        now = self.clock.now_ns()
+        readings: list[tuple[str, int, float]] = []
+        sub = next((s for s in self.cfg.subscriptions if _matches(s.topic, topic)), None)
+        try:
+            if sub is None:
+                raise PayloadError("unknown_topic", "no subscription matches")
+            for p in parse(sub, topic, payload, self.cfg.max_payload):
+                if p.tag not in self.declared:
+                    self._count("undeclared_tag", topic, f"tag {p.tag!r} is not in the device's tags")
+                    continue
+                if p.ts_ns is not None:
+                    self.last_offset_ms = (now - p.ts_ns) / 1e6
+                readings.append((p.tag, p.ts_ns if p.ts_ns is not None else now, p.value))
+        except PayloadError as e:
+            self._count(e.kind, topic, str(e))
+            readings = []
+        n = len(readings)
+        self.readings += n
+        batch = Batch(tags=[r[0] for r in readings], ts=[r[1] for r in readings],
+                      value=[r[2] for r in readings], quality=[0] * n, reason=[0] * n)
+        self.writer.put(batch, ack)
+        return n
+
+    # -- connection ----------------------------------------------------------------------------
+    def _client(self) -> aiomqtt.Client:
+        pw = os.environ.get(self.cfg.password_env) if self.cfg.password_env else None
+        client = aiomqtt.Client(self.cfg.host, self.cfg.port, identifier=self.cfg.client_id,
+                                clean_session=False, keepalive=self.cfg.keepalive_s,
+                                username=self.cfg.username, password=pw, timeout=10)
+        paho = getattr(client, "_client", None)
+        if self.cfg.qos == 1 and paho is not None and hasattr(paho, "manual_ack_set"):
+            paho.manual_ack_set(True)
+        return client
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            client = self._client()
+            paho = getattr(client, "_client", None)
+            try:
+                async with client:
+                    for s in self.cfg.subscriptions:       # restored on every (re)connect
+                        await client.subscribe(s.topic, qos=self.cfg.qos)
+                    self.connected = True
+                    self.connects += 1
+                    if self.failures:
+                        log.warning("%s: reconnected to %s:%d after %d failures", self.cfg.name,
+                                    self.cfg.host, self.cfg.port, self.failures)
+                    self.failures, backoff, self.backoff_s = 0, 0.5, 0.0
+                    async for msg in client.messages:
+                        payload = msg.payload if isinstance(msg.payload, bytes) else \
+                            str(msg.payload).encode()
+                        ack = None
+                        if msg.qos > 0 and paho is not None:
+                            ack = (lambda mid=msg.mid, q=msg.qos: paho.ack(mid, q))
+                        self.handle(str(msg.topic), payload, ack)
+            except aiomqtt.MqttError as e:
+                self.connected = False
+                self.failures += 1
+                if self.failures == 1:
+                    log.warning("%s: MQTT connection to %s:%d lost or refused (%s); retrying "
+                                "with backoff", self.cfg.name, self.cfg.host, self.cfg.port, e)
+                self.backoff_s = backoff
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
+
+    async def health_loop(self, interval_s: float) -> None:
+        interval = int(interval_s * 1e9)
+        p = f"_health.{self.cfg.name}."
+        while True:
+            tick = next_tick(self.clock.now_ns(), interval)
+            await self.clock.sleep_until(tick)
+            off = self.last_offset_ms
+            readings = [
+                Reading(p + "online", 1.0 if self.connected else 0.0),
+                Reading(p + "consecutive_failures", float(self.failures)),
+                Reading(p + "backoff_s", self.backoff_s),
+                Reading(p + "received", float(self.received)),
+                Reading(p + "malformed", float(sum(self.malformed.values()))),
+                Reading(p + "clock_offset_ms", off, Quality.GOOD if math.isfinite(off)
+                        else Quality.BAD, Reason.NONE if math.isfinite(off) else Reason.STALE),
+            ]
+            from collector.service import _batch
+            self.writer.put(_batch(tick, readings))
+
+
+def _matches(pattern: str, topic: str) -> bool:
+    from collector.payloads import match
+    return match(pattern, topic) is not None

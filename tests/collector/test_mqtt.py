@@ -1,0 +1,198 @@
+"""The MQTT source against a real, private Mosquitto (its own port and persistence dir)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as paho
+
+import config
+from collector.service import Collector
+from store import SQLiteStore
+from tests.servers import Mosquitto
+
+
+def mqtt_config(tmp_path: Path, port: int, client_id: str, prefix: str) -> config.Config:
+    text = f"""
+campaign: {{name: mqtt test}}
+collector: {{interval_s: 0.5, flush_ms: 100}}
+devices:
+  - name: iot
+    protocol: mqtt
+    port: {port}
+    client_id: {client_id}
+    subscriptions:
+      - {{topic: "{prefix}/ww/+/flow", format: json, value_path: v, ts_path: ts, ts_unit: ms, tag: "ww.{{1}}.flow"}}
+      - {{topic: "{prefix}/ww/+/quality", format: json, fields: [cod, nh3n], tag: "ww.{{1}}.{{field}}"}}
+      - {{topic: "{prefix}/plain/#", format: number, tag: "plain.level"}}
+    tags:
+      - {{tag: ww.influent.flow, unit: m3/h, kind: rate}}
+      - {{tag: ww.effluent.flow, unit: m3/h, kind: rate}}
+      - {{tag: ww.influent.cod, unit: mg/L}}
+      - {{tag: ww.influent.nh3n, unit: mg/L}}
+      - {{tag: plain.level, unit: m}}
+flowsheet:
+  nodes: [{{id: ww}}]
+  streams:
+    - {{id: inf, from: ENV, to: ww, provenance: theoretical, value: 1, unit: m3, source: test, density_kg_m3: 1000}}
+"""
+    p = tmp_path / "mqtt.yaml"
+    p.write_text(text)
+    return config.load(p)
+
+
+class Publisher:
+    def __init__(self, port: int) -> None:
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+
+    def send(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+        self.c.publish(topic, payload, qos=qos).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+async def start(cfg: config.Config, st: SQLiteStore) -> tuple[Collector, asyncio.Event, asyncio.Task[None]]:
+    col = Collector(cfg, st)
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(stop))
+    for _ in range(100):
+        if col.mqtt[0].connected:
+            break
+        await asyncio.sleep(0.05)
+    assert col.mqtt[0].connected
+    return col, stop, task
+
+
+def test_messages_to_store_and_malformed_counted(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    pre = f"t{uuid.uuid4().hex[:6]}"
+    cfg = mqtt_config(tmp_path, mosquitto.port, f"cp-{uuid.uuid4().hex[:8]}", pre)
+    st = SQLiteStore(tmp_path / "m.db")
+    t_ms = 1795000000000
+
+    async def go() -> Collector:
+        col, stop, task = await start(cfg, st)
+        pub = Publisher(mosquitto.port)
+        for i in range(5):
+            await asyncio.to_thread(pub.send, f"{pre}/ww/influent/flow",
+                                    json.dumps({"v": 10 + i, "ts": t_ms + i * 1000}))
+            await asyncio.to_thread(pub.send, f"{pre}/ww/influent/flow", b"{garbage")
+        await asyncio.to_thread(pub.send, f"{pre}/ww/influent/flow", json.dumps({"v": "NaN", "ts": t_ms}))
+        await asyncio.to_thread(pub.send, f"{pre}/ww/influent/flow", b"x" * 70000)
+        await asyncio.to_thread(pub.send, f"{pre}/ww/unknown/flow", json.dumps({"v": 1, "ts": t_ms}))
+        await asyncio.to_thread(pub.send, f"{pre}/ww/influent/quality",
+                                json.dumps({"cod": 320.5, "nh3n": 31}))
+        await asyncio.to_thread(pub.send, f"{pre}/plain/a/b", b"2.75")
+        await asyncio.to_thread(pub.send, f"{pre}/ww/effluent/flow",
+                                json.dumps({"v": 9.5, "ts": t_ms}))
+        await asyncio.sleep(0.8)
+        pub.close()
+        stop.set()
+        await task
+        return col
+    col = asyncio.run(go())
+    flow = st.read(["ww.influent.flow"])
+    assert flow["value"].tolist() == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert flow["ts"].tolist() == [(t_ms + i * 1000) * 10**6 for i in range(5)]   # sender time
+    assert st.read(["ww.effluent.flow"])["value"].tolist() == [9.5]        # after the garbage
+    assert st.read(["ww.influent.cod"])["value"].tolist() == [320.5]
+    assert st.read(["ww.influent.nh3n"])["value"].tolist() == [31.0]
+    assert st.read(["plain.level"])["value"].tolist() == [2.75]
+    m = col.mqtt[0].malformed
+    assert (m["not_json"], m["nan"], m["too_large"], m["undeclared_tag"]) == (5, 1, 1, 1)
+    health = st.read(["_health.iot.malformed"])
+    assert health["value"].iloc[-1] == 8.0
+    st.close()
+
+
+def test_broker_restart_and_messages_while_away_arrive(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    pre = f"t{uuid.uuid4().hex[:6]}"
+    cid = f"cp-{uuid.uuid4().hex[:8]}"
+    cfg = mqtt_config(tmp_path, mosquitto.port, cid, pre)
+    st = SQLiteStore(tmp_path / "m.db")
+    t_ms = 1795000000000
+    topic = f"{pre}/ww/influent/flow"
+
+    def msg(i: int) -> str:
+        return json.dumps({"v": i, "ts": t_ms + i * 1000})
+
+    async def go() -> None:
+        # 1. the broker restarts under a running collector: it reconnects and resubscribes
+        col, stop, task = await start(cfg, st)
+        await asyncio.to_thread(mosquitto.stop)
+        await asyncio.sleep(1.0)
+        assert not col.mqtt[0].connected
+        await asyncio.to_thread(mosquitto.start)
+        for _ in range(200):
+            if col.mqtt[0].connected:
+                break
+            await asyncio.sleep(0.05)
+        assert col.mqtt[0].connected and col.mqtt[0].connects == 2
+        pub = Publisher(mosquitto.port)
+        for i in range(10):
+            await asyncio.to_thread(pub.send, topic, msg(i))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        # 2. the collector is away: QoS 1 messages are queued in its persistent session ...
+        for i in range(10, 60):
+            await asyncio.to_thread(pub.send, topic, msg(i))
+        pub.close()
+        # ... and the broker restarts meanwhile (persistence on) ...
+        await asyncio.to_thread(mosquitto.stop)
+        await asyncio.to_thread(mosquitto.start)
+        # ... and all of them arrive when the collector comes back with the same client id
+        col, stop, task = await start(cfg, st)
+        for _ in range(100):
+            if col.mqtt[0].readings >= 50:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        stop.set()
+        await task
+    asyncio.run(go())
+    got = st.read([ "ww.influent.flow"])["value"].tolist()
+    assert got == [float(i) for i in range(60)]
+    st.close()
+
+
+def test_unstored_messages_are_not_acknowledged(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The store refuses writes (read-only): messages are received but never acknowledged, so the
+    broker delivers them again to the next session, which stores them."""
+    pre = f"t{uuid.uuid4().hex[:6]}"
+    cfg = mqtt_config(tmp_path, mosquitto.port, f"cp-{uuid.uuid4().hex[:8]}", pre)
+    path = tmp_path / "m.db"
+    SQLiteStore(path).close()
+    t_ms = 1795000000000
+    topic = f"{pre}/ww/influent/flow"
+
+    async def session(st: SQLiteStore, publish: bool) -> Collector:
+        col, stop, task = await start(cfg, st)
+        if publish:
+            pub = Publisher(mosquitto.port)
+            for i in range(5):
+                await asyncio.to_thread(pub.send, topic, json.dumps({"v": i, "ts": t_ms + i}))
+            pub.close()
+        for _ in range(60):
+            if col.mqtt[0].readings >= 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        return col
+
+    ro = SQLiteStore(path, readonly=True)
+    first = asyncio.run(session(ro, publish=True))
+    ro.close()
+    assert first.mqtt[0].readings == 5 and first.writer.written == 0
+    rw = SQLiteStore(path)
+    asyncio.run(session(rw, publish=False))
+    assert rw.read(["ww.influent.flow"])["value"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    rw.close()
