@@ -79,7 +79,7 @@ async def _modbus(seconds: float) -> tuple[float, float, int]:
         cfg = config.load(p)
     dev_cfg = cfg.device("fm_water")
     async with Site(cfg):
-        dev = ModbusDevice(dev_cfg, Link(dev_cfg.host, dev_cfg.port, dev_cfg.timeout_s))
+        dev = ModbusDevice(dev_cfg, Link(dev_cfg))
         reqs = dev.requests
         from pymodbus.client import AsyncModbusTcpClient
         client = AsyncModbusTcpClient(dev_cfg.host, port=dev_cfg.port, retries=0, reconnect_delay=0)

@@ -13,13 +13,14 @@ import math
 import time
 from dataclasses import dataclass
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
 
 from collector.decode import decode
 from collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
 from collector.plan import Request, plan
-from config.models import DataType, ModbusTcpDevice
+from config.models import DataType, ModbusBase, ModbusRtuDevice, ModbusTcpDevice
 from store import Quality, Reason
 
 log = logging.getLogger("cpaudit.collector.modbus")
@@ -36,30 +37,45 @@ class Reading:
 
 
 class Link:
-    """One TCP connection, shared in order by the unit ids behind it."""
+    """One connection — a TCP socket (Modbus TCP, or RTU frames to a serial gateway) or a serial
+    port (an RS-485 bus) — shared in order by the unit ids behind it."""
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.host, self.port, self.timeout_s = host, port, timeout_s
+    def __init__(self, cfg: ModbusBase) -> None:
+        self.cfg = cfg
         self.lock = asyncio.Lock()
-        self.client: AsyncModbusTcpClient | None = None
+        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        if isinstance(cfg, ModbusTcpDevice):
+            self.label = f"{cfg.host}:{cfg.port}" + ("/rtu" if cfg.framer == "rtu" else "")
+        else:
+            self.label = cfg.serial_port if isinstance(cfg, ModbusRtuDevice) else cfg.name
 
-    async def ensure(self, device: str) -> AsyncModbusTcpClient:
+    def _new(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        c = self.cfg
+        # reconnect_delay=0: we reconnect ourselves, with backoff, from the poll loop.
+        if isinstance(c, ModbusTcpDevice):
+            framer = FramerType.RTU if c.framer == "rtu" else FramerType.SOCKET
+            return AsyncModbusTcpClient(c.host, port=c.port, framer=framer, timeout=c.timeout_s,
+                                        retries=0, reconnect_delay=0)
+        assert isinstance(c, ModbusRtuDevice)
+        return AsyncModbusSerialClient(c.serial_port, framer=FramerType.RTU, baudrate=c.baudrate,
+                                       bytesize=c.bytesize, parity=c.parity, stopbits=c.stopbits,
+                                       timeout=c.timeout_s, retries=0, reconnect_delay=0)
+
+    async def ensure(self, device: str) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         if self.client is not None and self.client.connected:
             return self.client
         if self.client is not None:
             self.client.close()
-        # reconnect_delay=0: we reconnect ourselves, with backoff, from the poll loop.
-        self.client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s,
-                                           retries=0, reconnect_delay=0)
+        self.client = self._new()
         try:
-            ok = await asyncio.wait_for(self.client.connect(), self.timeout_s + 0.5)
+            ok = await asyncio.wait_for(self.client.connect(), self.cfg.timeout_s + 0.5)
         except (asyncio.TimeoutError, OSError, ModbusException) as e:
             ok = False
-            log.debug("connect %s:%d: %r", self.host, self.port, e)
+            log.debug("connect %s: %r", self.label, e)
         if not ok:
             self.client.close()
             self.client = None
-            raise ConnectError(device, f"{self.host}:{self.port}", "connection refused or timed out")
+            raise ConnectError(device, self.label, "connection refused or timed out")
         return self.client
 
     def close(self) -> None:
@@ -69,7 +85,7 @@ class Link:
 
 
 class ModbusDevice:
-    def __init__(self, cfg: ModbusTcpDevice, link: Link) -> None:
+    def __init__(self, cfg: ModbusBase, link: Link) -> None:
         self.cfg = cfg
         self.link = link
         self.requests: list[Request] = plan(
@@ -78,10 +94,10 @@ class ModbusDevice:
             [c.tag for c in cfg.computed]
 
     def _where(self, req: Request) -> str:
-        return (f"{self.link.host}:{self.link.port} unit {self.cfg.unit_id} fc{req.function} "
-                f"@{req.address}+{req.count}")
+        return f"{self.link.label} unit {self.cfg.unit_id} fc{req.function} @{req.address}+{req.count}"
 
-    async def _call(self, client: AsyncModbusTcpClient, req: Request) -> list[int] | list[bool]:
+    async def _call(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, req: Request
+                    ) -> list[int] | list[bool]:
         fn = (client.read_coils, client.read_discrete_inputs, client.read_holding_registers,
               client.read_input_registers)[req.function - 1]
         attempts = 1 + self.cfg.retries

@@ -20,7 +20,7 @@ import numpy as np
 from collector.clock import Clock, next_tick
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
-from config.models import InfluxV1Sink, ModbusTcpDevice, MqttDevice
+from config.models import InfluxV1Sink, ModbusBase, MqttDevice
 from store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
 from store.forward import Forwarder, Sink
 
@@ -110,13 +110,13 @@ class Collector:
         self.store = store
         self.clock = clock or Clock()
         self.writer = Writer(store, cfg.collector.flush_ms)
-        self.links: dict[tuple[str, int], Link] = {}
+        self.links: dict[tuple[object, ...], Link] = {}
         self.devices: list[ModbusDevice] = []
         self.health: dict[str, DeviceHealth] = {}
         self.mqtt: list["MqttSource"] = []
         for d in cfg.devices:
-            if isinstance(d, ModbusTcpDevice):
-                link = self.links.setdefault((d.host, d.port), Link(d.host, d.port, d.timeout_s))
+            if isinstance(d, ModbusBase):
+                link = self.links.setdefault(d.link_key, Link(d))
                 self.devices.append(ModbusDevice(d, link))
                 self.health[d.name] = DeviceHealth(d.name)
             elif isinstance(d, MqttDevice):

@@ -140,13 +140,12 @@ class Computed(Strict):
 
 class SimulateHint(Strict):
     stream: str
+    serial_port: str | None = None   # RTU: the simulator's end of the serial line (pty pair)
 
 
-class ModbusTcpDevice(Strict):
+class ModbusBase(Strict):
+    """What every Modbus device has, whatever carries its frames."""
     name: str = Field(min_length=1)
-    protocol: Literal["modbus_tcp"]
-    host: str = "127.0.0.1"
-    port: int = Field(default=502, ge=1, le=65535)
     unit_id: int = Field(default=1, ge=0, le=255)
     address_base: Literal[0, 1] = 0
     timeout_s: float = Field(default=1.0, gt=0, le=60)
@@ -162,6 +161,36 @@ class ModbusTcpDevice(Strict):
     simulate: SimulateHint | None = None
     registers: list[Register] = Field(min_length=1)
     computed: list[Computed] = []
+
+    @property
+    def link_key(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+
+class ModbusTcpDevice(ModbusBase):
+    """Modbus TCP, or RTU frames over TCP (``framer: rtu``, a serial-to-Ethernet gateway)."""
+    protocol: Literal["modbus_tcp"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    framer: Literal["socket", "rtu"] = "socket"
+
+    @property
+    def link_key(self) -> tuple[Any, ...]:
+        return ("tcp", self.host, self.port, self.framer)
+
+
+class ModbusRtuDevice(ModbusBase):
+    """Modbus RTU on a serial line (RS-485 bus: devices on one port share it in turn)."""
+    protocol: Literal["modbus_rtu"]
+    serial_port: str = Field(min_length=1)
+    baudrate: int = Field(default=9600, ge=300, le=921600)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+    @property
+    def link_key(self) -> tuple[Any, ...]:
+        return ("serial", self.serial_port)
 
 
 class MqttTag(Strict):
@@ -224,7 +253,8 @@ class MqttDevice(Strict):
     tags: list[MqttTag] = Field(min_length=1)
 
 
-Device = Annotated[Union[ModbusTcpDevice, MqttDevice], Field(discriminator="protocol")]
+Device = Annotated[Union[ModbusTcpDevice, ModbusRtuDevice, MqttDevice],
+                   Field(discriminator="protocol")]
 
 
 class Node(Strict):
@@ -481,7 +511,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
                 p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
                           f"({index[tag].unit}); the material balance needs density_kg_m3"))
     for i, d in enumerate(cfg.devices):
-        if isinstance(d, ModbusTcpDevice) and d.simulate and d.simulate.stream not in stream_ids:
+        if isinstance(d, ModbusBase) and d.simulate and d.simulate.stream not in stream_ids:
             p.append((("devices", i, "simulate", "stream"),
                       f"unknown stream {d.simulate.stream!r}"))
     load = cfg.requirements.load

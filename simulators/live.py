@@ -8,14 +8,14 @@ import zlib
 from dataclasses import dataclass
 
 from config import Config
-from config.models import ModbusTcpDevice
+from config.models import ModbusBase, ModbusRtuDevice
 from simulators.modbus_server import Gateway, SimDeviceContext
 from simulators.plant import DENSITY, Brewhouse
-from simulators.profiles import PROFILES, Image, MeterError, meter_state
+from simulators.profiles import PROFILES, Image, MeterError, MeterState, meter_state
 
 log = logging.getLogger("cpaudit.simulators")
 
-DEFAULT_ACCURACY = {"tuf2000": 1.0, "ifc050": 0.5, "vfm60": 1.5, "weigher": 0.5}
+DEFAULT_ACCURACY = {"tuf2000": 1.0, "ifc050": 0.5, "vfm60": 1.5, "weigher": 0.5, "pattern": 0.5}
 
 
 @dataclass
@@ -29,6 +29,8 @@ class SimMeter:
 
     def image(self, t: float) -> Image:
         prof = PROFILES[self.profile]
+        if self.profile == "pattern":      # a test pattern, not connected to the plant
+            return prof.encode(MeterState(0.0, 0.0))
         st = meter_state(prof, float(self.plant.rate_kg_h(self.stream, t)),
                          float(self.plant.total_kg(self.stream, t)), DENSITY.get(self.stream),
                          self.initial_total, self.err)
@@ -47,11 +49,14 @@ def build_plant(cfg: Config, t0: float, leak: tuple[str, float] | None = None) -
 def build_meters(cfg: Config, plant: Brewhouse) -> dict[str, SimMeter]:
     meters: dict[str, SimMeter] = {}
     for d in cfg.devices:
-        if not isinstance(d, ModbusTcpDevice) or d.simulate is None or d.profile is None:
+        if not isinstance(d, ModbusBase) or d.simulate is None or d.profile is None:
             continue
         if d.profile not in PROFILES:
             raise ValueError(f"device {d.name}: no simulator profile {d.profile!r}; "
                              f"known: {', '.join(PROFILES)}")
+        if d.profile != "pattern" and d.simulate.stream not in plant.streams():
+            raise ValueError(f"device {d.name}: the {cfg.simulation.plant} model has no stream "
+                             f"{d.simulate.stream!r}; it has {', '.join(plant.streams())}")
         seed = cfg.simulation.seed * 1000 + zlib.crc32(d.name.encode()) % 1000
         acc = d.accuracy_pct or DEFAULT_ACCURACY[d.profile]
         initial = 1000.0 + zlib.crc32(d.name.encode()) % 5000
@@ -69,19 +74,35 @@ class Site:
         self.plant = build_plant(cfg, time.time() if t0 is None else t0, leak)
         self.meters = build_meters(cfg, self.plant)
         self.contexts: dict[str, SimDeviceContext] = {}
-        groups: dict[tuple[str, int], dict[int, SimDeviceContext]] = {}
+        groups: dict[tuple[object, ...], dict[int, SimDeviceContext]] = {}
+        serial: dict[tuple[object, ...], dict[str, object]] = {}
         for d in cfg.devices:
-            if d.name not in self.meters:
+            if d.name not in self.meters or not isinstance(d, ModbusBase):
                 continue
             m = self.meters[d.name]
             ctx = SimDeviceContext(lambda m=m: m.image(time.time()))
             self.contexts[d.name] = ctx
-            groups.setdefault((d.host, d.port), {})[d.unit_id] = ctx
-        self.gateways = {k: Gateway(k[0], k[1], v) for k, v in groups.items()}
+            groups.setdefault(self.key_of(d), {})[d.unit_id] = ctx
+            if isinstance(d, ModbusRtuDevice):
+                serial[self.key_of(d)] = {"baudrate": d.baudrate, "bytesize": d.bytesize,
+                                          "parity": d.parity, "stopbits": d.stopbits}
+        self.gateways = {k: Gateway(k, v, serial.get(k)) for k, v in groups.items()}
+
+    @staticmethod
+    def key_of(d: ModbusBase) -> tuple[object, ...]:
+        """Where the simulator serves a device: the device's own address, or for RTU the
+        simulator's end of the serial line."""
+        if isinstance(d, ModbusRtuDevice):
+            if d.simulate is None or d.simulate.serial_port is None:
+                raise ValueError(f"device {d.name}: an RTU device needs simulate.serial_port, "
+                                 "the simulator's end of the serial line")
+            return ("serial", d.simulate.serial_port)
+        return d.link_key
 
     def gateway_of(self, device: str) -> Gateway:
         d = self.cfg.device(device)
-        return self.gateways[(d.host, d.port)]
+        assert isinstance(d, ModbusBase)
+        return self.gateways[self.key_of(d)]
 
     async def start(self) -> None:
         for g in self.gateways.values():

@@ -13,7 +13,8 @@ from typing import Callable
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseDeviceContext
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 from simulators.profiles import Image
 
@@ -43,9 +44,12 @@ class SimDeviceContext(ModbusBaseDeviceContext):
         if img is None:
             return ExcCodes.ILLEGAL_FUNCTION
         try:
-            return [img[a] for a in range(address, address + count)]
+            values = [img[a] for a in range(address, address + count)]
         except KeyError:
             return ExcCodes.ILLEGAL_ADDRESS
+        if self._table(func_code) in (1, 2):
+            return [bool(v) for v in values]
+        return values
 
     async def async_getValues(self, func_code: int, address: int, count: int = 1):  # noqa: N802
         if self.delay_s:
@@ -60,17 +64,26 @@ class SimDeviceContext(ModbusBaseDeviceContext):
 
 
 class Gateway:
-    """One TCP listener serving one or more unit ids."""
+    """One listener serving one or more unit ids: TCP (Modbus TCP or RTU frames over TCP), or a
+    serial port (RTU; in tests one end of a pseudo-terminal pair)."""
 
-    def __init__(self, host: str, port: int, devices: dict[int, SimDeviceContext]) -> None:
-        self.host, self.port, self.devices = host, port, devices
-        self._server: ModbusTcpServer | None = None
+    def __init__(self, key: tuple[object, ...], devices: dict[int, SimDeviceContext],
+                 serial: dict[str, object] | None = None) -> None:
+        self.key, self.devices, self.serial = key, devices, serial or {}
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     async def start(self) -> None:
         ctx = ModbusServerContext(devices=self.devices, single=False)
-        self._server = ModbusTcpServer(ctx, address=(self.host, self.port))
+        if self.key[0] == "tcp":
+            _, host, port, framer = self.key
+            self._server = ModbusTcpServer(
+                ctx, address=(str(host), int(port)),  # type: ignore[call-overload]
+                framer=FramerType.RTU if framer == "rtu" else FramerType.SOCKET)
+        else:
+            self._server = ModbusSerialServer(ctx, framer=FramerType.RTU, port=self.key[1],
+                                              **self.serial)
         await self._server.serve_forever(background=True)
-        log.info("simulated gateway listening on %s:%d, unit ids %s", self.host, self.port,
+        log.info("simulated gateway %s serving unit ids %s", "/".join(map(str, self.key[1:])),
                  sorted(self.devices))
 
     async def stop(self) -> None:

@@ -96,6 +96,35 @@ def weigher(s: MeterState) -> Image:
     return {3: hr}
 
 
+PATTERN = {  # the test-pattern device: known values in every type and word order
+    "i16": -1234, "u16": 54321, "i32": -123456789, "u32": 3_000_000_000,
+    "i64": -(2 ** 50) + 7, "u64": 2 ** 60 + 2 ** 40, "f32": 3.14159, "f64": 2.718281828459045,
+    "text": "CPAUDIT-SIM1", "status": 0b0101, "raw": 12345,
+}
+
+
+def pattern(s: MeterState) -> Image:
+    """A commissioning test pattern (not a real meter): every data type at a known address."""
+    hr: dict[int, int] = {}
+    p = PATTERN
+    _put(hr, 0, to_registers(p["i16"], "int16"))
+    _put(hr, 1, to_registers(p["u16"], "uint16"))
+    _put(hr, 2, to_registers(p["i32"], "int32", "ABCD"))
+    _put(hr, 4, to_registers(p["u32"], "uint32", "CDAB"))
+    _put(hr, 6, to_registers(p["i64"], "int64", "BADC"))
+    _put(hr, 10, to_registers(p["u64"], "uint64", "DCBA"))
+    _put(hr, 14, to_registers(p["f32"], "float32", "ABCD"))
+    _put(hr, 16, to_registers(p["f64"], "float64", "CDAB"))
+    text = str(p["text"]).encode("ascii")
+    _put(hr, 20, [int.from_bytes(text[i:i + 2], "big") for i in range(0, len(text), 2)])
+    hr[26] = int(p["status"])
+    ir = dict(hr)
+    ir[1] = int(p["raw"])
+    coils = {i: int(i % 2 == 1) for i in range(16)}       # 0101…: coil 3 is on
+    discrete = {i: int(i in (1, 2)) for i in range(16)}   # 0110…: input 1 is on
+    return {1: coils, 2: discrete, 3: hr, 4: ir}
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -110,6 +139,7 @@ PROFILES: dict[str, Profile] = {
     "ifc050": Profile("ifc050", ifc050, "m3/s", "m3", True),
     "vfm60": Profile("vfm60", vfm60, "t/h", "t", False),
     "weigher": Profile("weigher", weigher, "kg/h", "kg", False),
+    "pattern": Profile("pattern", pattern, "kg/h", "kg", False),
 }
 
 _RATE_DIV = {"m3/h": 1.0, "m3/s": 3600.0, "t/h": 1000.0, "kg/h": 1.0}

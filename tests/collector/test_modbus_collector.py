@@ -34,7 +34,7 @@ async def collect(cfg: config.Config, store: SQLiteStore, seconds: float,
                   ) -> Collector:
     site = Site(cfg)
     for name in skip:                      # a device that is down: no server on its port
-        site.gateways.pop((cfg.device(name).host, cfg.device(name).port))
+        site.gateways.pop(site.key_of(cfg.device(name)))  # type: ignore[arg-type]
     if prepare:
         prepare(site)
     async with site:

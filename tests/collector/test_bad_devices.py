@@ -1,0 +1,83 @@
+"""Devices that misbehave on the wire — garbage replies, connections closed at once — next to a
+good one: the good one keeps its ticks, the bad ones give bad samples with the reason, and the
+collector never crashes. Repeated connection failures back off, visibly in health."""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pandas as pd
+
+import config
+from collector.service import Collector
+from simulators.live import Site
+from store import Quality, Reason, SQLiteStore
+from tests.collector.test_transports import config_for, device
+from tests.servers import free_port
+
+
+async def garbage_server(port: int) -> asyncio.AbstractServer:
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(260):
+                # an MBAP header echoing the transaction id, then a length that lies and junk
+                w.write(data[:2] + b"\x00\x00\x00\x09" + os.urandom(5))
+                await w.drain()
+        except ConnectionError:
+            pass
+        finally:
+            w.close()
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+async def closing_server(port: int) -> asyncio.AbstractServer:
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.close()
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+def test_garbage_and_closed_connections_never_stop_the_good_device(tmp_path: Path) -> None:
+    good, junk, closer, dead = free_port(), free_port(), free_port(), free_port()
+    devs = (device("G", f"protocol: modbus_tcp\n    port: {good}\n    simulate: {{stream: s}}", 1)
+            + device("J", f"protocol: modbus_tcp\n    port: {junk}", 1)
+            + device("C", f"protocol: modbus_tcp\n    port: {closer}", 1)
+            + device("D", f"protocol: modbus_tcp\n    port: {dead}", 1))
+    devs = devs.replace("timeout_s: 1.0", "timeout_s: 0.3")
+    cfg = config_for(tmp_path, devs)
+    st = SQLiteStore(tmp_path / "s.db")
+
+    async def go() -> Collector:
+        s1, s2 = await garbage_server(junk), await closing_server(closer)
+        async with Site(cfg):
+            col = Collector(cfg, st)
+            stop = asyncio.Event()
+            task = asyncio.create_task(col.run(stop))
+            await asyncio.sleep(6.0)
+            stop.set()
+            await task
+        s1.close()
+        s2.close()
+        return col
+    col = asyncio.run(go())
+    df = st.read(None)
+    df = df[df["reason"] != Reason.DOWN]
+
+    def of(tag: str) -> pd.DataFrame:
+        return df[df["tag"] == tag]
+    g = of("G.i16")
+    assert len(g) >= 10 and (g["quality"] == Quality.GOOD).all()
+    ticks = set(g["ts"])
+    for name, reasons in (("J", {Reason.DECODE, Reason.TIMEOUT, Reason.CONNECTION}),
+                          ("C", {Reason.CONNECTION, Reason.TIMEOUT}),
+                          ("D", {Reason.CONNECTION})):
+        x = of(f"{name}.i16")
+        assert (x["quality"] == Quality.BAD).all() and set(x["reason"]) <= reasons, name
+        every = set(st.read([f"{name}.i16"])["ts"])        # down at stop included
+        assert every >= ticks, f"{name}: ticks missing"
+    lateness = of("_health.G.lateness_ms")["value"]
+    assert lateness.quantile(0.9) < 50, "bad devices delayed the good one"
+    # the dead device backs off after repeated connection failures, and health shows it
+    backoff = of("_health.D.backoff_s")["value"]
+    assert backoff.max() > 0
+    assert col.health["D"].consecutive_failures >= 10
