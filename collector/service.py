@@ -28,6 +28,7 @@ log = logging.getLogger("cpaudit.collector")
 
 HEALTH_PREFIX = "_health."
 BACKOFF_MAX_S = 30.0
+MAX_GAP_TICKS = 86_400      # ticks recorded as `down` per device after a restart (1 day at 1 s)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DeviceHealth:
     last_latency_ms: float = math.nan
     last_lateness_ms: float = math.nan
     backoff_until_ns: int = 0
+    backoff_s: float = 0.0
     last_reason: str = ""
     logged_failure: bool = False
 
@@ -124,15 +126,19 @@ class Collector:
                 self.mqtt.append(MqttSource(d, self.writer, self.clock))
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.forwarders: list[Forwarder] = []
+        self._tick_starts: dict[int, list[int]] = {}     # tick -> poll start times [ns]
+        self._skews: list[float] = []                    # recent per-tick spreads [ms]
+        self.metrics_server: asyncio.AbstractServer | None = None
 
     def interval_ns(self, dev: ModbusDevice) -> int:
         return int(round((dev.cfg.interval_s or self.cfg.collector.interval_s) * 1e9))
 
-    async def _device_loop(self, dev: ModbusDevice) -> None:
+    async def _device_loop(self, dev: ModbusDevice, start_ns: int) -> None:
         interval = self.interval_ns(dev)
         late_ns = int(self.cfg.collector.late_tolerance_ms * 1e6)
         h = self.health[dev.cfg.name]
-        tick = next_tick(self.clock.now_ns(), interval)
+        tick = next_tick(start_ns, interval)
         while not self._stopping:
             await self.clock.sleep_until(tick)
             t_req = self.clock.now_ns()
@@ -148,6 +154,8 @@ class Collector:
                         self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
                     raise
             t_done = self.clock.now_ns()
+            if t_req >= h.backoff_until_ns:
+                self._tick_starts.setdefault(tick, []).append(t_req)
             good = [r for r in readings if r.quality == Quality.GOOD]
             if t_done - tick > late_ns:
                 readings = [Reading(r.tag, r.value, Quality.UNCERTAIN, Reason.LATE)
@@ -174,6 +182,7 @@ class Collector:
                             h.consecutive_failures)
             h.consecutive_failures = 0
             h.backoff_until_ns = 0
+            h.backoff_s = 0.0
             h.last_good_ns = tick
             h.logged_failure = False
             return
@@ -187,6 +196,7 @@ class Collector:
         if h.consecutive_failures >= 3 and readings and readings[0].reason == Reason.CONNECTION:
             backoff = min(BACKOFF_MAX_S, 2 ** (h.consecutive_failures - 3))
             h.backoff_until_ns = t_done + int(backoff * 1e9)
+            h.backoff_s = backoff
 
     def _health_readings(self, h: DeviceHealth, t_req: int, t_done: int, tick: int
                          ) -> list[Reading]:
@@ -198,7 +208,58 @@ class Collector:
             Reading(p + "lateness_ms", (t_req - tick) / 1e6),
             Reading(p + "consecutive_failures", float(h.consecutive_failures)),
             Reading(p + "backoff_s", backoff_s),
+            Reading(p + "polls", float(h.polls)),
+            Reading(p + "good_polls", float(h.good_polls)),
         ]
+
+    def skew_stats(self) -> dict[str, float]:
+        """Spread of poll start times across devices within a tick [ms], over recent ticks."""
+        if not self._skews:
+            return {"p50_ms": math.nan, "p99_ms": math.nan, "max_ms": math.nan, "ticks": 0}
+        a = np.asarray(self._skews)
+        return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
+                "max_ms": float(a.max()), "ticks": len(a)}
+
+    async def _collector_health(self) -> None:
+        """Each tick, the skew of the tick before (all its polls have started by now)."""
+        interval = int(self.cfg.collector.interval_s * 1e9)
+        while True:
+            tick = next_tick(self.clock.now_ns(), interval)
+            await self.clock.sleep_until(tick)
+            done = [t for t in self._tick_starts if t < tick]
+            readings = []
+            for t in sorted(done):
+                starts = self._tick_starts.pop(t)
+                if len(starts) >= 2:
+                    spread = (max(starts) - min(starts)) / 1e6
+                    self._skews.append(spread)
+                    readings.append((t, spread))
+            del self._skews[:-3600]
+            for t, spread in readings:
+                self.writer.put(_batch(t, [Reading(f"{HEALTH_PREFIX}collector.skew_ms", spread)]))
+
+    def _record_downtime(self, now: int) -> None:
+        """After a restart, the ticks each device missed while the collector was not running are
+        recorded as bad with reason ``down``: the gap is explicit and limited to the down time.
+        ``now`` is the instant the poll loops start from, so the two meet without a hole."""
+        for dev in self.devices:
+            interval = self.interval_ns(dev)
+            last = self.store.last(dev.tags)
+            if last.empty:
+                continue
+            first_missing = int(last["ts"].max()) + interval
+            upto = next_tick(now, interval)              # the first tick this run will poll
+            n = (upto - first_missing) // interval
+            if n <= 0:
+                continue
+            if n > MAX_GAP_TICKS:
+                log.warning("%s: down for %d ticks; recording the last %d as `down`, the "
+                            "earlier ones stay absent", dev.cfg.name, n, MAX_GAP_TICKS)
+                first_missing = upto - MAX_GAP_TICKS * interval
+            log.info("%s: %d ticks missed while the collector was down, recorded as `down`",
+                     dev.cfg.name, min(n, MAX_GAP_TICKS))
+            for t in range(first_missing, upto, interval):
+                self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
 
     def _sinks(self) -> list[Forwarder]:
         if not self.cfg.sinks:
@@ -250,7 +311,9 @@ class Collector:
             except StoreError as e:
                 log.error("%s; samples are kept in memory and written when the store accepts "
                           "them", e)
-        self._tasks = [asyncio.create_task(self._device_loop(d), name=d.cfg.name)
+        start_ns = self.clock.now_ns()
+        self._record_downtime(start_ns)
+        self._tasks = [asyncio.create_task(self._device_loop(d, start_ns), name=d.cfg.name)
                        for d in self.devices]
         writer = asyncio.create_task(self.writer.run(), name="writer")
         self.forwarders = self._sinks()
@@ -261,6 +324,11 @@ class Collector:
             t.start()
         if self.forwarders:
             self._tasks.append(asyncio.create_task(self._sink_health(self.forwarders)))
+        self._tasks.append(asyncio.create_task(self._collector_health()))
+        if self.cfg.collector.metrics_port is not None:
+            from collector.metrics import serve
+            self.metrics_server = await serve(self, self.cfg.collector.metrics_host,
+                                              self.cfg.collector.metrics_port)
         for m in self.mqtt:
             self._tasks.append(asyncio.create_task(m.run(), name=m.cfg.name))
             self._tasks.append(asyncio.create_task(m.health_loop(self.cfg.collector.interval_s)))
@@ -273,6 +341,8 @@ class Collector:
                 await stop.wait()
         finally:
             self._stopping = True
+            if self.metrics_server is not None:
+                self.metrics_server.close()
             for t in self._tasks + [writer]:
                 t.cancel()
             await asyncio.gather(*self._tasks, writer, return_exceptions=True)

@@ -340,6 +340,8 @@ class CollectorSettings(Strict):
     interval_s: float = Field(default=1.0, gt=0, le=3600)
     late_tolerance_ms: float = Field(default=500.0, gt=0)
     flush_ms: float = Field(default=500.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)   # Prometheus /metrics
 
 
 class Leak(Strict):

@@ -163,3 +163,39 @@ def test_timeout_then_recovery(tmp_path: Path) -> None:
     assert Reason.TIMEOUT in reasons
     assert reasons[-1] == Reason.NONE and steam["quality"].iloc[-1] == Quality.GOOD
     st.close()
+
+
+def test_prometheus_metrics_and_skew(tmp_path: Path) -> None:
+    from tests.servers import free_port
+    import urllib.request
+    port = free_port()
+    cfg = fast_config(tmp_path, **{"flush_ms": "flush_ms",
+                                   "late_tolerance_ms: 500": f"late_tolerance_ms: 500\n  metrics_port: {port}"})
+    st = SQLiteStore(tmp_path / "s.db")
+    body: dict[str, str] = {}
+
+    async def scenario() -> None:
+        site = Site(cfg)
+        site.gateways.pop(site.key_of(cfg.device("fm_steam")))   # fm_steam is down
+        async with site:
+            col = Collector(cfg, st)
+            stop = asyncio.Event()
+            task = asyncio.create_task(col.run(stop))
+            await asyncio.sleep(2.6)
+            url = f"http://127.0.0.1:{port}/metrics"
+            body["m"] = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+            stop.set()
+            await task
+    asyncio.run(scenario())
+    lines = {ln.split(" ")[0]: ln.split(" ")[1] for ln in body["m"].splitlines()
+             if ln and not ln.startswith("#")}
+    assert lines['cpaudit_device_up{device="fm_water"}'] == "1.0"
+    assert lines['cpaudit_device_up{device="fm_steam"}'] == "0.0"
+    assert float(lines['cpaudit_device_consecutive_failures{device="fm_steam"}']) >= 4
+    assert float(lines['cpaudit_store_samples_written_total']) > 100
+    p99 = float(lines['cpaudit_tick_skew_seconds{quantile="0.99"}'])
+    assert 0 <= p99 < 0.1
+    skew = st.read(["_health.collector.skew_ms"])
+    assert len(skew) >= 3 and (skew["value"] >= 0).all()
+    st.close()

@@ -1,0 +1,97 @@
+"""Prometheus ``/metrics`` for the collector (text exposition format 0.0.4), served by a small
+asyncio HTTP server on ``collector.metrics_port``. The same health also goes into the store as
+samples under ``_health.`` for the web."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.service import Collector
+
+log = logging.getLogger("cpaudit.collector.metrics")
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(col: "Collector") -> str:
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, rows: list[tuple[dict[str, str], float]]) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in rows:
+            lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
+            val = "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) \
+                else repr(float(value))
+            out.append(f"{name}{{{lab}}} {val}" if lab else f"{name} {val}")
+
+    hs = list(col.health.values())
+    metric("cpaudit_device_up", "gauge", "1 when the last poll of the device succeeded",
+           [({"device": h.name}, 1.0 if h.polls and not h.consecutive_failures else 0.0)
+            for h in hs])
+    metric("cpaudit_device_polls_total", "counter", "polls attempted",
+           [({"device": h.name}, h.polls) for h in hs])
+    metric("cpaudit_device_good_polls_total", "counter", "polls with at least one good value",
+           [({"device": h.name}, h.good_polls) for h in hs])
+    metric("cpaudit_device_consecutive_failures", "gauge", "failed polls in a row",
+           [({"device": h.name}, h.consecutive_failures) for h in hs])
+    metric("cpaudit_device_latency_seconds", "gauge", "duration of the last poll",
+           [({"device": h.name}, h.last_latency_ms / 1e3) for h in hs])
+    metric("cpaudit_device_lateness_seconds", "gauge", "start of the last poll after its tick",
+           [({"device": h.name}, h.last_lateness_ms / 1e3) for h in hs])
+    metric("cpaudit_device_backoff_seconds", "gauge", "reconnect backoff still to wait",
+           [({"device": h.name}, h.backoff_s) for h in hs])
+    metric("cpaudit_device_last_good_timestamp_seconds", "gauge", "tick of the last good poll",
+           [({"device": h.name}, (h.last_good_ns or math.nan) / 1e9) for h in hs])
+    sk = col.skew_stats()
+    metric("cpaudit_tick_skew_seconds", "gauge", "spread of poll start times across devices "
+           "within one tick, over the recent ticks",
+           [({"quantile": q}, sk[k] / 1e3) for q, k in (("0.5", "p50_ms"), ("0.99", "p99_ms"),
+                                                          ("1", "max_ms"))])
+    metric("cpaudit_mqtt_connected", "gauge", "1 while the MQTT session is up",
+           [({"device": m.cfg.name}, 1.0 if m.connected else 0.0) for m in col.mqtt])
+    metric("cpaudit_mqtt_messages_total", "counter", "MQTT messages received",
+           [({"device": m.cfg.name}, m.received) for m in col.mqtt])
+    metric("cpaudit_mqtt_malformed_total", "counter", "MQTT messages refused, per kind",
+           [({"device": m.cfg.name, "kind": k}, n) for m in col.mqtt
+            for k, n in sorted(m.malformed.items())])
+    fw = getattr(col, "forwarders", [])
+    metric("cpaudit_sink_backlog", "gauge", "samples in the store not yet acknowledged by the sink",
+           [({"sink": f.name}, f.stats.backlog) for f in fw])
+    metric("cpaudit_sink_forwarded_total", "counter", "samples acknowledged by the sink",
+           [({"sink": f.name}, f.stats.forwarded) for f in fw])
+    metric("cpaudit_sink_errors_total", "counter", "failed forwarding attempts",
+           [({"sink": f.name}, f.stats.errors) for f in fw])
+    metric("cpaudit_store_samples_written_total", "counter", "samples committed to the store",
+           [({}, col.writer.written)])
+    return "\n".join(out) + "\n"
+
+
+async def serve(col: "Collector", host: str, port: int) -> asyncio.AbstractServer:
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(r.readline(), 5)
+            while (await asyncio.wait_for(r.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = line.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
+                body = render(col).encode()
+                head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            else:
+                body = b"not found: try /metrics\n"
+                head = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+            w.write(f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body)
+            await w.drain()
+        except (asyncio.TimeoutError, ConnectionError, UnicodeDecodeError):
+            pass
+        finally:
+            w.close()
+    server = await asyncio.start_server(handle, host, port)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
