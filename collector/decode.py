@@ -12,6 +12,7 @@ _FMT = {DataType.INT16: ">h", DataType.UINT16: ">H", DataType.INT32: ">i",
 
 
 _PACK = {n: struct.Struct(f">{n}H") for n in (1, 2, 4)}
+_SIZE = {t: t.registers for t in DataType}
 
 
 def registers_to_bytes(regs: list[int], order: WordOrder) -> bytes:
@@ -37,7 +38,7 @@ def decode(regs: list[int], dtype: DataType, order: WordOrder = WordOrder.ABCD,
         return float((regs[0] >> bit) & 1)
     if dtype == DataType.STRING:
         raise ValueError("strings do not decode to a number")
-    need = dtype.registers
+    need = _SIZE[dtype]
     if len(regs) != need:
         raise ValueError(f"{dtype.value} needs {need} registers, got {len(regs)}")
     try:

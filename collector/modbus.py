@@ -90,6 +90,9 @@ class ModbusDevice:
         self.link = link
         self.requests: list[Request] = plan(
             [r for r in cfg.registers], cfg.address_base, cfg.max_registers, cfg.gap_fill)
+        # per request, what to decode where: (register, offset in the reply, size), strings out
+        self._specs = [[(reg, wire - req.address, reg.size) for reg, wire in req.registers
+                        if reg.type != DataType.STRING] for req in self.requests]
         self.tags = [r.tag for r in cfg.registers if r.type != DataType.STRING] + \
             [c.tag for c in cfg.computed]
 
@@ -162,16 +165,13 @@ class ModbusDevice:
                                 out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, e.reason)
                         break
                     continue
-                for reg, wire in req.registers:
-                    if reg.type == DataType.STRING:
-                        continue
-                    off = wire - req.address
+                bits = req.function in (1, 2)
+                for reg, off, size in self._specs[i]:
                     try:
-                        if req.function in (1, 2):
+                        if bits:
                             raw = float(bool(data[off]))
                         else:
-                            raw = decode(data[off:off + reg.size], reg.type, reg.word_order,
-                                         reg.bit)
+                            raw = decode(data[off:off + size], reg.type, reg.word_order, reg.bit)
                     except (ValueError, IndexError):
                         out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
                         continue

@@ -82,6 +82,8 @@ class MqttSource:
         batch = Batch(tags=[r[0] for r in readings], ts=[r[1] for r in readings],
                       value=[r[2] for r in readings], quality=[0] * n, reason=[0] * n)
         self.writer.put(batch, ack)
+        if ack is not None:
+            self.writer.kick()       # the broker waits for this ack before sending more
         return n
 
     # -- connection ----------------------------------------------------------------------------

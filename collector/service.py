@@ -62,7 +62,15 @@ class Writer:
         self.pending: list[Batch] = []
         self.done: list[Callable[[], None]] = []
         self.written = 0
+        self.commits = 0
         self._lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+
+    def kick(self) -> None:
+        """Commit now rather than at the next flush interval: acknowledgements are waiting, and the
+        broker sends no more than its in-flight window (20 by default in Mosquitto) until they
+        go out."""
+        self._kick.set()
 
     def put(self, batch: Batch, done: Callable[[], None] | None = None) -> None:
         """Queue a batch; ``done`` is called, in order, once it is committed to the store (the
@@ -79,6 +87,7 @@ class Writer:
             done, self.done = self.done, []
             try:
                 self.written += await asyncio.to_thread(self.store.write, Batch.concat(batches))
+                self.commits += 1
             except BaseException:
                 self.pending[:0] = batches          # keep them for the next try, in order
                 self.done[:0] = done
@@ -88,7 +97,11 @@ class Writer:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_s)
+            try:
+                await asyncio.wait_for(self._kick.wait(), self.flush_s)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
             try:
                 await self.flush()
             except Exception:  # noqa: BLE001 - the store failing must be loud but not fatal

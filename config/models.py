@@ -166,6 +166,10 @@ class ModbusBase(Strict):
     def link_key(self) -> tuple[Any, ...]:
         raise NotImplementedError
 
+    @property
+    def server_key(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
 
 class ModbusTcpDevice(ModbusBase):
     """Modbus TCP, or RTU frames over TCP (``framer: rtu``, a serial-to-Ethernet gateway)."""
@@ -173,9 +177,23 @@ class ModbusTcpDevice(ModbusBase):
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=1, le=65535)
     framer: Literal["socket", "rtu"] = "socket"
+    # TCP connections the unit ids behind this gateway are spread over (unit id modulo this);
+    # many Modbus TCP gateways accept several, which cuts the skew between their unit ids.
+    connections: int = Field(default=1, ge=1, le=16)
+
+    @field_validator("connections")
+    @classmethod
+    def _conns(cls, v: int, info: Any) -> int:
+        if v > 1 and info.data.get("framer") == "rtu":
+            raise ValueError("RTU frames go to one serial bus: connections must be 1")
+        return v
 
     @property
     def link_key(self) -> tuple[Any, ...]:
+        return ("tcp", self.host, self.port, self.framer, self.unit_id % self.connections)
+
+    @property
+    def server_key(self) -> tuple[Any, ...]:
         return ("tcp", self.host, self.port, self.framer)
 
 
@@ -191,6 +209,10 @@ class ModbusRtuDevice(ModbusBase):
     @property
     def link_key(self) -> tuple[Any, ...]:
         return ("serial", self.serial_port)
+
+    @property
+    def server_key(self) -> tuple[Any, ...]:
+        return self.link_key
 
 
 class MqttTag(Strict):

@@ -97,7 +97,7 @@ class Site:
                 raise ValueError(f"device {d.name}: an RTU device needs simulate.serial_port, "
                                  "the simulator's end of the serial line")
             return ("serial", d.simulate.serial_port)
-        return d.link_key
+        return d.server_key
 
     def gateway_of(self, device: str) -> Gateway:
         d = self.cfg.device(device)

@@ -98,7 +98,7 @@ class SQLiteStore:
 
     # -- tags --------------------------------------------------------------------------------
     def _ids_for(self, conn: sqlite3.Connection, names: set[str]) -> dict[str, int]:
-        missing = [n for n in names if n not in self._tag_ids]
+        missing = names.difference(self._tag_ids)
         if missing:
             conn.executemany("INSERT OR IGNORE INTO tag(name) VALUES (?)", [(n,) for n in missing])
             for tid, name in conn.execute("SELECT id, name FROM tag"):
@@ -122,12 +122,11 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 ids = self._ids_for(conn, set(batch.tags))
-                values = np.where(np.isfinite(batch.value), batch.value, np.nan)
-                rows = zip(
-                    [ids[t] for t in batch.tags], batch.ts.tolist(),
-                    [None if v != v else v for v in values.tolist()],
-                    batch.quality.tolist(), batch.reason.tolist(),
-                )
+                # SQLite binds NaN as NULL; +-inf never reach here as good (Batch invariant),
+                # and are stored as NULL too so that a read gives NaN back.
+                values = np.where(np.isinf(batch.value), np.nan, batch.value)
+                rows = zip(map(ids.__getitem__, batch.tags), batch.ts.tolist(), values.tolist(),
+                           batch.quality.tolist(), batch.reason.tolist())
                 before = conn.total_changes
                 conn.executemany(
                     "INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) "

@@ -1,0 +1,72 @@
+"""Helpers for the benchmarks: printing figures and ratios, CPU time, child processes."""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS: list[tuple[str, str, float, str]] = []
+
+
+def line(name: str, value: float, unit: str, baseline: float | None = None,
+         target: str = "") -> None:
+    ratio = ""
+    if baseline:
+        ratio = f"  = {value / baseline:.2f}x baseline"
+    t = f"  (target {target})" if target else ""
+    print(f"    {name:<52}{value:>14,.1f} {unit}{ratio}{t}", flush=True)
+    RESULTS.append((name, unit, value, ratio))
+
+
+def header(text: str) -> None:
+    print(f"\n{text}", flush=True)
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.wall0, self.cpu0 = time.perf_counter(), cpu_s()
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = cpu_s() - self.cpu0
+
+
+def spawn_python(code: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tmpdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="cpaudit-bench-")
+
+
+def build_c(name: str) -> str | None:
+    """Compile bench/c/NAME.c against libmodbus; None if the compiler or library is missing."""
+    out = Path(tempfile.gettempdir()) / f"cpaudit-{name}"
+    src = ROOT / "bench" / "c" / f"{name}.c"
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libmodbus"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["gcc", "-O2", "-o", str(out), str(src), *flags], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return str(out)
+
+
+def cores() -> int:
+    return os.cpu_count() or 1

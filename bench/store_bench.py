@@ -1,0 +1,49 @@
+"""SQLite store inserts against raw ``sqlite3.executemany`` into the same schema."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import numpy as np
+
+from bench.common import header, line, tmpdir
+from store import Batch, SQLiteStore
+
+
+def run(n: int = 300_000, per_commit: int = 10_000, ntags: int = 100) -> None:
+    header(f"store — SQLite, WAL, synchronous=FULL; {n:,} samples, {per_commit:,} per commit, "
+           f"{ntags} tags")
+    with tmpdir() as d:
+        tags = [f"t{i % ntags}" for i in range(per_commit)]
+        batches = [Batch(tags=tags, ts=np.arange(k * per_commit, (k + 1) * per_commit) * 10**9,
+                         value=np.random.default_rng(k).random(per_commit),
+                         quality=np.zeros(per_commit), reason=np.zeros(per_commit))
+                   for k in range(n // per_commit)]
+        con = sqlite3.connect(os.path.join(d, "raw.db"))
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.executescript("CREATE TABLE sample (seq INTEGER PRIMARY KEY, tag_id INTEGER, ts INTEGER,"
+                          " value REAL, quality INTEGER, reason INTEGER);"
+                          "CREATE UNIQUE INDEX s ON sample(tag_id, ts);")
+        rows = [[(i % ntags, int(t), float(v), 0, 0) for i, (t, v) in
+                 enumerate(zip(b.ts, b.value))] for b in batches]
+        t0 = time.perf_counter()
+        for r in rows:
+            with con:
+                con.executemany("INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) "
+                                "VALUES (?,?,?,?,?)", r)
+        raw = n / (time.perf_counter() - t0)
+        con.close()
+        st = SQLiteStore(os.path.join(d, "store.db"))
+        t0 = time.perf_counter()
+        for b in batches:
+            st.write(b)
+        ours = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        df = st.read(None)
+        read = len(df) / (time.perf_counter() - t0)
+        st.close()
+    line("raw executemany of prepared tuples (baseline)", raw, "rows/s")
+    line("SQLiteStore.write(Batch)", ours, "rows/s", raw, "≥ 0.7x")
+    line("SQLiteStore.read into a DataFrame", read, "rows/s")
