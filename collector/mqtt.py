@@ -24,9 +24,9 @@ import aiomqtt
 
 from collector.clock import Clock, next_tick
 from collector.modbus import Reading
-from collector.payloads import PayloadError, parse
-from config.models import MqttDevice
-from store import Batch, Quality, Reason
+from collector.payloads import PayloadError, match, parse
+from config.models import MqttDevice, Subscription
+from store import Quality, Reason
 
 if TYPE_CHECKING:
     from collector.service import Writer
@@ -62,29 +62,38 @@ class MqttSource:
         """Turn one message into samples and queue them; ``ack`` runs once they are stored."""
         self.received += 1
         now = self.clock.now_ns()
-        readings: list[tuple[str, int, float]] = []
-        sub = next((s for s in self.cfg.subscriptions if _matches(s.topic, topic)), None)
+        tags: list[str] = []
+        stamps: list[int] = []
+        values: list[float] = []
+        sub, caps = self._route(topic)
         try:
             if sub is None:
                 raise PayloadError("unknown_topic", "no subscription matches")
-            for p in parse(sub, topic, payload, self.cfg.max_payload):
+            for p in parse(sub, topic, payload, self.cfg.max_payload, caps):
                 if p.tag not in self.declared:
                     self._count("undeclared_tag", topic, f"tag {p.tag!r} is not in the device's tags")
                     continue
                 if p.ts_ns is not None:
                     self.last_offset_ms = (now - p.ts_ns) / 1e6
-                readings.append((p.tag, p.ts_ns if p.ts_ns is not None else now, p.value))
+                tags.append(p.tag)
+                stamps.append(p.ts_ns if p.ts_ns is not None else now)
+                values.append(p.value)
         except PayloadError as e:
             self._count(e.kind, topic, str(e))
-            readings = []
-        n = len(readings)
+            tags, stamps, values = [], [], []
+        n = len(tags)
         self.readings += n
-        batch = Batch(tags=[r[0] for r in readings], ts=[r[1] for r in readings],
-                      value=[r[2] for r in readings], quality=[0] * n, reason=[0] * n)
-        self.writer.put(batch, ack)
+        self.writer.put_rows(tags, stamps, values, ack)
         if ack is not None:
             self.writer.kick()       # the broker waits for this ack before sending more
         return n
+
+    def _route(self, topic: str) -> tuple[Subscription | None, list[str] | None]:
+        for s in self.cfg.subscriptions:
+            caps = match(s.topic, topic)
+            if caps is not None:
+                return s, caps
+        return None, None
 
     # -- connection ----------------------------------------------------------------------------
     def _client(self) -> aiomqtt.Client:
@@ -147,8 +156,3 @@ class MqttSource:
             ]
             from collector.service import _batch
             self.writer.put(_batch(tick, readings))
-
-
-def _matches(pattern: str, topic: str) -> bool:
-    from collector.payloads import match
-    return match(pattern, topic) is not None

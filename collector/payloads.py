@@ -117,10 +117,13 @@ def _ts(v: Any, unit: str) -> int:
     return ns
 
 
-def parse(sub: Subscription, topic: str, payload: bytes, max_payload: int) -> list[Parsed]:
+def parse(sub: Subscription, topic: str, payload: bytes, max_payload: int,
+          caps: list[str] | None = None) -> list[Parsed]:
+    """Readings of one message. ``caps``: the topic's wildcard captures, if already matched."""
     if len(payload) > max_payload:
         raise PayloadError("too_large", f"{len(payload)} bytes > {max_payload}")
-    caps = match(sub.topic, topic)
+    if caps is None:
+        caps = match(sub.topic, topic)
     if caps is None:
         raise PayloadError("unknown_topic", f"{topic!r} does not match {sub.topic!r}")
     if sub.format == "number":

@@ -60,6 +60,9 @@ class Writer:
         self.store = store
         self.flush_s = flush_ms / 1000
         self.pending: list[Batch] = []
+        # single readings (MQTT): plain lists, turned into one Batch at flush — a numpy Batch
+        # per one-sample message costs more than the rest of the message's handling
+        self.rows: tuple[list[str], list[int], list[float]] = ([], [], [])
         self.done: list[Callable[[], None]] = []
         self.written = 0
         self.commits = 0
@@ -79,11 +82,29 @@ class Writer:
         if done is not None:
             self.done.append(done)
 
+    def put_rows(self, tags: list[str], ts: list[int], values: list[float],
+                 done: Callable[[], None] | None = None) -> None:
+        """Queue good readings given as plain lists (finite values only)."""
+        self.rows[0].extend(tags)
+        self.rows[1].extend(ts)
+        self.rows[2].extend(values)
+        if done is not None:
+            self.done.append(done)
+
+    def _take_rows(self) -> list[Batch]:
+        tags, ts, values = self.rows
+        if not tags:
+            return []
+        self.rows = ([], [], [])
+        n = len(tags)
+        return [Batch(tags=tags, ts=np.array(ts, np.int64), value=np.array(values, np.float64),
+                      quality=np.zeros(n, np.int8), reason=np.zeros(n, np.int8))]
+
     async def flush(self) -> None:
         async with self._lock:
-            if not self.pending and not self.done:
+            if not self.pending and not self.done and not self.rows[0]:
                 return
-            batches, self.pending = self.pending, []
+            batches, self.pending = self.pending + self._take_rows(), []
             done, self.done = self.done, []
             try:
                 self.written += await asyncio.to_thread(self.store.write, Batch.concat(batches))
