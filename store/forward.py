@@ -70,20 +70,34 @@ class Forwarder:
         return len(batch)
 
     def drain(self) -> int:
-        """Forward until the backlog is empty (or the sink fails: StoreError)."""
+        """Forward until the backlog is empty (or the sink fails: StoreError).
+
+        Pipelined: batch k+1 is read from SQLite while batch k is in flight; the cursor still
+        moves only after the sink acknowledged each batch, in order."""
+        from concurrent.futures import ThreadPoolExecutor
         total = 0
-        while True:
-            n = self.step()
-            total += n
-            if n == 0:
-                return total
+        last, batch = self.source.changes(self.cursor, self.batch_size)
+        with ThreadPoolExecutor(1, thread_name_prefix=f"forward-{self.name}") as ex:
+            while len(batch):
+                fut = ex.submit(self.sink.write, batch)
+                nxt_last, nxt = self.source.changes(last, self.batch_size)   # read ahead
+                fut.result()                      # StoreError: the cursor stays where it was
+                self.source.set_meta(self.key, str(last))
+                self.stats.forwarded += len(batch)
+                self.stats.batches += 1
+                self.stats.last_forward_ns = time.time_ns()
+                self.stats.backlog = self.source.max_seq() - last
+                total += len(batch)
+                last, batch = nxt_last, nxt
+        self.stats.backlog = max(0, self.source.max_seq() - last)
+        return total
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.0
         logged = False
         while not stop.is_set():
             try:
-                n = self.step()
+                n = self.drain()
             except StoreError as e:
                 self.stats.errors += 1
                 self.stats.last_error = str(e)
@@ -102,5 +116,4 @@ class Forwarder:
                 logged = False
             backoff = 0.0
             self.stats.backoff_s = 0.0
-            if n < self.batch_size:
-                stop.wait(self.idle_s)
+            stop.wait(self.idle_s)
