@@ -25,8 +25,9 @@ test: $(VENV)/.installed system-deps
 	$(BIN)/python -m pytest
 
 ## benchmarks: figures and ratios to baselines measured in the same run
-bench: $(VENV)/.installed system-deps
-	$(BIN)/python -m bench
+bench: $(VENV)/.installed
+	@sh scripts/install-system-deps.sh bench
+	$(BIN)/python -m bench $(SECTIONS)
 
 system-deps:
 	@sh scripts/install-system-deps.sh

@@ -5,11 +5,20 @@
 #   mbpoll                        an independent Modbus client to check the simulators
 #   socat                         pseudo-terminal pairs for Modbus RTU tests
 #   python3-venv                  only when `python3 -m venv` is missing (argument: venv)
+#   gcc, pkg-config, libmodbus-dev the C baseline of `make bench` (argument: bench)
 set -eu
 
 need=""
 if [ "${1:-}" = "venv" ]; then
     need="python3-venv"
+elif [ "${1:-}" = "bench" ]; then
+    # the C baseline of `make bench` (libmodbus client), besides the test servers
+    command -v gcc >/dev/null 2>&1 || need="$need gcc"
+    command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+    pkg-config --exists libmodbus 2>/dev/null || need="$need libmodbus-dev"
+    command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
+    command -v influxd >/dev/null 2>&1 || need="$need influxdb"
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 else
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
     command -v mosquitto_sub >/dev/null 2>&1 || need="$need mosquitto-clients"
