@@ -11,22 +11,29 @@ from bench.common import cpu_s, header, line, spawn_python, tmpdir
 
 SERVER = """
 import asyncio, struct, sys
+sys.path.insert(0, '.')
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
+from simulators.modbus_server import SimDeviceContext
+from simulators.tcp_server import PipelineServer
 import logging; logging.getLogger('pymodbus').setLevel(logging.CRITICAL)
-ports = [int(p) for p in sys.argv[2].split(',')]
-units = int(sys.argv[1])
+units, ports, pipelining = int(sys.argv[1]), [int(p) for p in sys.argv[2].split(',')], sys.argv[3] == '1'
 regs = []
 for i in range(20):
     hi, lo = struct.unpack('>HH', struct.pack('>f', 100.0 + i))
     regs += [hi, lo]
+image = {3: dict(enumerate(regs))}
 async def main():
     servers = []
     for port in ports:
-        devs = {u: ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, list(regs)))
-                for u in range(1, units + 1)}
-        s = ModbusTcpServer(ModbusServerContext(devices=devs, single=False),
-                            address=('127.0.0.1', port))
+        if pipelining:   # answers back-to-back requests (pymodbus 3.12's server does not)
+            s = PipelineServer('127.0.0.1', port,
+                               {u: SimDeviceContext(lambda: image) for u in range(1, units + 1)})
+        else:
+            devs = {u: ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, list(regs)))
+                    for u in range(1, units + 1)}
+            s = ModbusTcpServer(ModbusServerContext(devices=devs, single=False),
+                                address=('127.0.0.1', port))
         await s.serve_forever(background=True)
         servers.append(s)
     await asyncio.Event().wait()
@@ -34,7 +41,7 @@ asyncio.run(main())
 """
 
 
-def config_text(ports: list[int], units: int, connections: int = 1) -> str:
+def config_text(ports: list[int], units: int, connections: int = 1, pipeline: int = 1) -> str:
     regs = "\n".join(f"      - {{tag: D.r{i}, address: {2 * i}, type: float32}}" for i in range(20))
     devs = []
     for g, port in enumerate(ports):
@@ -42,6 +49,7 @@ def config_text(ports: list[int], units: int, connections: int = 1) -> str:
             name = f"g{g}u{u}"
             devs.append(f"  - name: {name}\n    protocol: modbus_tcp\n    port: {port}\n"
                         f"    unit_id: {u}\n    timeout_s: 2.0\n    connections: {connections}\n"
+                        f"    pipeline: {pipeline}\n"
                         "    registers:\n"
                         + regs.replace("D.", f"{name}."))
     return ("campaign: {name: scale}\ncollector: {interval_s: 1.0, late_tolerance_ms: 900}\n"
@@ -50,12 +58,12 @@ def config_text(ports: list[int], units: int, connections: int = 1) -> str:
 
 
 def run() -> None:
-    once(connections=1)
-    once(connections=4)
+    once(pipeline=1)
+    once(pipeline=100)
 
 
-def once(gateways: int = 20, units: int = 100, seconds: float = 12.0, connections: int = 1
-         ) -> None:
+def once(gateways: int = 20, units: int = 100, seconds: float = 12.0, connections: int = 1,
+         pipeline: int = 1) -> None:
     import config
     from collector.service import Collector
     from store import Quality, SQLiteStore
@@ -63,15 +71,17 @@ def once(gateways: int = 20, units: int = 100, seconds: float = 12.0, connection
     n = gateways * units
     header(f"scale — {gateways} gateways x {units} unit ids = {n} devices x 40 registers "
            f"(20 float32 tags) every 1 s, {seconds:.0f} s, {connections} TCP connection(s) per "
-           "gateway; servers in another process")
+           f"gateway, " + ("pymodbus client, one request in flight" if pipeline == 1 else
+                           f"pipelined client, up to {pipeline} requests in flight") +
+           "; servers in another process")
     ports = [free_port() for _ in range(gateways)]
-    srv = spawn_python(SERVER, str(units), ",".join(map(str, ports)))
+    srv = spawn_python(SERVER, str(units), ",".join(map(str, ports)), "1" if pipeline > 1 else "0")
     try:
         for p in ports:
             wait_port(p, 30)
         with tmpdir() as d:
             cp = Path(d) / "scale.yaml"
-            cp.write_text(config_text(ports, units, connections))
+            cp.write_text(config_text(ports, units, connections, pipeline))
             t0 = time.perf_counter()
             cfg = config.load(cp)
             load_s = time.perf_counter() - t0

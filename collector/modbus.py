@@ -12,11 +12,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
+from collector import mbtcp
 from collector.decode import decode
 from collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
 from collector.plan import Request, plan
@@ -42,8 +44,12 @@ class Link:
 
     def __init__(self, cfg: ModbusBase) -> None:
         self.cfg = cfg
-        self.lock = asyncio.Lock()
-        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self.pipelined = isinstance(cfg, ModbusTcpDevice) and cfg.pipeline > 1
+        # one request at a time (pymodbus), or up to `pipeline` in flight (our client)
+        self.lock: asyncio.Lock | asyncio.Semaphore = (
+            asyncio.Semaphore(cfg.pipeline) if self.pipelined else asyncio.Lock())  # type: ignore[attr-defined]
+        self._connecting = asyncio.Lock()
+        self.client: Any = None
         if isinstance(cfg, ModbusTcpDevice):
             self.label = f"{cfg.host}:{cfg.port}" + ("/rtu" if cfg.framer == "rtu" else "")
         else:
@@ -61,9 +67,21 @@ class Link:
                                        bytesize=c.bytesize, parity=c.parity, stopbits=c.stopbits,
                                        timeout=c.timeout_s, retries=0, reconnect_delay=0)
 
-    async def ensure(self, device: str) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    async def ensure(self, device: str) -> Any:
         if self.client is not None and self.client.connected:
             return self.client
+        if self.pipelined:
+            async with self._connecting:          # one connect for all the waiting unit ids
+                if self.client is not None and self.client.connected:
+                    return self.client
+                c = self.cfg
+                assert isinstance(c, ModbusTcpDevice)
+                try:
+                    self.client = await mbtcp.connect(c.host, c.port, self.label, c.timeout_s + 0.5)
+                except ConnectError as e:
+                    self.client = None
+                    raise ConnectError(device, self.label, str(e).split(": ", 1)[-1]) from e
+                return self.client
         if self.client is not None:
             self.client.close()
         self.client = self._new()
@@ -95,12 +113,23 @@ class ModbusDevice:
                         if reg.type != DataType.STRING] for req in self.requests]
         self.tags = [r.tag for r in cfg.registers if r.type != DataType.STRING] + \
             [c.tag for c in cfg.computed]
+        self.sent_ns = 0        # when the last poll's first request actually went out
 
     def _where(self, req: Request) -> str:
         return f"{self.link.label} unit {self.cfg.unit_id} fc{req.function} @{req.address}+{req.count}"
 
-    async def _call(self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, req: Request
-                    ) -> list[int] | list[bool]:
+    async def _call(self, client: Any, req: Request) -> list[int] | list[bool]:
+        if isinstance(client, mbtcp.PipelinedConnection):
+            for attempt in range(1 + self.cfg.retries):
+                try:
+                    return await client.request(self.cfg.name, self.cfg.unit_id, req.function,
+                                                req.address, req.count, self.cfg.timeout_s)
+                except TimeoutError_:
+                    if attempt == self.cfg.retries:
+                        raise
+                except (ConnectError, DecodeError):
+                    self.link.close()
+                    raise
         fn = (client.read_coils, client.read_discrete_inputs, client.read_holding_registers,
               client.read_input_registers)[req.function - 1]
         attempts = 1 + self.cfg.retries
@@ -144,8 +173,9 @@ class ModbusDevice:
     async def poll(self) -> list[Reading]:
         """Read every register once. A failed request makes its tags bad with the reason;
         the other requests of the device are still tried unless the connection is gone."""
-        out: dict[str, Reading] = {}
+        results: list[list[int] | list[bool] | SourceError] = []
         async with self.link.lock:
+            self.sent_ns = time.time_ns()
             try:
                 client = await self.link.ensure(self.cfg.name)
             except SourceError as e:
@@ -154,35 +184,68 @@ class ModbusDevice:
                 if i and self.cfg.pause_ms:
                     await asyncio.sleep(self.cfg.pause_ms / 1000)
                 try:
-                    data = await self._call(client, req)
+                    results.append(await self._call(client, req))
                 except SourceError as e:
-                    for reg, _ in req.registers:
-                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, e.reason)
+                    results.append(e)
                     if isinstance(e, (ConnectError, TimeoutError_)):
-                        rest = self.requests[i + 1:]
-                        for r2 in rest:
-                            for reg, _ in r2.registers:
-                                out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, e.reason)
+                        results += [e] * (len(self.requests) - i - 1)   # the link is gone
                         break
+        return self.readings(results)
+
+    # -- pipelined: the gateway's loop sends every unit id's requests, then collects ---------
+    def send(self, conn: "mbtcp.PipelinedConnection") -> list[tuple[Request, Any]]:
+        """Write every request of this device now (no await); return what to wait for."""
+        self.sent_ns = time.time_ns()
+        out = []
+        for req in self.requests:
+            try:
+                out.append((req, conn.send(self.cfg.unit_id, req.function, req.address,
+                                           req.count)))
+            except SourceError as e:
+                out.append((req, e))
+        return out
+
+    async def finish(self, conn: "mbtcp.PipelinedConnection", sent: list[tuple[Request, Any]]
+                     ) -> list[Reading]:
+        results: list[list[int] | list[bool] | SourceError] = []
+        for req, pending in sent:
+            if isinstance(pending, SourceError):
+                results.append(pending)
+                continue
+            try:
+                results.append(await conn.collect(self.cfg.name, self.cfg.unit_id, req.function,
+                                                  req.address, req.count, pending,
+                                                  self.cfg.timeout_s))
+            except SourceError as e:
+                results.append(e)
+        return self.readings(results)
+
+    def readings(self, results: list[list[int] | list[bool] | SourceError]) -> list[Reading]:
+        """Decode one poll's replies (or errors), request by request, into readings."""
+        out: dict[str, Reading] = {}
+        for i, (req, data) in enumerate(zip(self.requests, results)):
+            if isinstance(data, SourceError):
+                for reg, _ in req.registers:
+                    out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, data.reason)
+                continue
+            bits = req.function in (1, 2)
+            for reg, off, size in self._specs[i]:
+                try:
+                    if bits:
+                        raw = float(bool(data[off]))
+                    else:
+                        raw = decode(data[off:off + size], reg.type, reg.word_order, reg.bit)  # type: ignore[arg-type]
+                except (ValueError, IndexError):
+                    out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
                     continue
-                bits = req.function in (1, 2)
-                for reg, off, size in self._specs[i]:
-                    try:
-                        if bits:
-                            raw = float(bool(data[off]))
-                        else:
-                            raw = decode(data[off:off + size], reg.type, reg.word_order, reg.bit)
-                    except (ValueError, IndexError):
-                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
-                        continue
-                    if not math.isfinite(raw):
-                        out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
-                        continue
-                    value = raw * reg.scale + reg.offset
-                    if reg.valid_range and not reg.valid_range[0] <= value <= reg.valid_range[1]:
-                        out[reg.tag] = Reading(reg.tag, value, Quality.BAD, Reason.RANGE)
-                        continue
-                    out[reg.tag] = Reading(reg.tag, value)
+                if not math.isfinite(raw):
+                    out[reg.tag] = Reading(reg.tag, math.nan, Quality.BAD, Reason.DECODE)
+                    continue
+                value = raw * reg.scale + reg.offset
+                if reg.valid_range and not reg.valid_range[0] <= value <= reg.valid_range[1]:
+                    out[reg.tag] = Reading(reg.tag, value, Quality.BAD, Reason.RANGE)
+                    continue
+                out[reg.tag] = Reading(reg.tag, value)
         for c in self.cfg.computed:
             parts = [out.get(t) for t in c.sum]
             if all(p is not None and p.quality == Quality.GOOD for p in parts):

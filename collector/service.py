@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from collector.clock import Clock, next_tick
+from collector.errors import SourceError
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
 from config.models import InfluxV1Sink, ModbusBase, MqttDevice
@@ -62,7 +63,8 @@ class Writer:
         self.pending: list[Batch] = []
         # single readings (MQTT): plain lists, turned into one Batch at flush — a numpy Batch
         # per one-sample message costs more than the rest of the message's handling
-        self.rows: tuple[list[str], list[int], list[float]] = ([], [], [])
+        self.rows: tuple[list[str], list[int], list[float], list[int], list[int]] = \
+            ([], [], [], [], [])
         self.done: list[Callable[[], None]] = []
         self.written = 0
         self.commits = 0
@@ -85,20 +87,38 @@ class Writer:
     def put_rows(self, tags: list[str], ts: list[int], values: list[float],
                  done: Callable[[], None] | None = None) -> None:
         """Queue good readings given as plain lists (finite values only)."""
-        self.rows[0].extend(tags)
-        self.rows[1].extend(ts)
-        self.rows[2].extend(values)
+        r = self.rows
+        r[0].extend(tags)
+        r[1].extend(ts)
+        r[2].extend(values)
+        r[3].extend([0] * len(tags))
+        r[4].extend([0] * len(tags))
         if done is not None:
             self.done.append(done)
 
+    def put_readings(self, ts: int, readings: list[Reading]) -> None:
+        """Queue one tick's readings of a device (any quality) without building arrays."""
+        r = self.rows
+        for x in readings:
+            r[0].append(x.tag)
+            r[1].append(ts)
+            r[2].append(x.value)
+            r[3].append(x.quality)
+            r[4].append(x.reason)
+
     def _take_rows(self) -> list[Batch]:
-        tags, ts, values = self.rows
+        tags, ts, values, quality, reason = self.rows
         if not tags:
             return []
-        self.rows = ([], [], [])
-        n = len(tags)
-        return [Batch(tags=tags, ts=np.array(ts, np.int64), value=np.array(values, np.float64),
-                      quality=np.zeros(n, np.int8), reason=np.zeros(n, np.int8))]
+        self.rows = ([], [], [], [], [])
+        v = np.array(values, np.float64)
+        q = np.array(quality, np.int8)
+        r = np.array(reason, np.int8)
+        wrong = ~np.isfinite(v) & (q == Quality.GOOD)
+        if wrong.any():      # never let one bad row wedge the writer: demote it, loudly
+            log.error("%d non-finite values marked good; stored as bad/decode", int(wrong.sum()))
+            q[wrong], r[wrong] = Quality.BAD, Reason.DECODE
+        return [Batch(tags=tags, ts=np.array(ts, np.int64), value=v, quality=q, reason=r)]
 
     async def flush(self) -> None:
         async with self._lock:
@@ -170,39 +190,87 @@ class Collector:
 
     async def _device_loop(self, dev: ModbusDevice, start_ns: int) -> None:
         interval = self.interval_ns(dev)
-        late_ns = int(self.cfg.collector.late_tolerance_ms * 1e6)
         h = self.health[dev.cfg.name]
         tick = next_tick(start_ns, interval)
         while not self._stopping:
             await self.clock.sleep_until(tick)
             t_req = self.clock.now_ns()
-            if t_req < h.backoff_until_ns:
+            polled = t_req >= h.backoff_until_ns
+            if not polled:
                 readings = dev._all_bad(Reason.CONNECTION)
             else:
                 try:
                     readings = await dev.poll()
                 except asyncio.CancelledError:
-                    # stopped mid-poll: the ticks already due are recorded as missing, not lost
-                    now = self.clock.now_ns()
-                    for t in range(tick, now + 1, interval):
-                        self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
+                    self._record_stop(dev, tick, interval)
                     raise
             t_done = self.clock.now_ns()
-            if t_req >= h.backoff_until_ns:
-                self._tick_starts.setdefault(tick, []).append(t_req)
-            good = [r for r in readings if r.quality == Quality.GOOD]
-            if t_done - tick > late_ns:
-                readings = [Reading(r.tag, r.value, Quality.UNCERTAIN, Reason.LATE)
-                            if r.quality == Quality.GOOD else r for r in readings]
-            self._account(h, dev, good, readings, tick, t_req, t_done)
-            self.writer.put(_batch(tick, readings + self._health_readings(h, t_req, t_done, tick)))
-            nxt = tick + interval
-            if t_done >= nxt:  # overrun: every skipped tick is recorded, never silently lost
-                skipped_to = next_tick(t_done, interval)
-                for t in range(nxt, skipped_to, interval):
-                    self.writer.put(_batch(t, dev._all_bad(Reason.OVERRUN)))
-                nxt = skipped_to
+            self._after_poll(dev, readings, tick, t_req, t_done, polled)
+            tick = self._next(dev, tick, t_done, interval)
+
+    async def _gateway_loop(self, link: Link, devs: list[ModbusDevice], start_ns: int) -> None:
+        """A pipelined gateway: at each tick, every unit id's requests are written back to back
+        (no await between them), then the replies are collected, each under its own timeout, so
+        a dead unit id delays no other. Keeps the skew between the unit ids to the time it takes
+        to encode the requests."""
+        interval = self.interval_ns(devs[0])
+        tick = next_tick(start_ns, interval)
+        while not self._stopping:
+            await self.clock.sleep_until(tick)
+            t_req = self.clock.now_ns()
+            live = [d for d in devs if t_req >= self.health[d.cfg.name].backoff_until_ns]
+            results: dict[str, list[Reading]] = {
+                d.cfg.name: d._all_bad(Reason.CONNECTION) for d in devs if d not in live}
+            try:
+                conn = await link.ensure(devs[0].cfg.name) if live else None
+            except SourceError as e:
+                conn = None
+                results.update({d.cfg.name: d._all_bad(e.reason) for d in live})
+            if conn is not None:
+                sent = [(d, d.send(conn)) for d in live]
+                try:
+                    done = await asyncio.gather(*(d.finish(conn, p) for d, p in sent))
+                except asyncio.CancelledError:
+                    for d in devs:
+                        self._record_stop(d, tick, interval)
+                    raise
+                results.update({d.cfg.name: r for (d, _), r in zip(sent, done)})
+            t_done = self.clock.now_ns()
+            nxt = tick
+            for d in devs:
+                self._after_poll(d, results[d.cfg.name], tick, t_req, t_done, d in live)
+                nxt = self._next(d, tick, t_done, interval)
             tick = nxt
+
+    def _record_stop(self, dev: ModbusDevice, tick: int, interval: int) -> None:
+        """Stopped mid-poll: the ticks already due are recorded as missing, not lost."""
+        now = self.clock.now_ns()
+        for t in range(tick, now + 1, interval):
+            self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
+
+    def _after_poll(self, dev: ModbusDevice, readings: list[Reading], tick: int, t_req: int,
+                    t_done: int, polled: bool) -> None:
+        h = self.health[dev.cfg.name]
+        if polled:
+            # the skew is when the read actually started (after waiting for a shared link)
+            t_req = dev.sent_ns or t_req
+            self._tick_starts.setdefault(tick, []).append(t_req)
+        good = [r for r in readings if r.quality == Quality.GOOD]
+        if t_done - tick > int(self.cfg.collector.late_tolerance_ms * 1e6):
+            readings = [Reading(r.tag, r.value, Quality.UNCERTAIN, Reason.LATE)
+                        if r.quality == Quality.GOOD else r for r in readings]
+        self._account(h, dev, good, readings, tick, t_req, t_done)
+        self.writer.put_readings(tick, readings)
+        self.writer.put_readings(tick, self._health_readings(h, t_req, t_done, tick))
+
+    def _next(self, dev: ModbusDevice, tick: int, t_done: int, interval: int) -> int:
+        nxt = tick + interval
+        if t_done >= nxt:  # overrun: every skipped tick is recorded, never silently lost
+            skipped_to = next_tick(t_done, interval)
+            for t in range(nxt, skipped_to, interval):
+                self.writer.put(_batch(t, dev._all_bad(Reason.OVERRUN)))
+            nxt = skipped_to
+        return nxt
 
     def _account(self, h: DeviceHealth, dev: ModbusDevice, good: list[Reading],
                  readings: list[Reading], tick: int, t_req: int, t_done: int) -> None:
@@ -347,8 +415,21 @@ class Collector:
                           "them", e)
         start_ns = self.clock.now_ns()
         self._record_downtime(start_ns)
-        self._tasks = [asyncio.create_task(self._device_loop(d, start_ns), name=d.cfg.name)
-                       for d in self.devices]
+        self._tasks = []
+        gateways: dict[int, list[ModbusDevice]] = {}
+        for d in self.devices:
+            if d.link.pipelined:
+                gateways.setdefault(id(d.link), []).append(d)
+            else:
+                self._tasks.append(asyncio.create_task(self._device_loop(d, start_ns),
+                                                       name=d.cfg.name))
+        for devs in gateways.values():
+            by_interval: dict[int, list[ModbusDevice]] = {}
+            for d in devs:
+                by_interval.setdefault(self.interval_ns(d), []).append(d)
+            for group in by_interval.values():
+                self._tasks.append(asyncio.create_task(
+                    self._gateway_loop(group[0].link, group, start_ns), name=group[0].link.label))
         writer = asyncio.create_task(self.writer.run(), name="writer")
         self.forwarders = self._sinks()
         fwd_stop = threading.Event()

@@ -180,17 +180,21 @@ class ModbusTcpDevice(ModbusBase):
     # TCP connections the unit ids behind this gateway are spread over (unit id modulo this);
     # many Modbus TCP gateways accept several, which cuts the skew between their unit ids.
     connections: int = Field(default=1, ge=1, le=16)
+    # Requests in flight on one connection. 1: pymodbus, one at a time. >1: cpaudit's pipelined
+    # Modbus TCP client (collector/mbtcp.py), for gateways with many unit ids.
+    pipeline: int = Field(default=1, ge=1, le=256)
 
-    @field_validator("connections")
+    @field_validator("connections", "pipeline")
     @classmethod
     def _conns(cls, v: int, info: Any) -> int:
         if v > 1 and info.data.get("framer") == "rtu":
-            raise ValueError("RTU frames go to one serial bus: connections must be 1")
+            raise ValueError(f"RTU frames go to one serial bus: {info.field_name} must be 1")
         return v
 
     @property
     def link_key(self) -> tuple[Any, ...]:
-        return ("tcp", self.host, self.port, self.framer, self.unit_id % self.connections)
+        return ("tcp", self.host, self.port, self.framer, self.unit_id % self.connections,
+                self.pipeline)
 
     @property
     def server_key(self) -> tuple[Any, ...]:

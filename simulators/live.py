@@ -76,6 +76,7 @@ class Site:
         self.contexts: dict[str, SimDeviceContext] = {}
         groups: dict[tuple[object, ...], dict[int, SimDeviceContext]] = {}
         serial: dict[tuple[object, ...], dict[str, object]] = {}
+        pipelining: set[tuple[object, ...]] = set()
         for d in cfg.devices:
             if d.name not in self.meters or not isinstance(d, ModbusBase):
                 continue
@@ -86,7 +87,10 @@ class Site:
             if isinstance(d, ModbusRtuDevice):
                 serial[self.key_of(d)] = {"baudrate": d.baudrate, "bytesize": d.bytesize,
                                           "parity": d.parity, "stopbits": d.stopbits}
-        self.gateways = {k: Gateway(k, v, serial.get(k)) for k, v in groups.items()}
+            if getattr(d, "pipeline", 1) > 1:
+                pipelining.add(self.key_of(d))
+        self.gateways = {k: Gateway(k, v, serial.get(k), k in pipelining)
+                         for k, v in groups.items()}
 
     @staticmethod
     def key_of(d: ModbusBase) -> tuple[object, ...]:

@@ -68,13 +68,18 @@ class Gateway:
     serial port (RTU; in tests one end of a pseudo-terminal pair)."""
 
     def __init__(self, key: tuple[object, ...], devices: dict[int, SimDeviceContext],
-                 serial: dict[str, object] | None = None) -> None:
+                 serial: dict[str, object] | None = None, pipelining: bool = False) -> None:
         self.key, self.devices, self.serial = key, devices, serial or {}
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self.pipelining = pipelining
+        self._server: object = None
 
     async def start(self) -> None:
         ctx = ModbusServerContext(devices=self.devices, single=False)
-        if self.key[0] == "tcp":
+        if self.key[0] == "tcp" and self.pipelining:
+            from simulators.tcp_server import PipelineServer
+            _, host, port, _ = self.key
+            self._server = PipelineServer(str(host), int(port), self.devices)  # type: ignore[call-overload]
+        elif self.key[0] == "tcp":
             _, host, port, framer = self.key
             self._server = ModbusTcpServer(
                 ctx, address=(str(host), int(port)),  # type: ignore[call-overload]
@@ -82,13 +87,13 @@ class Gateway:
         else:
             self._server = ModbusSerialServer(ctx, framer=FramerType.RTU, port=self.key[1],
                                               **self.serial)
-        await self._server.serve_forever(background=True)
+        await self._server.serve_forever(background=True)  # type: ignore[attr-defined]
         log.info("simulated gateway %s serving unit ids %s", "/".join(map(str, self.key[1:])),
                  sorted(self.devices))
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[attr-defined]
             self._server = None
 
     @property

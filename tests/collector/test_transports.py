@@ -148,3 +148,42 @@ def test_rtu_on_a_serial_line_two_devices_on_one_bus(tmp_path: Path,
     check(st, "S2")
     assert len(col.links) == 1                        # one bus, taken in turn
     st.close()
+
+
+def test_pipelined_tcp_client_decodes_everything(tmp_path: Path) -> None:
+    """cpaudit's own pipelined Modbus TCP client (``pipeline: N``), against pymodbus's server:
+    the same values as through pymodbus's client, every type, two unit ids, one connection."""
+    port = free_port()
+    tcp = f"protocol: modbus_tcp\n    port: {port}\n    pipeline: 8\n    simulate: {{stream: s}}"
+    cfg = config_for(tmp_path, device("A", tcp, 1) + device("B", tcp, 2, base=1))
+    st = SQLiteStore(tmp_path / "s.db")
+    col = run(cfg, st)
+    check(st, "A")
+    check(st, "B")
+    assert len(col.links) == 1 and next(iter(col.links.values())).pipelined
+    st.close()
+
+
+def test_pipelined_exception_and_missing_unit(tmp_path: Path) -> None:
+    from pymodbus.constants import ExcCodes
+    port = free_port()
+    tcp = f"protocol: modbus_tcp\n    port: {port}\n    pipeline: 4\n    simulate: {{stream: s}}"
+    cfg = config_for(tmp_path, device("A", tcp, 1) + device("B", tcp, 2))
+    st = SQLiteStore(tmp_path / "s.db")
+
+    async def go() -> None:
+        site = Site(cfg)
+        site.contexts["B"].exception = ExcCodes.ILLEGAL_ADDRESS
+        async with site:
+            col = Collector(cfg, st)
+            stop = asyncio.Event()
+            task = asyncio.create_task(col.run(stop))
+            await asyncio.sleep(1.8)
+            stop.set()
+            await task
+    asyncio.run(go())
+    check(st, "A")
+    b = st.read(["B.i16"])
+    from store import Reason
+    assert (b[b["reason"] != Reason.DOWN]["reason"] == Reason.EXCEPTION).all() and len(b) >= 3
+    st.close()
