@@ -102,8 +102,9 @@ flowsheet:
         await task
         return col
     col = asyncio.run(go())
-    stored = st.stats()["samples"]
+    stored = st.read(["bench.v"])
     st.close()
+    assert len(stored) == n, f"{len(stored)} of {n} messages stored"
     return out["rate"], out["cpu"], col.writer.commits
 
 

@@ -120,22 +120,26 @@ class Register(Strict):
         return self.type.registers
 
 
-class Computed(Strict):
-    """A tag computed by the collector from other tags of the same device and tick: the sum of
-    ``sum`` times ``scale`` (e.g. a TUF-2000 totalizer = integer part + fraction part)."""
-    tag: str
-    sum: list[str] = Field(min_length=1)
-    scale: float = 1.0
+class TagSpec(Strict):
+    """What every declared tag carries besides its source: unit, kind, accuracy, rollover."""
+    tag: str = Field(min_length=1)
     unit: str = "1"
     kind: TagKind = TagKind.OTHER
     accuracy_pct: float | None = Field(default=None, gt=0, le=100)
-    rollover: float | None = Field(default=None, gt=0)
+    rollover: float | None = Field(default=None, gt=0)   # totalizer maximum count
 
     @field_validator("unit")
     @classmethod
     def _unit(cls, v: str) -> str:
         parse_unit(v)
         return v
+
+
+class Computed(TagSpec):
+    """A tag computed by the collector from other tags of the same device and tick: the sum of
+    ``sum`` times ``scale`` (e.g. a TUF-2000 totalizer = integer part + fraction part)."""
+    sum: list[str] = Field(min_length=1)
+    scale: float = 1.0
 
 
 class SimulateHint(Strict):
@@ -219,18 +223,8 @@ class ModbusRtuDevice(ModbusBase):
         return self.link_key
 
 
-class MqttTag(Strict):
-    tag: str = Field(min_length=1)
-    unit: str = "1"
-    kind: TagKind = TagKind.OTHER
-    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
-    rollover: float | None = Field(default=None, gt=0)
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, v: str) -> str:
-        parse_unit(v)
-        return v
+class MqttTag(TagSpec):
+    """A tag an MQTT device may publish."""
 
 
 class Subscription(Strict):

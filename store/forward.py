@@ -97,7 +97,7 @@ class Forwarder:
         logged = False
         while not stop.is_set():
             try:
-                n = self.drain()
+                self.drain()
             except StoreError as e:
                 self.stats.errors += 1
                 self.stats.last_error = str(e)

@@ -73,3 +73,30 @@ def run(coro: Any) -> Any:
 
 
 os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+def run_collector(cfg: config.Config, store: SQLiteStore, seconds: float,
+                  prepare: Any = None, during: Any = None, **site_kw: Any) -> Any:
+    """Run the simulated site and a collector for ``seconds``; return the collector.
+
+    ``prepare(site)`` runs before the servers start (faults, removed gateways);
+    ``during(site, collector)`` is an async callable run while collecting, instead of sleeping."""
+    from collector.service import Collector
+    from simulators.live import Site
+
+    async def go() -> Any:
+        site = Site(cfg, **site_kw)
+        if prepare:
+            prepare(site)
+        async with site:
+            col = Collector(cfg, store)
+            stop = asyncio.Event()
+            task = asyncio.create_task(col.run(stop))
+            if during:
+                await during(site, col)
+            else:
+                await asyncio.sleep(seconds)
+            stop.set()
+            await task
+            return col
+    return asyncio.run(go())

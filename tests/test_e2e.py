@@ -1,7 +1,6 @@
 """Simulators → collector → store → analyzer, over real Modbus TCP, for a short window."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,10 +8,8 @@ import pytest
 import config
 from analyzer import material_balance
 from analyzer.totals import flowsheet_tags
-from collector.service import Collector
-from simulators.live import Site
 from store import SQLiteStore
-from tests.conftest import brewery_text
+from tests.conftest import brewery_text, run_collector
 
 
 def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 9.0):
@@ -20,15 +17,7 @@ def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 9.
     p.write_text(brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}))
     cfg = config.load(p)
     st = SQLiteStore(tmp_path / "c.db")
-
-    async def go() -> None:
-        async with Site(cfg, leak=leak):
-            stop = asyncio.Event()
-            task = asyncio.create_task(Collector(cfg, st).run(stop))
-            await asyncio.sleep(seconds)
-            stop.set()
-            await task
-    asyncio.run(go())
+    run_collector(cfg, st, seconds, leak=leak)
     result = material_balance(cfg, st.read(flowsheet_tags(cfg)))
     st.close()
     return result

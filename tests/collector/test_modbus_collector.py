@@ -17,7 +17,7 @@ import config
 from collector.service import Collector
 from simulators.live import Site
 from store import Quality, Reason, SQLiteStore
-from tests.conftest import brewery_text
+from tests.conftest import brewery_text, run_collector
 
 INTERVAL_NS = 500_000_000
 
@@ -32,19 +32,12 @@ def fast_config(tmp_path: Path, **subs: str) -> config.Config:
 async def collect(cfg: config.Config, store: SQLiteStore, seconds: float,
                   prepare: Callable[[Site], None] | None = None, skip: tuple[str, ...] = ()
                   ) -> Collector:
-    site = Site(cfg)
-    for name in skip:                      # a device that is down: no server on its port
-        site.gateways.pop(site.key_of(cfg.device(name)))  # type: ignore[arg-type]
-    if prepare:
-        prepare(site)
-    async with site:
-        col = Collector(cfg, store)
-        stop = asyncio.Event()
-        task = asyncio.create_task(col.run(stop))
-        await asyncio.sleep(seconds)
-        stop.set()
-        await task
-    return col
+    def setup(site: Site) -> None:
+        for name in skip:                  # a device that is down: no server on its port
+            site.gateways.pop(site.key_of(cfg.device(name)))  # type: ignore[arg-type]
+        if prepare:
+            prepare(site)
+    return await asyncio.to_thread(run_collector, cfg, store, seconds, setup)
 
 
 def running(df: pd.DataFrame) -> pd.DataFrame:

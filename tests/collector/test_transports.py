@@ -3,7 +3,6 @@ Modbus TCP, RTU frames over TCP (serial gateway), and RTU on a real serial line 
 terminal pair made by socat, so the frames carry real RTU framing and CRC."""
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import time
@@ -17,6 +16,7 @@ from collector.service import Collector
 from simulators.live import Site
 from simulators.profiles import PATTERN
 from store import Quality, SQLiteStore
+from tests.conftest import run_collector
 from tests.servers import free_port
 
 REGISTERS = """
@@ -69,16 +69,7 @@ flowsheet:
 
 
 def run(cfg: config.Config, st: SQLiteStore, seconds: float = 1.8) -> Collector:
-    async def go() -> Collector:
-        async with Site(cfg):
-            col = Collector(cfg, st)
-            stop = asyncio.Event()
-            task = asyncio.create_task(col.run(stop))
-            await asyncio.sleep(seconds)
-            stop.set()
-            await task
-            return col
-    return asyncio.run(go())
+    return run_collector(cfg, st, seconds)
 
 
 EXPECTED = {
@@ -171,17 +162,9 @@ def test_pipelined_exception_and_missing_unit(tmp_path: Path) -> None:
     cfg = config_for(tmp_path, device("A", tcp, 1) + device("B", tcp, 2))
     st = SQLiteStore(tmp_path / "s.db")
 
-    async def go() -> None:
-        site = Site(cfg)
+    def fault(site: Site) -> None:
         site.contexts["B"].exception = ExcCodes.ILLEGAL_ADDRESS
-        async with site:
-            col = Collector(cfg, st)
-            stop = asyncio.Event()
-            task = asyncio.create_task(col.run(stop))
-            await asyncio.sleep(1.8)
-            stop.set()
-            await task
-    asyncio.run(go())
+    run_collector(cfg, st, 1.8, fault)
     check(st, "A")
     b = st.read(["B.i16"])
     from store import Reason
