@@ -62,6 +62,7 @@ class PipelinedConnection(asyncio.Protocol):
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(err)
+                fut.exception()   # a waiter still gets it; no "never retrieved" if none is left
         self.pending.clear()
         self.lost = True
         if close and self.transport is not None:
