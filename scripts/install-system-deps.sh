@@ -4,6 +4,7 @@
 #   influxdb                      InfluxDB 1.x server, v1 HTTP API (private instance per test)
 #   mbpoll                        an independent Modbus client to check the simulators
 #   socat                         pseudo-terminal pairs for Modbus RTU tests
+#   chromium                      headless browser for the web page tests
 #   python3-venv                  only when `python3 -m venv` is missing (argument: venv)
 #   gcc, pkg-config, libmodbus-dev the C baseline of `make bench` (argument: bench)
 set -eu
@@ -25,6 +26,7 @@ else
     command -v influxd >/dev/null 2>&1 || need="$need influxdb"
     command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
     command -v socat >/dev/null 2>&1 || need="$need socat"
+    command -v chromium >/dev/null 2>&1 || need="$need chromium"
 fi
 [ -z "$need" ] && exit 0
 

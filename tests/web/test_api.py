@@ -59,9 +59,11 @@ class LiveCampaign:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
         assert self.stop_evt is not None
         self.loop.call_soon_threadsafe(self.stop_evt.set)
         self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")

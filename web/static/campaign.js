@@ -66,6 +66,7 @@ async function refresh() {
     const [c, b, d] = await Promise.all([getJSON("api/v1/campaign"), getJSON("api/v1/balance"), getJSON("api/v1/devices")]);
     renderCampaign(c); renderBalance(b); renderDevices(d);
     $("link").dataset.state = "live"; $("link").textContent = "live";
+    document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   } catch (e) {
     $("link").dataset.state = "lost"; $("link").textContent = "connection lost, retrying…";
   }

@@ -1,0 +1,61 @@
+"""The campaign page in a real browser (Debian's Chromium, headless): its JavaScript renders the
+figures of the API and refreshes them without reloading. A screenshot goes to test-output/."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from tests.web.test_api import LiveCampaign
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium(tmp: Path, *args: str) -> str:
+    exe = shutil.which("chromium")
+    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
+    out = subprocess.run([exe, *FLAGS, f"--user-data-dir={tmp}", *args], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
+    lc = LiveCampaign(tmp_path_factory.mktemp("browser"))
+    lc.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        b = requests.get(lc.url + "/api/v1/balance", timeout=5).json()
+        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 6:
+            break
+        time.sleep(0.3)
+    yield lc
+    lc.stop()
+
+
+def test_page_renders_api_figures_and_refreshes(live: LiveCampaign, tmp_path: Path,
+                                                output_dir: Path) -> None:
+    dom = chromium(tmp_path / "a", "--virtual-time-budget=7000", "--dump-dom", live.url + "/")
+    api = requests.get(live.url + "/api/v1/balance", timeout=5).json()
+    refreshes = int(re.search(r'<body[^>]*data-refreshes="(\d+)"', dom).group(1))  # type: ignore[union-attr]
+    assert refreshes >= 2, "the page did not refresh itself"
+    assert re.search(r'id="devices">8 / 8<', dom)
+    assert 'data-state="live"' in dom
+    shown = dict(re.findall(r'data-node="(\w+)".*?class="closure \w+">([-\d.]+)<', dom))
+    want = {n["node"]: n["closure_pct"] for n in api["nodes"] + [api["overall"]]}
+    assert set(shown) == set(want) == {"mash", "kettle", "overall"}
+    for node, value in shown.items():
+        # the page and the API read the store a moment apart; the balance moves a little
+        assert float(value) == pytest.approx(want[node], abs=0.5), node
+    shot = output_dir / "campaign.png"
+    chromium(tmp_path / "b", "--window-size=1200,900", "--virtual-time-budget=5000",
+             f"--screenshot={shot}", live.url + "/")
+    assert shot.stat().st_size > 10_000
