@@ -178,6 +178,43 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(a: argparse.Namespace) -> int:
+    from analyzer.recon_table import parse_table
+    from analyzer.reconcile import ReconcileError, reconcile
+    try:
+        with open(a.file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        print(f"cpaudit: {a.file}: {e.strerror}", file=sys.stderr)
+        return 1
+    try:
+        result = reconcile(parse_table(text, a.file), alpha=a.alpha)
+    except ReconcileError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if a.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    g = result.global_test
+    print(f"{'stream':<12}{'measured':>12}{'reconciled':>12}{'adjust':>10}{'MT':>7}  note")
+    for s in result.streams:
+        def f(v: float | None, w: int, p: int = 2) -> str:
+            return f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"
+        note = ("unobservable" if s["id"] in result.unobservable else
+                "non-redundant" if s["id"] in result.nonredundant else
+                "MT rejects" if s["mt_rejected"] else "")
+        print(f"{s['id']:<12}{f(s['measured'], 12)}{f(s['reconciled'], 12)}"
+              f"{f(s['adjustment'], 10)}{f(s['mt'], 7)}  {note}")
+    verdict = "REJECTED" if g["rejected"] else "accepted"
+    print(f"global test: chi2 = {g['statistic']:.3f}, dof = {g['dof']}, p = {g['p_value']:.4f} "
+          f"({verdict} at alpha = {a.alpha})")
+    for s in result.suspects:
+        eq = f"; cannot be told apart from {', '.join(s.equivalent)}" if s.equivalent else ""
+        print(f"suspect: {s.kind} at {s.where}, estimate {s.estimate:.3f}, "
+              f"T = {s.statistic:.2f} > {s.critical:.2f}{eq}")
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from cpaudit.demo import run_demo
     _load(a.config)
@@ -212,6 +249,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--to", dest="end")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("reconcile", help="reconcile a hand-typed table of stream totals (CSV)")
+    s.add_argument("file")
+    s.add_argument("--alpha", type=float, default=0.05)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_reconcile)
 
     s = sub.add_parser("serve", help="the web UI and API")
     s.add_argument("config")
