@@ -32,6 +32,8 @@ function renderBalance(b) {
   v.className = "big " + (b.verdict === "ok" ? "ok" : b.verdict === "exceeded" ? "bad" : "unknown");
   v.dataset.verdict = b.verdict;
   $("window").textContent = b.start ? `${b.start} → ${b.end} (${fmt(b.hours * 3600, 0)} s)` : "no common window yet";
+  $("window").dataset.startNs = b.start_ns ?? "";
+  $("window").dataset.endNs = b.end_ns ?? "";
   $("message").textContent = b.message;
   const rows = (b.nodes || []).concat(b.overall ? [b.overall] : []);
   const tbody = $("nodes").querySelector("tbody");
