@@ -29,6 +29,13 @@ def brewery_text(**subs: Any) -> str:
     return text
 
 
+def with_influx_sink(text: str, url: str, database: str, batch_size: int = 5000) -> str:
+    """A campaign text with an InfluxDB v1 sink named `central` added."""
+    return text.replace("\nsimulation:", f"\nsinks:\n  - {{name: central, kind: influxdb_v1, "
+                        f"url: '{url}', database: {database}, batch_size: {batch_size}}}\n"
+                        "\nsimulation:")
+
+
 @pytest.fixture
 def brewery_file(tmp_path: Path) -> Path:
     p = tmp_path / "brewery.yaml"

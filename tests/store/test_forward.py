@@ -15,7 +15,7 @@ from simulators.live import Site
 from store import Batch, SQLiteStore, StoreError
 from store.forward import Forwarder
 from store.influx import InfluxV1Store
-from tests.conftest import brewery_text
+from tests.conftest import brewery_text, with_influx_sink
 from tests.servers import InfluxD
 
 T0 = 1_795_000_000_000_000_000
@@ -96,9 +96,8 @@ def test_influx_outage_mid_campaign_loses_nothing(tmp_path: Path, influxd: Influ
 
 
 def test_sinks_from_config_forward_while_collecting(tmp_path: Path, influxd: InfluxD) -> None:
-    text = brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}).replace(
-        "\nsimulation:", f"\nsinks:\n  - {{name: central, kind: influxdb_v1, url: '{influxd.url}',"
-        " database: site}\n\nsimulation:")
+    text = with_influx_sink(brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}), influxd.url,
+                            "site")
     p = tmp_path / "c.yaml"
     p.write_text(text)
     cfg = config.load(p)

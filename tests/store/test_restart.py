@@ -13,16 +13,15 @@ import numpy as np
 
 from store import Reason, SQLiteStore
 from store.influx import InfluxV1Store
-from tests.conftest import ROOT, brewery_text
+from tests.conftest import ROOT, brewery_text, with_influx_sink
 from tests.servers import InfluxD
 
 INTERVAL_NS = 500_000_000
 
 
 def test_sigkill_restart_gap_and_forwarding(tmp_path: Path, influxd: InfluxD) -> None:
-    text = brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}).replace(
-        "\nsimulation:", f"\nsinks:\n  - {{name: central, kind: influxdb_v1, url: '{influxd.url}',"
-        " database: site, batch_size: 200}\n\nsimulation:")
+    text = with_influx_sink(brewery_text(**{"interval_s: 1.0": "interval_s: 0.5"}), influxd.url,
+                            "site", batch_size=200)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)
     InfluxV1Store(influxd.url, "site").close()

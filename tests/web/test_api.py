@@ -6,9 +6,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
-import pytest
 import requests
 from werkzeug.serving import make_server
 
@@ -64,22 +62,6 @@ class LiveCampaign:
         self.loop.call_soon_threadsafe(self.stop_evt.set)
         self.thread.join(10)
         self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
-    lc = LiveCampaign(tmp_path_factory.mktemp("web"))
-    lc.start()
-    # Wait for a window of at least 6 s: the steam meter's float32 totalizer resolves ~0.24 kg at
-    # ~3 900 t, so over 2 s (0.7 kg of steam) it alone moves the kettle's closure by ~4 %.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        b = requests.get(lc.url + "/api/v1/balance", timeout=5).json()
-        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 6:
-            break
-        time.sleep(0.3)
-    yield lc
-    lc.stop()
 
 
 def test_balance_per_node(live: LiveCampaign) -> None:

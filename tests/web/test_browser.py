@@ -5,11 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Iterator
 
-import pytest
 import requests
 
 from tests.web.test_api import LiveCampaign
@@ -25,20 +22,6 @@ def chromium(tmp: Path, *args: str) -> str:
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
-    lc = LiveCampaign(tmp_path_factory.mktemp("browser"))
-    lc.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        b = requests.get(lc.url + "/api/v1/balance", timeout=5).json()
-        if b["verdict"] != "no-data" and b["hours"] * 3600 >= 6:
-            break
-        time.sleep(0.3)
-    yield lc
-    lc.stop()
 
 
 def test_page_renders_api_figures_and_refreshes(live: LiveCampaign, tmp_path: Path,
