@@ -80,6 +80,39 @@ def _node(node_id: str, name: str, name_zh: str, ins: list[StreamTotal],
     return NodeBalance(node_id, name, name_zh, i, o, tin, tout, dev, closure, ok, missing)
 
 
+DEFAULT_ACCURACY_PCT = 2.0   # a meter without a declared class is taken as this [%], and said so
+
+
+def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
+                      ) -> dict[str, Any] | None:
+    """Reconcile the material balance's stream totals [kg] over its window, with each meter's
+    σ from its accuracy class (see :func:`analyzer.reconcile.sigma_from_accuracy`). Theoretical
+    and missing streams enter as unmeasured. None when there is no window."""
+    from analyzer.reconcile import StreamData, reconcile, sigma_from_accuracy
+    if result.start_ns is None:
+        return None
+    index = cfg.tag_index()
+    by_id = {t.stream: t for t in result.streams}
+    data, assumed = [], []
+    for s in cfg.flowsheet.streams:
+        t = by_id[s.id]
+        if t.method != "totalizer" or not np.isfinite(t.amount_kg):
+            data.append(StreamData(s.id, s.from_, s.to, None, None))
+            continue
+        acc = index[s.tag].accuracy_pct if s.tag else None
+        if acc is None:
+            acc = DEFAULT_ACCURACY_PCT
+            assumed.append(s.id)
+        sigma = max(sigma_from_accuracy(t.amount_kg, acc), 1e-9)
+        data.append(StreamData(s.id, s.from_, s.to, t.amount_kg, sigma))
+    out = reconcile(data, alpha=alpha).to_dict()
+    out["unit"] = "kg"
+    out["sigma_rule"] = ("accuracy class a % as a rectangular ±a: sigma = a/sqrt(3) of the "
+                         "reading (GUM 4.3.7)")
+    out["accuracy_assumed"] = {"streams": assumed, "accuracy_pct": DEFAULT_ACCURACY_PCT}
+    return out
+
+
 def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
                      end: int | None = None) -> BalanceResult:
     """The material balance of the flowsheet from a frame of samples.

@@ -301,3 +301,12 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
     eq_sets = [[s.where] + s.equivalent for s in suspects if s.equivalent]
     return ReconResult(rows, gt, suspects, eq_sets, unobservable, nonredundant, nodal, alpha,
                        steps)
+
+
+def sigma_from_accuracy(amount: float, accuracy_pct: float) -> float:
+    """Standard uncertainty of an amount from its meter's accuracy class [% of reading].
+
+    The class is a maximum permissible error ±a %; with nothing else known, GUM (JCGM 100:2008,
+    4.3.7) takes a rectangular distribution over ±a, so σ = a / √3 of the reading.
+    """
+    return abs(amount) * accuracy_pct / 100.0 / np.sqrt(3.0)

@@ -123,8 +123,12 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
     result = material_balance(cfg, frame, start, end)
+    from analyzer.balance import reconcile_balance
+    recon = reconcile_balance(cfg, result)
     if a.json:
-        print(json.dumps({"campaign": cfg.campaign.name, "balances": {"material": result.to_dict()}},
+        print(json.dumps({"campaign": cfg.campaign.name,
+                          "balances": {"material": result.to_dict()},
+                          "reconciliation": {"material": recon}},
                          indent=2, ensure_ascii=False))
         return 0
     print(f"Material balance (物料平衡), {cfg.campaign.name}")
@@ -141,6 +145,17 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         v = "?" if n.ok is None else ("ok" if n.ok else f"BEYOND {result.limit_pct:g} %")
         print(f"  {n.node:<12}{n.total_in:>14.1f}{n.total_out:>14.1f}{c:>13}  {v}")
     print(f"  {result.message}")
+    if recon is not None:
+        g = recon["global_test"]
+        print(f"  reconciliation: chi2 = {g['statistic']:.2f}, dof = {g['dof']}, "
+              f"p = {g['p_value']:.4f} ({'rejected' if g['rejected'] else 'accepted'})")
+        for s in recon["suspects"]:
+            if s["equivalent"]:
+                print(f"  gross error of {abs(s['estimate']):.1f} kg at one of (the data cannot "
+                      f"tell which): {', '.join([s['where'], *s['equivalent']])} — a leak at the "
+                      "node or a bias on one of its meters")
+            else:
+                print(f"  suspect: {s['kind']} at {s['where']}, estimate {s['estimate']:.1f} kg")
     return 0
 
 
@@ -209,9 +224,13 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
     print(f"global test: chi2 = {g['statistic']:.3f}, dof = {g['dof']}, p = {g['p_value']:.4f} "
           f"({verdict} at alpha = {a.alpha})")
     for s in result.suspects:
-        eq = f"; cannot be told apart from {', '.join(s.equivalent)}" if s.equivalent else ""
-        print(f"suspect: {s.kind} at {s.where}, estimate {s.estimate:.3f}, "
-              f"T = {s.statistic:.2f} > {s.critical:.2f}{eq}")
+        if s.equivalent:
+            print(f"gross error (T = {s.statistic:.2f} > {s.critical:.2f}) at one of, the data "
+                  f"cannot tell which: {', '.join([s.where, *s.equivalent])}; size "
+                  f"{abs(s.estimate):.3f}")
+        else:
+            print(f"suspect: {s.kind} at {s.where}, estimate {s.estimate:.3f}, "
+                  f"T = {s.statistic:.2f} > {s.critical:.2f}")
     return 0
 
 

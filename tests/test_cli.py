@@ -73,6 +73,8 @@ def test_demo_serves_balance_flags_leak_and_stops_cleanly(tmp_path: Path) -> Non
     doc = json.loads(res.stdout)
     mat = doc["balances"]["material"]
     assert {n["node"]: n["ok"] for n in mat["nodes"]} == {"mash": True, "kettle": False}
+    top = doc["reconciliation"]["material"]["suspects"][0]
+    assert "kettle" in {top["where"], *top["equivalent"]}
     text = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
                            str(store)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "kettle" in text.stdout and "BEYOND 5 %" in text.stdout

@@ -19,6 +19,7 @@ def campaign(tmp_path: Path, leak: tuple[str, float] | None, seconds: float = 9.
     st = SQLiteStore(tmp_path / "c.db")
     run_collector(cfg, st, seconds, leak=leak)
     result = material_balance(cfg, st.read(flowsheet_tags(cfg)))
+    result.cfg = cfg  # type: ignore[attr-defined]
     st.close()
     return result
 
@@ -43,3 +44,8 @@ def test_leak_fails_at_the_leaking_node_only(tmp_path: Path) -> None:
     assert nodes["mash"].closure_pct == pytest.approx(10.0, abs=2.0)
     assert nodes["kettle"].ok is True and abs(nodes["kettle"].closure_pct) < 2.5
     assert "mash" in r.message and "kettle" not in r.message.split("at ", 1)[1]
+    from analyzer.balance import reconcile_balance
+    rec = reconcile_balance(r.cfg, r)  # type: ignore[attr-defined]
+    assert rec is not None and rec["global_test"]["rejected"]
+    top = rec["suspects"][0]
+    assert "mash" in {top["where"], *top["equivalent"]}
