@@ -20,8 +20,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/cpaudit demo --port $(PORT) $(if $(LEAK),--leak $(LEAK))
 
-## the whole test suite, against real servers the project installs and starts itself
+## the whole test suite, against real servers the project installs and starts itself;
+## lint (ruff: pyflakes rules) and type check (mypy) first
 test: $(VENV)/.installed system-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ## benchmarks: figures and ratios to baselines measured in the same run

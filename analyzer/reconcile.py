@@ -220,7 +220,7 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
 
 def _hypotheses(core: _Core, mx: list[int], streams: list[StreamData], nodes: list[str],
                 leaks: list[int]) -> list[tuple[str, str, float, np.ndarray, float]]:
-    out = []
+    out: list[tuple[str, str, float, np.ndarray, float]] = []
     if core.dof == 0:
         return out
     for i, j in enumerate(mx):

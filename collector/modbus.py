@@ -196,7 +196,7 @@ class ModbusDevice:
     def send(self, conn: "mbtcp.PipelinedConnection") -> list[tuple[Request, Any]]:
         """Write every request of this device now (no await); return what to wait for."""
         self.sent_ns = time.time_ns()
-        out = []
+        out: list[tuple[Request, Any]] = []
         for req in self.requests:
             try:
                 out.append((req, conn.send(self.cfg.unit_id, req.function, req.address,

@@ -458,8 +458,8 @@ class Collector:
             self._stopping = True
             if self.metrics_server is not None:
                 self.metrics_server.close()
-            for t in self._tasks + [writer]:
-                t.cancel()
+            for task in self._tasks + [writer]:
+                task.cancel()
             await asyncio.gather(*self._tasks, writer, return_exceptions=True)
             try:
                 await self.writer.flush()

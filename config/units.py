@@ -13,7 +13,7 @@ import pint
 
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
-    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     ureg.define("m3 = meter ** 3")
     ureg.define("Nm3 = meter ** 3")
     ureg.define("kgce = 29307.6 * kilojoule")

@@ -136,6 +136,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         print(f"  {result.message}")
         return 0
     z = ZoneInfo(tz)
+    assert result.end_ns is not None
     print(f"  window {dt.datetime.fromtimestamp(result.start_ns / 1e9, z):%Y-%m-%d %H:%M:%S} → "
           f"{dt.datetime.fromtimestamp(result.end_ns / 1e9, z):%Y-%m-%d %H:%M:%S} "
           f"({result.hours * 60:.1f} min)")
@@ -197,8 +198,8 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
     from analyzer.recon_table import parse_table
     from analyzer.reconcile import ReconcileError, reconcile
     try:
-        with open(a.file, encoding="utf-8") as f:
-            text = f.read()
+        with open(a.file, encoding="utf-8") as fh:
+            text = fh.read()
     except OSError as e:
         print(f"cpaudit: {a.file}: {e.strerror}", file=sys.stderr)
         return 1
@@ -212,25 +213,25 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
         return 0
     g = result.global_test
     print(f"{'stream':<12}{'measured':>12}{'reconciled':>12}{'adjust':>10}{'MT':>7}  note")
-    for s in result.streams:
-        def f(v: float | None, w: int, p: int = 2) -> str:
-            return f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"
-        note = ("unobservable" if s["id"] in result.unobservable else
-                "non-redundant" if s["id"] in result.nonredundant else
-                "MT rejects" if s["mt_rejected"] else "")
-        print(f"{s['id']:<12}{f(s['measured'], 12)}{f(s['reconciled'], 12)}"
-              f"{f(s['adjustment'], 10)}{f(s['mt'], 7)}  {note}")
+    def col(v: float | None, w: int, p: int = 2) -> str:
+        return f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"
+    for row in result.streams:
+        note = ("unobservable" if row["id"] in result.unobservable else
+                "non-redundant" if row["id"] in result.nonredundant else
+                "MT rejects" if row["mt_rejected"] else "")
+        print(f"{row['id']:<12}{col(row['measured'], 12)}{col(row['reconciled'], 12)}"
+              f"{col(row['adjustment'], 10)}{col(row['mt'], 7)}  {note}")
     verdict = "REJECTED" if g["rejected"] else "accepted"
     print(f"global test: chi2 = {g['statistic']:.3f}, dof = {g['dof']}, p = {g['p_value']:.4f} "
           f"({verdict} at alpha = {a.alpha})")
-    for s in result.suspects:
-        if s.equivalent:
-            print(f"gross error (T = {s.statistic:.2f} > {s.critical:.2f}) at one of, the data "
-                  f"cannot tell which: {', '.join([s.where, *s.equivalent])}; size "
-                  f"{abs(s.estimate):.3f}")
+    for sus in result.suspects:
+        if sus.equivalent:
+            print(f"gross error (T = {sus.statistic:.2f} > {sus.critical:.2f}) at one of, the "
+                  f"data cannot tell which: {', '.join([sus.where, *sus.equivalent])}; size "
+                  f"{abs(sus.estimate):.3f}")
         else:
-            print(f"suspect: {s.kind} at {s.where}, estimate {s.estimate:.3f}, "
-                  f"T = {s.statistic:.2f} > {s.critical:.2f}")
+            print(f"suspect: {sus.kind} at {sus.where}, estimate {sus.estimate:.3f}, "
+                  f"T = {sus.statistic:.2f} > {sus.critical:.2f}")
     return 0
 
 

@@ -56,6 +56,7 @@ def run_demo(config: str, store: str, host: str, port: int, leak: str | None,
     col = _spawn(["collect", config, "--store", store])
     web = _spawn(["serve", config, "--store", store, "--host", host, "--port", str(port)])
     order = [web, col, sim]
+    names = {id(web): "serve", id(col): "collect", id(sim): "simulate"}
     stopping = False
 
     def _on_signal(*_: object) -> None:
@@ -74,7 +75,7 @@ def run_demo(config: str, store: str, host: str, port: int, leak: str | None,
         while not stopping:
             dead = [p for p in order if p.poll() is not None]
             if dead:
-                print(f"cpaudit demo: a component exited ({dead[0].args[3]}); stopping",
+                print(f"cpaudit demo: a component exited ({names[id(dead[0])]}); stopping",
                       file=sys.stderr)
                 return 1
             time.sleep(0.3)

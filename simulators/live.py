@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 import time
 import zlib
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class SimMeter:
                          float(self.plant.total_kg(self.stream, t)), DENSITY.get(self.stream),
                          self.initial_total, self.err)
         return prof.encode(st)
+
+
+def _image_now(m: "SimMeter") -> Image:
+    return m.image(time.time())
 
 
 def build_plant(cfg: Config, t0: float, leak: tuple[str, float] | None = None) -> Brewhouse:
@@ -81,7 +86,7 @@ class Site:
             if d.name not in self.meters or not isinstance(d, ModbusBase):
                 continue
             m = self.meters[d.name]
-            ctx = SimDeviceContext(lambda m=m: m.image(time.time()))
+            ctx = SimDeviceContext(partial(_image_now, m))
             self.contexts[d.name] = ctx
             groups.setdefault(self.key_of(d), {})[d.unit_id] = ctx
             if isinstance(d, ModbusRtuDevice):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
@@ -68,7 +68,7 @@ class Gateway:
     serial port (RTU; in tests one end of a pseudo-terminal pair)."""
 
     def __init__(self, key: tuple[object, ...], devices: dict[int, SimDeviceContext],
-                 serial: dict[str, object] | None = None, pipelining: bool = False) -> None:
+                 serial: dict[str, Any] | None = None, pipelining: bool = False) -> None:
         self.key, self.devices, self.serial = key, devices, serial or {}
         self.pipelining = pipelining
         self._server: object = None

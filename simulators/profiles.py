@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def weigher(s: MeterState) -> Image:
     return {3: hr}
 
 
-PATTERN = {  # the test-pattern device: known values in every type and word order
+PATTERN: dict[str, Any] = {  # the test-pattern device: known values in every type and word order
     "i16": -1234, "u16": 54321, "i32": -123456789, "u32": 3_000_000_000,
     "i64": -(2 ** 50) + 7, "u64": 2 ** 60 + 2 ** 40, "f32": 3.14159, "f64": 2.718281828459045,
     "text": "CPAUDIT-SIM1", "status": 0b0101, "raw": 12345,

@@ -22,6 +22,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from influxdb_client import WritePrecision
+
 from store.base import StoreError
 from store.lineproto import format_lines
 from store.sample import SAMPLE_COLUMNS, Batch
@@ -209,7 +211,9 @@ class InfluxV2Sink:
             return 0
         try:
             self._write.write(bucket=self.bucket, org=self.org,
-                              record=format_lines(batch, self.measurement), write_precision="ns")
+                              record=format_lines(batch, self.measurement),
+                              # the client's stubs type the enum's members as str
+                              write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
             raise StoreError(f"InfluxDB v2 write: {e}") from e
         return len(batch)

@@ -48,8 +48,9 @@ def devices_state() -> list[dict[str, Any]]:
     st = get_store()
     last = st.last([f"{HEALTH}{d.name}.{k}" for d in cfg.devices
                     for k in ("online", "latency_ms", "consecutive_failures", "backoff_s")])
-    vals = {(r.tag, "v"): r.value for r in last.itertuples()} | \
-        {(r.tag, "ts"): r.ts for r in last.itertuples()}
+    tags, values, stamps = last["tag"].tolist(), last["value"].tolist(), last["ts"].tolist()
+    vals: dict[tuple[str, str], Any] = {(t, "v"): v for t, v in zip(tags, values)}
+    vals |= {(t, "ts"): ts for t, ts in zip(tags, stamps)}
     now = time.time_ns()
     out = []
     for d in cfg.devices:
