@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from config import ENV, Config
+from config import Config
 from config.models import Stream
 from config.units import dimension, factor
 from store import Quality
@@ -165,10 +165,3 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> 
 def flowsheet_tags(cfg: Config) -> list[str]:
     return [s.tag for s in cfg.flowsheet.streams if s.tag is not None]
 
-
-def boundary(stream: Stream) -> str:
-    if stream.from_ == ENV:
-        return "input"
-    if stream.to == ENV:
-        return "output"
-    return "internal"

@@ -1,7 +1,6 @@
 """Helpers for the benchmarks: printing figures and ratios, CPU time, child processes."""
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
 import sys
@@ -13,9 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-RESULTS: list[tuple[str, str, float, str]] = []
-
-
 def line(name: str, value: float, unit: str, baseline: float | None = None,
          target: str = "") -> None:
     ratio = ""
@@ -23,7 +19,6 @@ def line(name: str, value: float, unit: str, baseline: float | None = None,
         ratio = f"  = {value / baseline:.2f}x baseline"
     t = f"  (target {target})" if target else ""
     print(f"    {name:<52}{value:>14,.1f} {unit}{ratio}{t}", flush=True)
-    RESULTS.append((name, unit, value, ratio))
 
 
 def header(text: str) -> None:
@@ -66,7 +61,3 @@ def build_c(name: str) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return str(out)
-
-
-def cores() -> int:
-    return os.cpu_count() or 1

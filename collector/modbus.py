@@ -1,4 +1,4 @@
-"""Modbus TCP source. The only module that imports pymodbus (pinned <3.13: its API changes
+"""Modbus source (TCP, RTU over TCP, RTU on a serial line). The only module that imports pymodbus (pinned <3.13: its API changes
 between minor versions, e.g. ``slave=`` became ``device_id=`` in 3.10).
 
 A :class:`Link` is one TCP connection (a device or a gateway); devices behind the same host and
@@ -22,7 +22,7 @@ from collector import mbtcp
 from collector.decode import decode
 from collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
 from collector.plan import Request, plan
-from config.models import DataType, ModbusBase, ModbusRtuDevice, ModbusTcpDevice
+from config.models import DataType, ModbusConfig, ModbusTcpDevice
 from store import Quality, Reason
 
 log = logging.getLogger("cpaudit.collector.modbus")
@@ -42,18 +42,19 @@ class Link:
     """One connection — a TCP socket (Modbus TCP, or RTU frames to a serial gateway) or a serial
     port (an RS-485 bus) — shared in order by the unit ids behind it."""
 
-    def __init__(self, cfg: ModbusBase) -> None:
+    def __init__(self, cfg: ModbusConfig) -> None:
         self.cfg = cfg
-        self.pipelined = isinstance(cfg, ModbusTcpDevice) and cfg.pipeline > 1
+        depth = cfg.pipeline if isinstance(cfg, ModbusTcpDevice) else 1
+        self.pipelined = depth > 1
         # one request at a time (pymodbus), or up to `pipeline` in flight (our client)
         self.lock: asyncio.Lock | asyncio.Semaphore = (
-            asyncio.Semaphore(cfg.pipeline) if self.pipelined else asyncio.Lock())  # type: ignore[attr-defined]
+            asyncio.Semaphore(depth) if self.pipelined else asyncio.Lock())
         self._connecting = asyncio.Lock()
         self.client: Any = None
         if isinstance(cfg, ModbusTcpDevice):
             self.label = f"{cfg.host}:{cfg.port}" + ("/rtu" if cfg.framer == "rtu" else "")
         else:
-            self.label = cfg.serial_port if isinstance(cfg, ModbusRtuDevice) else cfg.name
+            self.label = cfg.serial_port
 
     def _new(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         c = self.cfg
@@ -62,7 +63,6 @@ class Link:
             framer = FramerType.RTU if c.framer == "rtu" else FramerType.SOCKET
             return AsyncModbusTcpClient(c.host, port=c.port, framer=framer, timeout=c.timeout_s,
                                         retries=0, reconnect_delay=0)
-        assert isinstance(c, ModbusRtuDevice)
         return AsyncModbusSerialClient(c.serial_port, framer=FramerType.RTU, baudrate=c.baudrate,
                                        bytesize=c.bytesize, parity=c.parity, stopbits=c.stopbits,
                                        timeout=c.timeout_s, retries=0, reconnect_delay=0)
@@ -103,7 +103,7 @@ class Link:
 
 
 class ModbusDevice:
-    def __init__(self, cfg: ModbusBase, link: Link) -> None:
+    def __init__(self, cfg: ModbusConfig, link: Link) -> None:
         self.cfg = cfg
         self.link = link
         self.requests: list[Request] = plan(
@@ -179,7 +179,7 @@ class ModbusDevice:
             try:
                 client = await self.link.ensure(self.cfg.name)
             except SourceError as e:
-                return self._all_bad(e.reason)
+                return self.all_bad(e.reason)
             for i, req in enumerate(self.requests):
                 if i and self.cfg.pause_ms:
                     await asyncio.sleep(self.cfg.pause_ms / 1000)
@@ -256,12 +256,9 @@ class ModbusDevice:
                 out[c.tag] = Reading(c.tag, math.nan, Quality.BAD, reason)
         return [out[t] for t in self.tags if t in out]
 
-    def _all_bad(self, reason: Reason) -> list[Reading]:
+    def all_bad(self, reason: Reason) -> list[Reading]:
         return [Reading(t, math.nan, Quality.BAD, reason) for t in self.tags]
 
     def close(self) -> None:
         self.link.close()
 
-
-def now_ns() -> int:
-    return time.time_ns()

@@ -154,5 +154,4 @@ class MqttSource:
                 Reading(p + "clock_offset_ms", off, Quality.GOOD if math.isfinite(off)
                         else Quality.BAD, Reason.NONE if math.isfinite(off) else Reason.STALE),
             ]
-            from collector.service import _batch
-            self.writer.put(_batch(tick, readings))
+            self.writer.put_readings(tick, readings)

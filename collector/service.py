@@ -21,7 +21,7 @@ from collector.clock import Clock, next_tick
 from collector.errors import SourceError
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
-from config.models import InfluxV1Sink, ModbusBase, MqttDevice
+from config.models import MODBUS_DEVICES, InfluxV1Sink, MqttDevice
 from store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
 from store.forward import Forwarder, Sink
 
@@ -43,7 +43,6 @@ class DeviceHealth:
     last_lateness_ms: float = math.nan
     backoff_until_ns: int = 0
     backoff_s: float = 0.0
-    last_reason: str = ""
     logged_failure: bool = False
 
     @property
@@ -61,8 +60,8 @@ class Writer:
         self.store = store
         self.flush_s = flush_ms / 1000
         self.pending: list[Batch] = []
-        # single readings (MQTT): plain lists, turned into one Batch at flush — a numpy Batch
-        # per one-sample message costs more than the rest of the message's handling
+        # readings as plain lists, turned into one Batch at flush — a numpy Batch per device and
+        # tick, or per one-sample MQTT message, costs more than the rest of their handling
         self.rows: tuple[list[str], list[int], list[float], list[int], list[int]] = \
             ([], [], [], [], [])
         self.done: list[Callable[[], None]] = []
@@ -77,16 +76,10 @@ class Writer:
         go out."""
         self._kick.set()
 
-    def put(self, batch: Batch, done: Callable[[], None] | None = None) -> None:
-        """Queue a batch; ``done`` is called, in order, once it is committed to the store (the
-        MQTT source acknowledges QoS 1 messages there)."""
-        self.pending.append(batch)
-        if done is not None:
-            self.done.append(done)
-
     def put_rows(self, tags: list[str], ts: list[int], values: list[float],
                  done: Callable[[], None] | None = None) -> None:
-        """Queue good readings given as plain lists (finite values only)."""
+        """Queue good readings given as plain lists (finite values only); ``done`` is called, in
+        order, once they are committed to the store (the MQTT source acknowledges there)."""
         r = self.rows
         r[0].extend(tags)
         r[1].extend(ts)
@@ -149,29 +142,19 @@ class Writer:
                 log.exception("store write failed; will retry")
 
 
-def _batch(ts: int, readings: list[Reading]) -> Batch:
-    n = len(readings)
-    return Batch(
-        tags=[r.tag for r in readings],
-        ts=np.full(n, ts, np.int64),
-        value=np.fromiter((r.value for r in readings), np.float64, n),
-        quality=np.fromiter((int(r.quality) for r in readings), np.int8, n),
-        reason=np.fromiter((int(r.reason) for r in readings), np.int8, n),
-    )
-
-
 class Collector:
     def __init__(self, cfg: Config, store: Store, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.clock = clock or Clock()
         self.writer = Writer(store, cfg.collector.flush_ms)
+        self._late_ns = int(cfg.collector.late_tolerance_ms * 1e6)
         self.links: dict[tuple[object, ...], Link] = {}
         self.devices: list[ModbusDevice] = []
         self.health: dict[str, DeviceHealth] = {}
         self.mqtt: list["MqttSource"] = []
         for d in cfg.devices:
-            if isinstance(d, ModbusBase):
+            if isinstance(d, MODBUS_DEVICES):
                 link = self.links.setdefault(d.link_key, Link(d))
                 self.devices.append(ModbusDevice(d, link))
                 self.health[d.name] = DeviceHealth(d.name)
@@ -197,7 +180,7 @@ class Collector:
             t_req = self.clock.now_ns()
             polled = t_req >= h.backoff_until_ns
             if not polled:
-                readings = dev._all_bad(Reason.CONNECTION)
+                readings = dev.all_bad(Reason.CONNECTION)
             else:
                 try:
                     readings = await dev.poll()
@@ -220,12 +203,12 @@ class Collector:
             t_req = self.clock.now_ns()
             live = [d for d in devs if t_req >= self.health[d.cfg.name].backoff_until_ns]
             results: dict[str, list[Reading]] = {
-                d.cfg.name: d._all_bad(Reason.CONNECTION) for d in devs if d not in live}
+                d.cfg.name: d.all_bad(Reason.CONNECTION) for d in devs if d not in live}
             try:
                 conn = await link.ensure(devs[0].cfg.name) if live else None
             except SourceError as e:
                 conn = None
-                results.update({d.cfg.name: d._all_bad(e.reason) for d in live})
+                results.update({d.cfg.name: d.all_bad(e.reason) for d in live})
             if conn is not None:
                 sent = [(d, d.send(conn)) for d in live]
                 try:
@@ -246,7 +229,7 @@ class Collector:
         """Stopped mid-poll: the ticks already due are recorded as missing, not lost."""
         now = self.clock.now_ns()
         for t in range(tick, now + 1, interval):
-            self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
+            self.writer.put_readings(t, dev.all_bad(Reason.DOWN))
 
     def _after_poll(self, dev: ModbusDevice, readings: list[Reading], tick: int, t_req: int,
                     t_done: int, polled: bool) -> None:
@@ -256,7 +239,7 @@ class Collector:
             t_req = dev.sent_ns or t_req
             self._tick_starts.setdefault(tick, []).append(t_req)
         good = [r for r in readings if r.quality == Quality.GOOD]
-        if t_done - tick > int(self.cfg.collector.late_tolerance_ms * 1e6):
+        if t_done - tick > self._late_ns:
             readings = [Reading(r.tag, r.value, Quality.UNCERTAIN, Reason.LATE)
                         if r.quality == Quality.GOOD else r for r in readings]
         self._account(h, dev, good, readings, tick, t_req, t_done)
@@ -268,7 +251,7 @@ class Collector:
         if t_done >= nxt:  # overrun: every skipped tick is recorded, never silently lost
             skipped_to = next_tick(t_done, interval)
             for t in range(nxt, skipped_to, interval):
-                self.writer.put(_batch(t, dev._all_bad(Reason.OVERRUN)))
+                self.writer.put_readings(t, dev.all_bad(Reason.OVERRUN))
             nxt = skipped_to
         return nxt
 
@@ -290,7 +273,6 @@ class Collector:
             return
         h.consecutive_failures += 1
         reason = readings[0].reason.label if readings else "none"
-        h.last_reason = reason
         if not h.logged_failure:
             log.warning("%s: poll failed (%s); repeats are logged at debug level until it "
                         "recovers", dev.cfg.name, reason)
@@ -338,7 +320,7 @@ class Collector:
                     readings.append((t, spread))
             del self._skews[:-3600]
             for t, spread in readings:
-                self.writer.put(_batch(t, [Reading(f"{HEALTH_PREFIX}collector.skew_ms", spread)]))
+                self.writer.put_readings(t, [Reading(f"{HEALTH_PREFIX}collector.skew_ms", spread)])
 
     def _record_downtime(self, now: int) -> None:
         """After a restart, the ticks each device missed while the collector was not running are
@@ -361,7 +343,7 @@ class Collector:
             log.info("%s: %d ticks missed while the collector was down, recorded as `down`",
                      dev.cfg.name, min(n, MAX_GAP_TICKS))
             for t in range(first_missing, upto, interval):
-                self.writer.put(_batch(t, dev._all_bad(Reason.DOWN)))
+                self.writer.put_readings(t, dev.all_bad(Reason.DOWN))
 
     def _sinks(self) -> list[Forwarder]:
         if not self.cfg.sinks:
@@ -402,7 +384,7 @@ class Collector:
                             Quality.GOOD if last else Quality.BAD,
                             Reason.NONE if last else Reason.CONNECTION),
                 ]
-            self.writer.put(_batch(tick, readings))
+            self.writer.put_readings(tick, readings)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""

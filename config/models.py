@@ -166,14 +166,6 @@ class ModbusBase(Strict):
     registers: list[Register] = Field(min_length=1)
     computed: list[Computed] = []
 
-    @property
-    def link_key(self) -> tuple[Any, ...]:
-        raise NotImplementedError
-
-    @property
-    def server_key(self) -> tuple[Any, ...]:
-        raise NotImplementedError
-
 
 class ModbusTcpDevice(ModbusBase):
     """Modbus TCP, or RTU frames over TCP (``framer: rtu``, a serial-to-Ethernet gateway)."""
@@ -272,6 +264,9 @@ class MqttDevice(Strict):
     subscriptions: list[Subscription] = Field(min_length=1)
     tags: list[MqttTag] = Field(min_length=1)
 
+
+ModbusConfig = Union[ModbusTcpDevice, ModbusRtuDevice]    # a Modbus device, whatever carries it
+MODBUS_DEVICES = (ModbusTcpDevice, ModbusRtuDevice)        # the same, for isinstance
 
 Device = Annotated[Union[ModbusTcpDevice, ModbusRtuDevice, MqttDevice],
                    Field(discriminator="protocol")]
@@ -533,7 +528,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
                 p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
                           f"({index[tag].unit}); the material balance needs density_kg_m3"))
     for i, d in enumerate(cfg.devices):
-        if isinstance(d, ModbusBase) and d.simulate and d.simulate.stream not in stream_ids:
+        if isinstance(d, MODBUS_DEVICES) and d.simulate and d.simulate.stream not in stream_ids:
             p.append((("devices", i, "simulate", "stream"),
                       f"unknown stream {d.simulate.stream!r}"))
     load = cfg.requirements.load

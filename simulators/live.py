@@ -9,7 +9,7 @@ import zlib
 from dataclasses import dataclass
 
 from config import Config
-from config.models import ModbusBase, ModbusRtuDevice
+from config.models import MODBUS_DEVICES, ModbusConfig, ModbusRtuDevice, ModbusTcpDevice
 from simulators.modbus_server import Gateway, SimDeviceContext
 from simulators.plant import DENSITY, Brewhouse
 from simulators.profiles import PROFILES, Image, MeterError, MeterState, meter_state
@@ -54,7 +54,7 @@ def build_plant(cfg: Config, t0: float, leak: tuple[str, float] | None = None) -
 def build_meters(cfg: Config, plant: Brewhouse) -> dict[str, SimMeter]:
     meters: dict[str, SimMeter] = {}
     for d in cfg.devices:
-        if not isinstance(d, ModbusBase) or d.simulate is None or d.profile is None:
+        if not isinstance(d, MODBUS_DEVICES) or d.simulate is None or d.profile is None:
             continue
         if d.profile not in PROFILES:
             raise ValueError(f"device {d.name}: no simulator profile {d.profile!r}; "
@@ -83,7 +83,7 @@ class Site:
         serial: dict[tuple[object, ...], dict[str, object]] = {}
         pipelining: set[tuple[object, ...]] = set()
         for d in cfg.devices:
-            if d.name not in self.meters or not isinstance(d, ModbusBase):
+            if d.name not in self.meters or not isinstance(d, MODBUS_DEVICES):
                 continue
             m = self.meters[d.name]
             ctx = SimDeviceContext(partial(_image_now, m))
@@ -92,13 +92,13 @@ class Site:
             if isinstance(d, ModbusRtuDevice):
                 serial[self.key_of(d)] = {"baudrate": d.baudrate, "bytesize": d.bytesize,
                                           "parity": d.parity, "stopbits": d.stopbits}
-            if getattr(d, "pipeline", 1) > 1:
+            if isinstance(d, ModbusTcpDevice) and d.pipeline > 1:
                 pipelining.add(self.key_of(d))
         self.gateways = {k: Gateway(k, v, serial.get(k), k in pipelining)
                          for k, v in groups.items()}
 
     @staticmethod
-    def key_of(d: ModbusBase) -> tuple[object, ...]:
+    def key_of(d: ModbusConfig) -> tuple[object, ...]:
         """Where the simulator serves a device: the device's own address, or for RTU the
         simulator's end of the serial line."""
         if isinstance(d, ModbusRtuDevice):
@@ -110,7 +110,7 @@ class Site:
 
     def gateway_of(self, device: str) -> Gateway:
         d = self.cfg.device(device)
-        assert isinstance(d, ModbusBase)
+        assert isinstance(d, MODBUS_DEVICES)
         return self.gateways[self.key_of(d)]
 
     async def start(self) -> None:

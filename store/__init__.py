@@ -8,14 +8,4 @@ from store.sqlite import SQLiteStore
 
 __all__ = [
     "Batch", "Quality", "Reason", "Sample", "SAMPLE_COLUMNS", "Store", "StoreError", "SQLiteStore",
-    "open_store",
 ]
-
-
-def open_store(url: str) -> Store:
-    """Open a store from a path or URL: ``path/to/file.db`` or ``sqlite:///path``."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])
-    if "://" in url:
-        raise StoreError(f"unknown store URL scheme in {url!r}")
-    return SQLiteStore(url)

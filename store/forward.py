@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,19 +63,22 @@ class Forwarder:
             self.stats.backlog = 0
             return 0
         self.sink.write(batch)
+        self._acknowledged(last, len(batch))
+        return len(batch)
+
+    def _acknowledged(self, last: int, n: int) -> None:
+        """The sink took the batch ending at seq ``last``: move the durable cursor, count it."""
         self.source.set_meta(self.key, str(last))
-        self.stats.forwarded += len(batch)
+        self.stats.forwarded += n
         self.stats.batches += 1
         self.stats.last_forward_ns = time.time_ns()
         self.stats.backlog = self.source.max_seq() - last
-        return len(batch)
 
     def drain(self) -> int:
         """Forward until the backlog is empty (or the sink fails: StoreError).
 
         Pipelined: batch k+1 is read from SQLite while batch k is in flight; the cursor still
         moves only after the sink acknowledged each batch, in order."""
-        from concurrent.futures import ThreadPoolExecutor
         total = 0
         last, batch = self.source.changes(self.cursor, self.batch_size)
         with ThreadPoolExecutor(1, thread_name_prefix=f"forward-{self.name}") as ex:
@@ -82,11 +86,7 @@ class Forwarder:
                 fut = ex.submit(self.sink.write, batch)
                 nxt_last, nxt = self.source.changes(last, self.batch_size)   # read ahead
                 fut.result()                      # StoreError: the cursor stays where it was
-                self.source.set_meta(self.key, str(last))
-                self.stats.forwarded += len(batch)
-                self.stats.batches += 1
-                self.stats.last_forward_ns = time.time_ns()
-                self.stats.backlog = self.source.max_seq() - last
+                self._acknowledged(last, len(batch))
                 total += len(batch)
                 last, batch = nxt_last, nxt
         self.stats.backlog = max(0, self.source.max_seq() - last)

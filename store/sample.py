@@ -116,9 +116,3 @@ class Batch:
             quality=np.concatenate([b.quality for b in batches]),
             reason=np.concatenate([b.reason for b in batches]),
         )
-
-    def samples(self) -> list[Sample]:
-        return [
-            Sample(t, int(ts), float(v), Quality(int(q)), Reason(int(r)))
-            for t, ts, v, q, r in zip(self.tags, self.ts, self.value, self.quality, self.reason)
-        ]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,13 +48,6 @@ def brewery(brewery_file: Path) -> config.Config:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    st = SQLiteStore(tmp_path / "store.db")
-    yield st
-    st.close()
-
-
-@pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     m = Mosquitto(tmp_path / "mosquitto").start()
     yield m
@@ -75,11 +67,6 @@ def output_dir() -> Path:
     return OUTPUT
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
 
 
 def run_collector(cfg: config.Config, store: SQLiteStore, seconds: float,

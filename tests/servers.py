@@ -35,6 +35,17 @@ def wait_port(port: int, timeout_s: float = 15.0, proc: subprocess.Popen[bytes] 
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """Terminate a server process; kill it if it does not stop within ``timeout_s``."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Mosquitto:
     """A private Mosquitto broker with persistence (for persistent sessions across restarts)."""
 
@@ -62,13 +73,7 @@ class Mosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         self.proc = None
 
 
@@ -135,11 +140,5 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             return json.loads(r.read())  # type: ignore[no-any-return]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
         self.proc = None

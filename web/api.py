@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -39,7 +40,6 @@ def _time_param(name: str) -> int | None:
 def _iso(ns: int | None, tz: str) -> str | None:
     if ns is None:
         return None
-    from zoneinfo import ZoneInfo
     return dt.datetime.fromtimestamp(ns / 1e9, ZoneInfo(tz)).isoformat(timespec="seconds")
 
 

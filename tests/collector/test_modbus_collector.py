@@ -29,15 +29,15 @@ def fast_config(tmp_path: Path, **subs: str) -> config.Config:
     return config.load(p)
 
 
-async def collect(cfg: config.Config, store: SQLiteStore, seconds: float,
-                  prepare: Callable[[Site], None] | None = None, skip: tuple[str, ...] = ()
-                  ) -> Collector:
+def collect(cfg: config.Config, store: SQLiteStore, seconds: float,
+            prepare: Callable[[Site], None] | None = None, skip: tuple[str, ...] = ()
+            ) -> Collector:
     def setup(site: Site) -> None:
         for name in skip:                  # a device that is down: no server on its port
             site.gateways.pop(site.key_of(cfg.device(name)))  # type: ignore[arg-type]
         if prepare:
             prepare(site)
-    return await asyncio.to_thread(run_collector, cfg, store, seconds, setup)
+    return run_collector(cfg, store, seconds, setup)  # type: ignore[no-any-return]
 
 
 def running(df: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def ticks_of(df: pd.DataFrame, tag: str) -> list[int]:
 def test_every_tick_of_every_device_is_recorded_on_aligned_ticks(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path)
     st = SQLiteStore(tmp_path / "s.db")
-    asyncio.run(collect(cfg, st, 3.2))
+    collect(cfg, st, 3.2)
     df = st.read(None)
     totals = [s.tag for s in cfg.flowsheet.streams]
     ref = ticks_of(df, totals[0])
@@ -77,7 +77,7 @@ def test_every_tick_of_every_device_is_recorded_on_aligned_ticks(tmp_path: Path)
 def test_dead_device_gives_bad_samples_and_never_delays_the_others(tmp_path: Path) -> None:
     cfg = fast_config(tmp_path)
     st = SQLiteStore(tmp_path / "s.db")
-    col = asyncio.run(collect(cfg, st, 3.2, skip=("fm_steam",)))
+    col = collect(cfg, st, 3.2, skip=("fm_steam",))
     df = st.read(None)
     steam = df[df["tag"] == "steam_in.total"]
     ok = df[df["tag"] == "hot_wort.total"]
@@ -100,7 +100,7 @@ def test_exception_code_marks_reason(tmp_path: Path) -> None:
 
     def fault(site: Site) -> None:
         site.contexts["ws_malt"].exception = ExcCodes.DEVICE_FAILURE
-    asyncio.run(collect(cfg, st, 1.7, prepare=fault))
+    collect(cfg, st, 1.7, prepare=fault)
     df = st.read(["malt_in.total", "spent_grains.total"])
     malt = df[df["tag"] == "malt_in.total"]
     assert len(malt) >= 2 and (malt["reason"] == Reason.EXCEPTION).all()
@@ -116,7 +116,7 @@ def test_slow_device_times_out_or_is_late_and_overrun_ticks_are_recorded(tmp_pat
         # the IFC 050 map is read in two requests (rate, totalizer), each delayed:
         site.contexts["fm_vapour"].delay_s = 0.1       # 0.2 s a poll: after the 0.1 s tolerance
         site.contexts["fm_condensate"].delay_s = 0.35  # 0.7 s a poll, over the 0.5 s tick
-    asyncio.run(collect(cfg, st, 3.2, prepare=fault))
+    collect(cfg, st, 3.2, prepare=fault)
     df = st.read(["vapour.total", "condensate.total", "hot_wort.total"])
     vap = df[df["tag"] == "vapour.total"]
     assert len(vap) >= 5

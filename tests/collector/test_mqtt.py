@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import paho.mqtt.client as paho
 
@@ -57,14 +59,18 @@ class Publisher:
         self.c.disconnect()
 
 
+async def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``condition`` every 50 ms until it holds or ``timeout_s`` passes (the caller asserts)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def start(cfg: config.Config, st: SQLiteStore) -> tuple[Collector, asyncio.Event, asyncio.Task[None]]:
     col = Collector(cfg, st)
     stop = asyncio.Event()
     task = asyncio.create_task(col.run(stop))
-    for _ in range(100):
-        if col.mqtt[0].connected:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: col.mqtt[0].connected, 5.0)
     assert col.mqtt[0].connected
     return col, stop, task
 
@@ -128,10 +134,7 @@ def test_broker_restart_and_messages_while_away_arrive(tmp_path: Path, mosquitto
         await asyncio.sleep(1.0)
         assert not col.mqtt[0].connected
         await asyncio.to_thread(mosquitto.start)
-        for _ in range(200):
-            if col.mqtt[0].connected:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: col.mqtt[0].connected, 10.0)
         assert col.mqtt[0].connected and col.mqtt[0].connects == 2
         pub = Publisher(mosquitto.port)
         for i in range(10):
@@ -148,10 +151,7 @@ def test_broker_restart_and_messages_while_away_arrive(tmp_path: Path, mosquitto
         await asyncio.to_thread(mosquitto.start)
         # ... and all of them arrive when the collector comes back with the same client id
         col, stop, task = await start(cfg, st)
-        for _ in range(100):
-            if col.mqtt[0].readings >= 50:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: col.mqtt[0].readings >= 50, 5.0)
         await asyncio.sleep(0.3)
         stop.set()
         await task
@@ -178,10 +178,7 @@ def test_unstored_messages_are_not_acknowledged(tmp_path: Path, mosquitto: Mosqu
             for i in range(5):
                 await asyncio.to_thread(pub.send, topic, json.dumps({"v": i, "ts": t_ms + i}))
             pub.close()
-        for _ in range(60):
-            if col.mqtt[0].readings >= 5:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: col.mqtt[0].readings >= 5, 3.0)
         await asyncio.sleep(0.5)
         stop.set()
         await task
