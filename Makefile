@@ -18,6 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 ## the demo campaign: simulated brewery + collector + web on the embedded store (Ctrl-C stops all)
 demo: $(VENV)/.installed
+	@sh scripts/install-system-deps.sh demo
 	$(BIN)/cpaudit demo --port $(PORT) $(if $(LEAK),--leak $(LEAK))
 
 ## the whole test suite, against real servers the project installs and starts itself;

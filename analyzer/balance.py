@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.totals import StreamTotal, common_window, flowsheet_tags, stream_totals
+from analyzer.cycles import whole_cycles
+from analyzer.totals import (StreamTotal, common_window, flowsheet_tags, layer_streams,
+                             stream_totals)
 from config import ENV, Config
 
 
@@ -94,7 +96,7 @@ def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
     index = cfg.tag_index()
     by_id = {t.stream: t for t in result.streams}
     data, assumed = [], []
-    for s in cfg.flowsheet.streams:
+    for s in layer_streams(cfg):
         t = by_id[s.id]
         if t.method != "totalizer" or not np.isfinite(t.amount_kg):
             data.append(StreamData(s.id, s.from_, s.to, None, None))
@@ -113,6 +115,10 @@ def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
     return out
 
 
+def _span(w: tuple[int, int]) -> str:
+    return f"of {(w[1] - w[0]) / 3.6e12:.2f} h"
+
+
 def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
                      end: int | None = None) -> BalanceResult:
     """The material balance of the flowsheet from a frame of samples.
@@ -121,20 +127,33 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
     stream's totalizer covers with good samples.
     """
     limit = cfg.requirements.closure_limit_pct
+    if len(frame) and frame["tag"].dtype == object:
+        # per-tag selections compare codes, not strings: 20x faster on a day of 1 s samples
+        frame = frame.assign(tag=frame["tag"].astype("category"))
     window = common_window(frame, flowsheet_tags(cfg), start, end)
     if window is None:
         tags = flowsheet_tags(cfg)
         good = set(frame.loc[frame["quality"] == 0, "tag"].unique()) if len(frame) else set()
-        silent = [s.id for s in cfg.flowsheet.streams if s.tag is not None and s.tag not in good]
+        silent = [s.id for s in layer_streams(cfg) if s.tag is not None and s.tag not in good]
         why = (f"no good readings yet from {', '.join(silent)}" if silent else
                "the streams' meters have no time span in common yet")
         return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
                              f"no balance: {why}" if tags else "no measured streams")
+    full = window
+    cyc, n_cycles = whole_cycles(cfg, frame, window)
+    if cyc is None:
+        assert cfg.requirements.cycles is not None
+        return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
+                             "no balance yet: no complete production cycle (state tag "
+                             f"{cfg.requirements.cycles.tag}) in the window {_span(full)}")
+    window = cyc
     totals = stream_totals(cfg, frame, window)
     by_id = {t.stream: t for t in totals}
-    streams = cfg.flowsheet.streams
+    streams = layer_streams(cfg)
     nodes = []
     for n in cfg.flowsheet.nodes:
+        if not any(n.id in (s.from_, s.to) for s in streams):
+            continue
         ins = [by_id[s.id] for s in streams if s.to == n.id]
         outs = [by_id[s.id] for s in streams if s.from_ == n.id]
         nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit))
@@ -154,5 +173,7 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
         verdict = "exceeded"
         msg = (f"closure beyond {limit:g} % at {', '.join(bad)}: find the cause and measure "
                "again (7.3.4 b)")
+    if n_cycles:
+        msg += f"; over {n_cycles} whole production cycle{'s' if n_cycles > 1 else ''}"
     return BalanceResult("material", "kg", window[0], window[1], limit, nodes, overall, totals,
                          verdict, msg)

@@ -125,17 +125,27 @@ def to_kg(amount: float, unit: str, stream: Stream) -> float:
     raise ValueError(f"stream {stream.id}: cannot express {unit!r} as mass")
 
 
+def layer_streams(cfg: Config, layer: str = "material") -> list[Stream]:
+    """The flowsheet's streams that belong to ``layer``."""
+    return [s for s in cfg.flowsheet.streams if layer in s.layers]
+
+
 def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> list[StreamTotal]:
-    """Totals of every stream of the flowsheet over ``window`` = (start, end) [ns]."""
+    """Totals of every material stream of the flowsheet over ``window`` = (start, end) [ns]."""
     start, end = window
     index = cfg.tag_index()
     interval_ns = int(cfg.collector.interval_s * 1e9)
     out: list[StreamTotal] = []
     hours = (end - start) / 3.6e12
-    for s in cfg.flowsheet.streams:
+    for s in layer_streams(cfg):
         if s.provenance == "theoretical" or (s.tag is None and s.value is not None):
             unit = s.unit or "kg"
-            amount = float(s.value or 0.0) * hours
+            amount = float(s.value or 0.0) * hours      # a value per hour, in ``unit`` (or unit/h)
+            dim = dimension(unit)
+            if dim in ("mass_rate", "volume_rate"):
+                base = "kg" if dim == "mass_rate" else "m3"
+                amount *= factor(unit, base + "/h")
+                unit = base
             out.append(StreamTotal(s.id, None, s.provenance, amount, unit, to_kg(amount, unit, s),
                                    "theoretical", note=f"theoretical: {s.source}"))
             continue
@@ -163,5 +173,11 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> 
 
 
 def flowsheet_tags(cfg: Config) -> list[str]:
-    return [s.tag for s in cfg.flowsheet.streams if s.tag is not None]
+    return [s.tag for s in layer_streams(cfg) if s.tag is not None]
+
+
+def balance_tags(cfg: Config) -> list[str]:
+    """What a balance reads: the streams' totalizers and the cycle state tag, if any."""
+    cyc = cfg.requirements.cycles
+    return flowsheet_tags(cfg) + ([cyc.tag] if cyc else [])
 

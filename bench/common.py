@@ -1,6 +1,8 @@
 """Helpers for the benchmarks: printing figures and ratios, CPU time, child processes."""
 from __future__ import annotations
 
+import sqlite3
+
 import resource
 import subprocess
 import sys
@@ -61,3 +63,14 @@ def build_c(name: str) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return str(out)
+
+
+def raw_sample_db(path: str) -> sqlite3.Connection:
+    """The baseline's database: the store's sample schema, WAL, synchronous=FULL."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.executescript("CREATE TABLE sample (seq INTEGER PRIMARY KEY, tag_id INTEGER, ts INTEGER,"
+                      " value REAL, quality INTEGER, reason INTEGER);"
+                      "CREATE UNIQUE INDEX s ON sample(tag_id, ts);")
+    return con

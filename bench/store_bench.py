@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
 import numpy as np
 
-from bench.common import header, line, tmpdir
+from bench.common import header, line, raw_sample_db, tmpdir
 from store import Batch, SQLiteStore
 
 
@@ -20,12 +19,7 @@ def run(n: int = 300_000, per_commit: int = 10_000, ntags: int = 100) -> None:
                          value=np.random.default_rng(k).random(per_commit),
                          quality=np.zeros(per_commit), reason=np.zeros(per_commit))
                    for k in range(n // per_commit)]
-        con = sqlite3.connect(os.path.join(d, "raw.db"))
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.executescript("CREATE TABLE sample (seq INTEGER PRIMARY KEY, tag_id INTEGER, ts INTEGER,"
-                          " value REAL, quality INTEGER, reason INTEGER);"
-                          "CREATE UNIQUE INDEX s ON sample(tag_id, ts);")
+        con = raw_sample_db(os.path.join(d, "raw.db"))
         rows = [[(i % ntags, int(t), float(v), 0, 0) for i, (t, v) in
                  enumerate(zip(b.ts, b.value))] for b in batches]
         t0 = time.perf_counter()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from config.models import Config, cross_check
 
@@ -108,41 +108,59 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg
 
 
+def describe(e: ValidationError, skip: int = 0) -> list[str]:
+    """A validation error as ``field.path: message`` lines (the first ``skip`` path parts
+    dropped)."""
+    return [f"{format_path(_clean_loc(tuple(err['loc']))[skip:])}: {_message(err)}"
+            for err in e.errors()]
+
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: ~20x faster
 
 
-def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    """Compose once (the node tree keeps line numbers), then construct the data from it."""
+def _parse(text: str) -> tuple["_Lines", Any]:
+    """Compose once (the node tree keeps line numbers), then construct the data from it. Lines
+    are read before construction, which folds merge keys (``<<: *anchor``) into the mapping:
+    a key that overrides a merged one is not a duplicate."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
+        lines = _Lines(root)
         data = loader.construct_document(root) if root is not None else None
     finally:
         loader.dispose()
-    return root, data
+    return lines, data
 
 
 def load_text(text: str, filename: str = "<string>") -> Config:
+    cfg = validate_text(text, filename, Config, cross_check, "a campaign file")
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+def validate_text(text: str, filename: str, model: type[BaseModel],
+                  check: Callable[[Any], list[tuple[tuple[Any, ...], str]]] | None = None,
+                  what: str = "the file") -> BaseModel:
+    """Parse YAML ``text`` into ``model``; every problem as ``file:line: field.path: message``."""
     try:
-        root, data = _parse(text)
+        lines, data = _parse(text)
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         raise ConfigError([Problem(filename, line, "", f"YAML syntax: {e.problem}")]) from e
     except yaml.YAMLError as e:
         raise ConfigError([Problem(filename, None, "", f"YAML: {e}")]) from e
-    lines = _Lines(root)
     problems = [Problem(filename, ln, format_path(p), "duplicate key") for p, ln in lines.duplicates]
     if not isinstance(data, dict):
-        problems.append(Problem(filename, 1, "", "a campaign file is a mapping at the top level"))
+        problems.append(Problem(filename, 1, "", f"{what} is a mapping at the top level"))
         raise ConfigError(problems)
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as e:
         for err in e.errors():
             loc = _clean_loc(tuple(err["loc"]))
             problems.append(Problem(filename, lines.line(loc), format_path(loc), _message(err)))
         raise ConfigError(sorted(problems, key=lambda p: p.line or 0)) from None
-    for loc, msg in cross_check(cfg):
+    for loc, msg in (check(cfg) if check else []):
         problems.append(Problem(filename, lines.line(loc), format_path(loc), msg))
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line or 0))
@@ -151,6 +169,10 @@ def load_text(text: str, filename: str = "<string>") -> Config:
 
 def load(path: str | os.PathLike[str]) -> Config:
     """Load and validate a campaign file. Raise :class:`ConfigError` naming file:line: field."""
+    return load_text(read_text(path), os.fspath(path))
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
@@ -159,4 +181,4 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError([Problem(name, None, "", f"cannot read: {e.strerror}")]) from e
     except UnicodeDecodeError as e:
         raise ConfigError([Problem(name, None, "", f"not UTF-8 text: {e}")]) from e
-    return load_text(text, name)
+    return text

@@ -143,8 +143,17 @@ class Computed(TagSpec):
 
 
 class SimulateHint(Strict):
-    stream: str
+    stream: str                      # the plant stream the meter measures ("" for signals only)
     serial_port: str | None = None   # RTU: the simulator's end of the serial line (pty pair)
+
+
+class MqttPublish(Strict):
+    """What the simulator publishes for an MQTT-only device: one JSON object per interval,
+    ``{"ts": <ms>, <field>: <value>, ...}`` on ``topic``. A field's quantity is ``rate_m3h``,
+    ``total_m3`` or a signal of the stream (``cod``, ``nh3n``, ...)."""
+    stream: str
+    topic: str = Field(min_length=1)
+    fields: dict[str, str] = Field(min_length=1)
 
 
 class ModbusBase(Strict):
@@ -261,6 +270,7 @@ class MqttDevice(Strict):
     accuracy_pct: float | None = Field(default=None, gt=0, le=100)
     calibration: Calibration | None = None
     interval_s: float | None = Field(default=None, gt=0)   # expected publishing interval
+    simulate: MqttPublish | None = None
     subscriptions: list[Subscription] = Field(min_length=1)
     tags: list[MqttTag] = Field(min_length=1)
 
@@ -290,7 +300,10 @@ class Stream(Strict):
     id: str = Field(min_length=1)
     from_: str = Field(alias="from")
     to: str
-    layer: Literal["material"] = "material"
+    # the balances the stream belongs to (7.3.4 material, 7.3.5 water, 7.3.6 energy, 7.3.7
+    # pollutant factors); a water stream is usually in both the material and the water layer
+    layers: list[Literal["material", "water", "energy", "pollutant"]] = Field(
+        default=["material"], min_length=1)
     provenance: Literal["measured", "theoretical", "manual"] = "measured"
     tag: str | None = None
     rate_tag: str | None = None
@@ -342,8 +355,16 @@ class LoadRequirement(Strict):
     source: str
 
 
+class CycleSpec(Strict):
+    """How production cycles are recognised: a cycle starts when ``tag`` (a state tag) enters
+    ``start_state`` from another value. Batch balances are taken over whole cycles."""
+    tag: str
+    start_state: float = 1.0
+
+
 class Requirements(Strict):
     mode: Literal["continuous", "batch"] = "continuous"
+    cycles: CycleSpec | None = None
     min_hours: float = Field(default=72.0, gt=0)
     min_cycles: int = Field(default=3, ge=1)
     closure_limit_pct: float = Field(default=5.0, gt=0, le=100)
@@ -365,7 +386,9 @@ class Leak(Strict):
 
 
 class Simulation(Strict):
-    plant: Literal["brewhouse"] = "brewhouse"
+    # brewhouse: the continuous two-node brewhouse (simulators/plant.py), quick to balance;
+    # brewery: the whole site, batch brewhouse included (simulators/site.py)
+    plant: Literal["brewhouse", "brewery"] = "brewhouse"
     seed: int = 1
     load_amplitude: float = Field(default=0.08, ge=0, lt=0.5)
     leak: Leak | None = None
@@ -519,18 +542,23 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
                 p.append((base + (key,), f"unknown tag {tag!r}"))
                 continue
             dim = dimension(index[tag].unit)
-            want = ("mass", "volume") if key == "tag" else ("mass_rate", "volume_rate")
+            if "material" in s.layers or "water" in s.layers or "pollutant" in s.layers:
+                want: tuple[str, ...] = ("mass", "volume")
+            else:   # energy only: an energy, or a carrier's amount (Nm3 of gas, t of steam)
+                want = ("energy", "volume", "mass")
+            if key == "rate_tag":
+                want = tuple({"mass": "mass_rate", "volume": "volume_rate", "energy": "power"}[w]
+                             for w in want)
             if dim not in want:
                 p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r} ({dim}); "
-                          f"a material stream's {key} needs {' or '.join(want)}"))
-            elif dim.startswith("volume") and s.density_kg_m3 is None and not any(
-                    q[0] == base + ("density_kg_m3",) for q in p):
+                          f"a {'/'.join(s.layers)} stream's {key} needs {' or '.join(want)}"))
+            elif dim.startswith("volume") and s.density_kg_m3 is None and "energy" not in \
+                    s.layers and not any(q[0] == base + ("density_kg_m3",) for q in p):
                 p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
                           f"({index[tag].unit}); the material balance needs density_kg_m3"))
-    for i, d in enumerate(cfg.devices):
-        if isinstance(d, MODBUS_DEVICES) and d.simulate and d.simulate.stream not in stream_ids:
-            p.append((("devices", i, "simulate", "stream"),
-                      f"unknown stream {d.simulate.stream!r}"))
+    cyc = cfg.requirements.cycles
+    if cyc is not None and cyc.tag not in index:
+        p.append((("requirements", "cycles", "tag"), f"unknown tag {cyc.tag!r}"))
     load = cfg.requirements.load
     if load is not None and load.tag not in index:
         p.append((("requirements", "load", "tag"), f"unknown tag {load.tag!r}"))

@@ -1,7 +1,10 @@
 """cpaudit command line.
 
     cpaudit check CONFIG                        validate; exit 0, or print errors and exit 2
-    cpaudit simulate CONFIG [--leak NODE[:F]]   run the simulated site (Modbus TCP servers)
+    cpaudit simulate CONFIG [--leak NODE[:F]] [--scenario FILE] [--fault '...'] [--origin T]
+                                                run the simulated site (Modbus servers, MQTT)
+    cpaudit generate CONFIG --hours H --store PATH [--scenario FILE] [--fault '...'] [--origin T]
+                                                write a simulated campaign into a store, fast
     cpaudit collect CONFIG --store PATH         poll the devices into the store
     cpaudit analyze CONFIG --store PATH [--from T] [--to T] [--json]
     cpaudit serve CONFIG --store PATH [--host H] [--port P]
@@ -82,6 +85,40 @@ def cmd_check(a: argparse.Namespace) -> int:
     return 0
 
 
+def _scenario(a: argparse.Namespace) -> Any:
+    """The scenario file and --fault options, validated together (file:line: field on error)."""
+    from pydantic import ValidationError
+
+    from config.loader import describe, read_text, validate_text
+    from config.scenario import Scenario, parse_fault
+    faults: list[Any] = []
+    name = ""
+    if getattr(a, "scenario", None):
+        try:
+            sc = validate_text(read_text(a.scenario), a.scenario, Scenario, what="a scenario")
+        except cfgmod.ConfigError as e:
+            print(str(e), file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        assert isinstance(sc, Scenario)
+        faults, name = list(sc.faults), sc.name
+    for text in getattr(a, "fault", None) or []:
+        try:
+            faults.append(Scenario.model_validate({"faults": [parse_fault(text)]}).faults[0])
+        except ValidationError as e:
+            print(f"cpaudit: --fault {text!r}: {'; '.join(describe(e, skip=2))}",
+                  file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        except ValueError as e:
+            print(f"cpaudit: --fault {text!r}: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+    return Scenario(name=name, faults=faults) if faults else None
+
+
+def _origin(a: argparse.Namespace, cfg: cfgmod.Config) -> float | None:
+    t = _time(getattr(a, "origin", None), cfg.campaign.timezone)
+    return None if t is None else t / 1e9
+
+
 def cmd_simulate(a: argparse.Namespace) -> int:
     from simulators.live import run
     cfg = _load(a.config)
@@ -89,7 +126,40 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if leak and leak[0] not in {n.id for n in cfg.flowsheet.nodes}:
         print(f"cpaudit: --leak: unknown node {leak[0]!r}", file=sys.stderr)
         return EXIT_CONFIG
-    return _run_async(lambda stop: run(cfg, leak, stop))
+    scenario = _scenario(a)
+    origin = _origin(a, cfg)
+    try:
+        return _run_async(lambda stop: run(cfg, leak, stop, scenario, origin))
+    except ValueError as e:
+        print(f"cpaudit: simulate: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from simulators.generate import generate
+    from store import SQLiteStore
+    cfg = _load(a.config)
+    scenario = _scenario(a)
+    origin = _origin(a, cfg)
+    st = SQLiteStore(a.store)
+    try:
+        def progress(x: float) -> None:
+            if not a.quiet:
+                print(f"\r  {x:6.1%}", end="", file=sys.stderr, flush=True)
+        stats = generate(cfg, st, a.hours, start=origin, scenario=scenario, leak=_leak(a.leak),
+                         progress=progress)
+    except ValueError as e:
+        print(f"\ncpaudit: generate: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        st.close()
+    tz = ZoneInfo(cfg.campaign.timezone)
+    t0 = dt.datetime.fromtimestamp(stats.start_ns / 1e9, tz).isoformat(timespec="seconds")
+    t1 = dt.datetime.fromtimestamp(stats.end_ns / 1e9, tz).isoformat(timespec="seconds")
+    print(f"{'' if a.quiet else chr(10)}{a.store}: {stats.samples} samples of {len(stats.tags)} "
+          f"tags, {t0} to {t1} ({a.hours:g} h) in {stats.seconds:.1f} s"
+          + (f"; {len(scenario.faults)} faults" if scenario else ""))
+    return 0
 
 
 def cmd_collect(a: argparse.Namespace) -> int:
@@ -108,7 +178,7 @@ def cmd_collect(a: argparse.Namespace) -> int:
 
 def cmd_analyze(a: argparse.Namespace) -> int:
     from analyzer import material_balance
-    from analyzer.totals import flowsheet_tags
+    from analyzer.totals import balance_tags
     from store import SQLiteStore, StoreError
     cfg = _load(a.config)
     if not os.path.exists(a.store):
@@ -118,7 +188,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     start, end = _time(a.start, tz), _time(a.end, tz)
     try:
         st = SQLiteStore(a.store, readonly=True)
-        frame = st.read(flowsheet_tags(cfg), start, None if end is None else end + 1)
+        frame = st.read(balance_tags(cfg), start, None if end is None else end + 1)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
@@ -238,10 +308,20 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from cpaudit.demo import run_demo
     _load(a.config)
-    return run_demo(a.config, a.store, a.host, a.port, a.leak, fresh=not a.keep)
+    return run_demo(a.config, a.store, a.host, a.port, a.leak, fresh=not a.keep,
+                    history_h=a.history)
 
 
 # -- parser -----------------------------------------------------------------------------------
+def _fault_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--scenario", help="a fault scenario file (YAML)")
+    s.add_argument("--fault", action="append", metavar="'KIND key=value ...'",
+                   help="a fault, e.g. 'leak node=mash fraction=0.1 start=2h duration=4h' "
+                        "(repeatable)")
+    s.add_argument("--origin", help="campaign origin (ISO 8601 or ns since epoch); "
+                   "generate: default HOURS before now; simulate: default now")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cpaudit", description="Measurement campaigns and balances "
                                 "for cleaner-production audits (DB11/T 1156).")
@@ -255,7 +335,17 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run the simulated site live")
     s.add_argument("config")
     s.add_argument("--leak", help="NODE[:FRACTION] (default fraction 0.10)")
+    _fault_args(s)
     s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("generate", help="write a simulated campaign straight into a store")
+    s.add_argument("config")
+    s.add_argument("--hours", type=float, required=True)
+    s.add_argument("--store", required=True)
+    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--leak", help="NODE[:FRACTION], a leak over the whole campaign")
+    _fault_args(s)
+    s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("collect", help="poll the devices into the store")
     s.add_argument("config")
@@ -290,6 +380,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8050)
     s.add_argument("--leak", help="NODE[:FRACTION], e.g. mash or mash:0.1")
     s.add_argument("--keep", action="store_true", help="keep the existing demo store")
+    s.add_argument("--history", type=float, default=8.0,
+                   help="hours of campaign generated before the live part starts (0: none)")
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -6,12 +6,16 @@
 #   socat                         pseudo-terminal pairs for Modbus RTU tests
 #   chromium                      headless browser for the web page tests
 #   python3-venv                  only when `python3 -m venv` is missing (argument: venv)
+#   mosquitto                     alone with the argument demo (`make demo`)
 #   gcc, pkg-config, libmodbus-dev the C baseline of `make bench` (argument: bench)
 set -eu
 
 need=""
 if [ "${1:-}" = "venv" ]; then
     need="python3-venv"
+elif [ "${1:-}" = "demo" ]; then
+    # the demo's MQTT-only meters need a broker (started by `cpaudit demo` when none runs)
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$need mosquitto"
 elif [ "${1:-}" = "bench" ]; then
     # the C baseline of `make bench` (libmodbus client), besides the test servers
     command -v gcc >/dev/null 2>&1 || need="$need gcc"

@@ -1,92 +1,49 @@
-"""Run the simulated site in real time: one Modbus TCP gateway per (host, port) of the config."""
+"""Run the simulated site in real time: Modbus gateways, MQTT publishers, faults on schedule."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from functools import partial
+import math
 import time
-import zlib
-from dataclasses import dataclass
+from functools import partial
 
 from config import Config
-from config.models import MODBUS_DEVICES, ModbusConfig, ModbusRtuDevice, ModbusTcpDevice
+from config.models import MODBUS_DEVICES, ModbusConfig, ModbusRtuDevice, ModbusTcpDevice, MqttDevice
+from config.scenario import CommFault, MqttFault, Scenario
+from simulators.meters import Plant, SimMeter, build_meters, build_plant
 from simulators.modbus_server import Gateway, SimDeviceContext
-from simulators.plant import DENSITY, Brewhouse
-from simulators.profiles import PROFILES, Image, MeterError, MeterState, meter_state
+from simulators.profiles import Image, image, pattern_image
 
 log = logging.getLogger("cpaudit.simulators")
 
-DEFAULT_ACCURACY = {"tuf2000": 1.0, "ifc050": 0.5, "vfm60": 1.5, "weigher": 0.5, "pattern": 0.5}
+DROPOUT_DELAY_S = 3600.0     # "no answer": the request is held far beyond any timeout
 
 
-@dataclass
-class SimMeter:
-    device: str
-    profile: str
-    stream: str
-    plant: Brewhouse
-    err: MeterError
-    initial_total: float
-
-    def image(self, t: float) -> Image:
-        prof = PROFILES[self.profile]
-        if self.profile == "pattern":      # a test pattern, not connected to the plant
-            return prof.encode(MeterState(0.0, 0.0))
-        st = meter_state(prof, float(self.plant.rate_kg_h(self.stream, t)),
-                         float(self.plant.total_kg(self.stream, t)), DENSITY.get(self.stream),
-                         self.initial_total, self.err)
-        return prof.encode(st)
-
-
-def _image_now(m: "SimMeter") -> Image:
-    return m.image(time.time())
-
-
-def build_plant(cfg: Config, t0: float, leak: tuple[str, float] | None = None) -> Brewhouse:
-    leaks: dict[str, float] = {}
-    if cfg.simulation.leak is not None:
-        leaks[cfg.simulation.leak.node] = cfg.simulation.leak.fraction
-    if leak is not None:
-        leaks[leak[0]] = leak[1]
-    return Brewhouse(t0=t0, load_amplitude=cfg.simulation.load_amplitude, leaks=leaks)
-
-
-def build_meters(cfg: Config, plant: Brewhouse) -> dict[str, SimMeter]:
-    meters: dict[str, SimMeter] = {}
-    for d in cfg.devices:
-        if not isinstance(d, MODBUS_DEVICES) or d.simulate is None or d.profile is None:
-            continue
-        if d.profile not in PROFILES:
-            raise ValueError(f"device {d.name}: no simulator profile {d.profile!r}; "
-                             f"known: {', '.join(PROFILES)}")
-        if d.profile != "pattern" and d.simulate.stream not in plant.streams():
-            raise ValueError(f"device {d.name}: the {cfg.simulation.plant} model has no stream "
-                             f"{d.simulate.stream!r}; it has {', '.join(plant.streams())}")
-        seed = cfg.simulation.seed * 1000 + zlib.crc32(d.name.encode()) % 1000
-        acc = d.accuracy_pct or DEFAULT_ACCURACY[d.profile]
-        initial = 1000.0 + zlib.crc32(d.name.encode()) % 5000
-        meters[d.name] = SimMeter(d.name, d.profile, d.simulate.stream, plant,
-                                  MeterError.draw(acc, seed), initial)
-    return meters
+def _image_now(m: SimMeter) -> Image:
+    return image(m.profile, m.state(time.time()))
 
 
 class Site:
-    """The simulated site: plant, meters and their gateways."""
+    """The simulated site: plant, meters, their gateways and MQTT publishers."""
 
     def __init__(self, cfg: Config, *, t0: float | None = None,
-                 leak: tuple[str, float] | None = None) -> None:
+                 leak: tuple[str, float] | None = None, scenario: Scenario | None = None) -> None:
         self.cfg = cfg
-        self.plant = build_plant(cfg, time.time() if t0 is None else t0, leak)
-        self.meters = build_meters(cfg, self.plant)
+        self.scenario = scenario
+        self.plant: Plant = build_plant(cfg, time.time() if t0 is None else t0, leak, scenario)
+        self.meters = build_meters(cfg, self.plant, scenario)
         self.contexts: dict[str, SimDeviceContext] = {}
         groups: dict[tuple[object, ...], dict[int, SimDeviceContext]] = {}
         serial: dict[tuple[object, ...], dict[str, object]] = {}
         pipelining: set[tuple[object, ...]] = set()
         for d in cfg.devices:
-            if d.name not in self.meters or not isinstance(d, MODBUS_DEVICES):
+            if not isinstance(d, MODBUS_DEVICES) or d.simulate is None or d.profile is None:
                 continue
-            m = self.meters[d.name]
-            ctx = SimDeviceContext(partial(_image_now, m))
+            if d.profile == "pattern":
+                ctx = SimDeviceContext(pattern_image)
+            else:
+                ctx = SimDeviceContext(partial(_image_now, self.meters[d.name]))
             self.contexts[d.name] = ctx
             groups.setdefault(self.key_of(d), {})[d.unit_id] = ctx
             if isinstance(d, ModbusRtuDevice):
@@ -96,6 +53,10 @@ class Site:
                 pipelining.add(self.key_of(d))
         self.gateways = {k: Gateway(k, v, serial.get(k), k in pipelining)
                          for k, v in groups.items()}
+        self.publishers = [Publisher(d, self.meters[d.name], cfg.collector.interval_s)
+                           for d in cfg.devices
+                           if isinstance(d, MqttDevice) and d.simulate is not None]
+        self._tasks: list[asyncio.Task[None]] = []
 
     @staticmethod
     def key_of(d: ModbusConfig) -> tuple[object, ...]:
@@ -116,8 +77,17 @@ class Site:
     async def start(self) -> None:
         for g in self.gateways.values():
             await g.start()
+        for p in self.publishers:
+            self._tasks.append(asyncio.create_task(p.run()))
+        for f in self.scenario.faults if self.scenario else []:
+            if isinstance(f, (CommFault, MqttFault)):
+                self._tasks.append(asyncio.create_task(self._schedule(f)))
 
     async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         for g in self.gateways.values():
             await g.stop()
 
@@ -128,11 +98,117 @@ class Site:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    # -- faults on the wire ----------------------------------------------------------------------
+    async def _schedule(self, f: CommFault | MqttFault) -> None:
+        s, e = f.window(self.plant.t0)
+        await asyncio.sleep(max(0.0, s - time.time()))
+        log.warning("fault %s on %s from now%s", f.kind, f.device,
+                    "" if not math.isfinite(e) else f" for {e - max(s, time.time()):.0f} s")
+        undo = await self._apply(f)
+        if math.isfinite(e):
+            await asyncio.sleep(max(0.0, e - time.time()))
+            await undo()
+            log.warning("fault %s on %s over", f.kind, f.device)
+
+    async def _apply(self, f: CommFault | MqttFault):  # type: ignore[no-untyped-def]
+        from pymodbus.constants import ExcCodes
+        if isinstance(f, MqttFault):
+            pub = next((p for p in self.publishers if p.cfg.name == f.device), None)
+            if pub is None:
+                raise ValueError(f"fault {f.kind}: {f.device} is not a simulated MQTT device")
+            setattr(pub, f.kind, f.offset_s if f.kind == "clock_skew" else True)
+
+            async def undo_mqtt() -> None:
+                setattr(pub, f.kind, 0.0 if f.kind == "clock_skew" else False)
+            return undo_mqtt
+        ctx = self.contexts[f.device]
+        if f.kind == "connection_reset":
+            gw = self.gateway_of(f.device)
+            await gw.stop()
+
+            async def undo_reset() -> None:
+                await gw.start()
+            return undo_reset
+        if f.kind == "exception":
+            ctx.exception = ExcCodes(f.code)
+        else:
+            ctx.delay_s = DROPOUT_DELAY_S if f.kind == "dropout" else f.delay_s
+
+        async def undo() -> None:
+            ctx.exception, ctx.delay_s = None, 0.0
+        return undo
+
+
+class Publisher:
+    """An IoT device that only speaks MQTT: one JSON object per interval, QoS 1."""
+
+    def __init__(self, cfg: MqttDevice, meter: SimMeter, interval_s: float) -> None:
+        assert cfg.simulate is not None
+        self.cfg, self.meter, self.pub = cfg, meter, cfg.simulate
+        self.interval_s = cfg.interval_s or interval_s
+        self.clock_skew = 0.0
+        self.malformed = False
+        self.broker_disconnect = False
+        self.published = 0
+
+    def payload(self, t: float) -> bytes:
+        return encode_payload(self.pub.fields, self.meter, t, t + self.clock_skew)
+
+    async def run(self) -> None:
+        import aiomqtt
+        backoff = 0.5
+        while True:
+            try:
+                async with aiomqtt.Client(self.cfg.host, self.cfg.port,
+                                          identifier=f"sim-{self.cfg.client_id}"[:23]) as c:
+                    backoff = 0.5
+                    while not self.broker_disconnect:
+                        tick = (math.floor(time.time() / self.interval_s) + 1) * self.interval_s
+                        await asyncio.sleep(max(0.0, tick - time.time()))
+                        if self.broker_disconnect:
+                            break
+                        await c.publish(self.pub.topic, self.payload(tick), qos=1)
+                        if self.malformed:
+                            await c.publish(self.pub.topic, b'{"ts": 17, "flow": [', qos=1)
+                        self.published += 1
+                while self.broker_disconnect:
+                    await asyncio.sleep(0.2)
+            except aiomqtt.MqttError as e:
+                log.warning("simulated %s: MQTT %s; retrying in %.1f s", self.cfg.name, e, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(10.0, backoff * 2)
+
+
+def mqtt_values(fields: dict[str, str], meter: SimMeter, t: float | object) -> dict[str, object]:
+    """The published quantities at ``t`` (scalar or array): field name -> value."""
+    st = meter.state(t)   # type: ignore[arg-type]
+    out: dict[str, object] = {}
+    for name, q in fields.items():
+        if q == "rate_m3h":
+            out[name] = st.rate
+        elif q == "total_m3":
+            out[name] = st.total
+        elif q in st.extra:
+            out[name] = st.extra[q]
+        else:
+            raise ValueError(f"{meter.device}: no quantity {q!r} for stream {meter.stream!r}; "
+                             f"have rate_m3h, total_m3, {', '.join(st.extra)}")
+    return out
+
+
+def encode_payload(fields: dict[str, str], meter: SimMeter, t: float, stamp: float) -> bytes:
+    values = mqtt_values(fields, meter, t)
+    obj: dict[str, object] = {"ts": int(round(stamp * 1000))}
+    obj.update({k: round(float(v), 6) for k, v in values.items()})  # type: ignore[arg-type]
+    return json.dumps(obj).encode()
+
 
 async def run(cfg: Config, leak: tuple[str, float] | None = None,
-              stop: asyncio.Event | None = None) -> None:
-    site = Site(cfg, leak=leak)
+              stop: asyncio.Event | None = None, scenario: Scenario | None = None,
+              origin: float | None = None) -> None:
+    site = Site(cfg, leak=leak, scenario=scenario, t0=origin)
     async with site:
-        log.info("simulating %d meters on %d gateways%s", len(site.meters), len(site.gateways),
+        log.info("simulating %d meters on %d gateways and %d MQTT publishers%s",
+                 len(site.meters), len(site.gateways), len(site.publishers),
                  f"; leak at {leak[0]} ({leak[1]:.0%})" if leak else "")
         await (stop.wait() if stop else asyncio.Event().wait())

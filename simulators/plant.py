@@ -81,3 +81,16 @@ class Brewhouse:
     def streams() -> tuple[str, ...]:
         return ("water_in", "malt_in", "steam_in", "spent_grains", "sweet_wort", "hot_wort",
                 "vapour", "condensate")
+
+    # the interface shared with simulators.site.BrewerySite (native unit: kg)
+    def rate(self, stream: str, t: float | np.ndarray) -> np.ndarray:
+        return np.asarray(self.rate_kg_h(stream, t), dtype=np.float64)
+
+    def total(self, stream: str, t: float | np.ndarray) -> np.ndarray:
+        return np.asarray(self.total_kg(stream, t), dtype=np.float64)
+
+    def signals(self, stream: str, t: float | np.ndarray) -> dict[str, np.ndarray]:
+        if stream == "steam_in":
+            one = np.ones(np.shape(t))
+            return {"pressure": 0.6 * one, "temperature": 165.0 * one, "density": 3.67 * one}
+        return {}

@@ -13,13 +13,27 @@ from store import SQLiteStore
 from tests.servers import InfluxD, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-BREWERY = ROOT / "config" / "examples" / "brewery.yaml"
+BREWERY = ROOT / "config" / "examples" / "brewhouse.yaml"   # the quick continuous campaign
+SITE = ROOT / "config" / "examples" / "brewery.yaml"         # the whole demo site
 OUTPUT = ROOT / "test-output"
 
 
 def brewery_text(**subs: Any) -> str:
-    """The demo campaign with every device port moved to a free one."""
-    text = BREWERY.read_text()
+    """The quick brewhouse campaign with every device port moved to a free one."""
+    return campaign_text(BREWERY, **subs)
+
+
+def site_text(mqtt_port: int | None = None, **subs: Any) -> str:
+    """The demo site with every Modbus port moved to a free one, its MQTT devices on
+    ``mqtt_port`` (a private broker) when given."""
+    text = campaign_text(SITE, **subs)
+    if mqtt_port is not None:
+        text = text.replace("    protocol: mqtt\n", f"    protocol: mqtt\n    port: {mqtt_port}\n")
+    return text
+
+
+def campaign_text(path: Path, **subs: Any) -> str:
+    text = path.read_text()
     ports = sorted(set(re.findall(r"port: (\d+)", text)))
     for p in ports:
         text = text.replace(f"port: {p}", f"port: {free_port()}")

@@ -38,7 +38,7 @@ def test_demo_serves_balance_flags_leak_and_stops_cleanly(tmp_path: Path) -> Non
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cpaudit", "demo", "--config", str(cfg), "--store", str(store),
-         "--port", str(port), "--leak", "kettle:0.12"],
+         "--port", str(port), "--leak", "kettle:0.12", "--history", "0.1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/api/v1/balance"
     balance = None

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, jsonify, request
 
 from analyzer import material_balance
-from analyzer.totals import flowsheet_tags
+from analyzer.totals import balance_tags
 from web.app import APIError, get_config, get_store
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -110,7 +110,7 @@ def balance():  # type: ignore[no-untyped-def]
     cache = current_app.extensions["cpaudit_cache"]
     key = ("balance", start, end, last_ts)
     if key not in cache:
-        frame = st.read(flowsheet_tags(cfg), start, None if end is None else end + 1)
+        frame = st.read(balance_tags(cfg), start, None if end is None else end + 1)
         result = material_balance(cfg, frame, start, end).to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
         result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
