@@ -182,7 +182,8 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
     store.set_meta("campaign.generated", json.dumps(
         {"start": start, "hours": hours, "seed": cfg.simulation.seed,
          "scenario": scenario.model_dump(mode="json") if scenario else None}))
-    store.set_meta("campaign.origin", repr(start))
+    if store.get_meta("campaign_start") is None:    # the key the collector and the web use
+        store.set_meta("campaign_start", str(int(start * 1e9)))
     c0 = start
     while c0 < end:
         c1 = min(end, c0 + CHUNK_S)

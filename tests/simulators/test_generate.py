@@ -37,6 +37,7 @@ def run(tmp_path: Path, hours: float, faults: list[dict[str, Any]] | None = None
 
 def test_intact_site_balances_within_meter_noise(tmp_path: Path) -> None:
     cfg, st = run(tmp_path, 12)
+    assert st.get_meta("campaign_start") == str(int(T0 * 1e9))     # the campaign began then
     res = material_balance(cfg, st.read(balance_tags(cfg)))
     assert res.verdict == "ok", res.message
     # brews start at 0, 3, 6, 9 h; the one at 0 h is not seen starting, so 3 h to 9 h: 2 brews
