@@ -129,3 +129,29 @@ def test_mqtt_clock_skew_and_broker_loss(tmp_path: Path) -> None:
     assert not ((eff >= 3600) & (eff < 4200)).any() and len(eff) == 720 - 60
     cod = st.read(["ww_influent.cod", "ww_effluent.cod"]).groupby("tag")["value"].mean()
     assert cod["ww_effluent.cod"] / cod["ww_influent.cod"] == pytest.approx(0.015, rel=0.1)
+
+
+def test_drift_load_drop_and_aborted_brew(tmp_path: Path) -> None:
+    _, dr = run(tmp_path, 9, [{"kind": "drift", "device": "fm_vapour", "pct_per_day": 2.0}],
+                name="d")
+    _, st = run(tmp_path, 9, [{"kind": "load_drop", "factor": 0.5, "start": "3h",
+                               "duration": "3h"}, {"kind": "abort_cycle", "start": "7h"}],
+                name="l")
+    _, ref = run(tmp_path, 9, [], name="ref")
+    end = int((T0 + 9 * 3600 - 10) * 1e9)
+
+    def amount(s: SQLiteStore, tag: str, a: float = 0, b: int = end) -> float:
+        ts, v = good_series(s.read([tag]), tag)
+        return totalizer_amount(ts, v, int((T0 + a) * 1e9), b, None)[0]
+    # a drift of 2 %/day from the start reads, on average, 2 % x 9 h / 24 h / 2 high after 9 h
+    drift = amount(dr, "vapour.total") / amount(ref, "vapour.total")
+    assert drift == pytest.approx(1 + 0.02 * 9 / 24 / 2, abs=0.0015)
+    # brews at 0 h (full), 3 h (half: the load is halved), 6 h (aborted at 7 h, in lautering)
+    ww = amount(st, "brewery_ww.total", 3 * 3600, int((T0 + 6 * 3600) * 1e9)) / amount(
+        ref, "brewery_ww.total", 3 * 3600, int((T0 + 6 * 3600) * 1e9))
+    assert ww == pytest.approx(0.5, abs=0.02)                         # continuous flow halved
+    state = st.read(["brewhouse.state"]).set_index("ts")["value"]
+    after = state[state.index >= int((T0 + 7 * 3600) * 1e9)]
+    assert (after == 0).all()                                         # the brew stopped at 7 h
+    wort = amount(st, "hot_wort.total") / amount(ref, "hot_wort.total")
+    assert wort == pytest.approx((1 + 0.5) / 3, abs=0.03)             # against 3 full brews
