@@ -180,8 +180,6 @@ def build_meters(cfg: Config, plant: Plant, scenario: Scenario | None = None
         seed = device_seed(cfg, d.name)
         initial = 1000.0 + zlib.crc32(d.name.encode()) % 5000
         dens = density(cfg, stream)
-        if profile.measures != "volume":
-            dens = dens or None
         meters[d.name] = SimMeter(d.name, profile, stream, plant, MeterError.draw(acc, seed),
                                   initial, dens)
     for f in scenario.faults if scenario else []:
@@ -194,8 +192,6 @@ def build_meters(cfg: Config, plant: Plant, scenario: Scenario | None = None
         s, e = f.window(plant.t0)
         if isinstance(f, (BiasFault, DriftFault, StuckFault, TotalizerFault)) and m is None:
             raise ValueError(f"fault {f.kind}: device {dev!r} is not simulated")
-        assert m is not None or not isinstance(f, (BiasFault, DriftFault, StuckFault,
-                                                   TotalizerFault))
         if isinstance(f, BiasFault) and m:
             m.faults.bias.append((s, e, f.pct / 100))
         elif isinstance(f, DriftFault) and m:

@@ -91,15 +91,21 @@ def check(st: SQLiteStore, name: str) -> None:
     assert f"{name}.serial" not in set(st.tags())      # strings identify; they are no samples
 
 
-def test_tcp_two_unit_ids_share_one_connection_and_address_base(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipeline", [1, 8], ids=["pymodbus", "pipelined"])
+def test_tcp_two_unit_ids_share_one_connection_and_address_base(tmp_path: Path,
+                                                                pipeline: int) -> None:
+    """Two unit ids behind one gateway, every type, through pymodbus's client (pipeline 1) and
+    cpaudit's own pipelined Modbus TCP client (pipeline 8): the same values, one connection."""
     port = free_port()
-    tcp = f"protocol: modbus_tcp\n    port: {port}\n    simulate: {{stream: s}}"
+    tcp = (f"protocol: modbus_tcp\n    port: {port}\n    pipeline: {pipeline}\n"
+           "    simulate: {stream: s}")
     cfg = config_for(tmp_path, device("A", tcp, 1) + device("B", tcp, 2, base=1))
     st = SQLiteStore(tmp_path / "s.db")
     col = run(cfg, st)
     check(st, "A")
     check(st, "B")
     assert len(col.links) == 1                        # one TCP connection for both unit ids
+    assert next(iter(col.links.values())).pipelined == (pipeline > 1)
     st.close()
 
 
@@ -138,20 +144,6 @@ def test_rtu_on_a_serial_line_two_devices_on_one_bus(tmp_path: Path,
     check(st, "S1")
     check(st, "S2")
     assert len(col.links) == 1                        # one bus, taken in turn
-    st.close()
-
-
-def test_pipelined_tcp_client_decodes_everything(tmp_path: Path) -> None:
-    """cpaudit's own pipelined Modbus TCP client (``pipeline: N``), against pymodbus's server:
-    the same values as through pymodbus's client, every type, two unit ids, one connection."""
-    port = free_port()
-    tcp = f"protocol: modbus_tcp\n    port: {port}\n    pipeline: 8\n    simulate: {{stream: s}}"
-    cfg = config_for(tmp_path, device("A", tcp, 1) + device("B", tcp, 2, base=1))
-    st = SQLiteStore(tmp_path / "s.db")
-    col = run(cfg, st)
-    check(st, "A")
-    check(st, "B")
-    assert len(col.links) == 1 and next(iter(col.links.values())).pipelined
     st.close()
 
 

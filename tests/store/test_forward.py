@@ -15,7 +15,7 @@ from simulators.live import Site
 from store import Batch, SQLiteStore, StoreError
 from store.forward import Forwarder
 from store.influx import InfluxV1Store
-from tests.conftest import brewery_text, with_influx_sink
+from tests.conftest import brewery_text, run_collector, with_influx_sink
 from tests.servers import InfluxD
 
 T0 = 1_795_000_000_000_000_000
@@ -104,16 +104,7 @@ def test_sinks_from_config_forward_while_collecting(tmp_path: Path, influxd: Inf
     InfluxV1Store(influxd.url, "site").close()      # the site's database exists
     src = SQLiteStore(tmp_path / "c.db")
 
-    async def go() -> Collector:
-        async with Site(cfg):
-            col = Collector(cfg, src)
-            stop = asyncio.Event()
-            task = asyncio.create_task(col.run(stop))
-            await asyncio.sleep(2.5)
-            stop.set()
-            await task
-            return col
-    col = asyncio.run(go())
+    col = run_collector(cfg, src, 2.5)
     sink = InfluxV1Store(influxd.url, "site", create=False)
     assert sink.count() == src.stats()["samples"]      # a clean stop leaves no backlog
     backlog = src.read(["_health.sink.central.backlog"])
