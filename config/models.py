@@ -311,6 +311,8 @@ class Stream(Strict):
     value: float | None = None         # theoretical amount per hour, in ``unit``
     unit: str | None = None
     main: bool = False                 # a main inlet or outlet of the audit focus (7.3.3.3 b)
+    # process-condition tags recorded beside the stream (temperature, pressure: 7.3.3.3 g)
+    conditions: list[str] = []
     density_kg_m3: float | None = Field(default=None, gt=0)
     name: str = ""
     name_zh: str = ""
@@ -360,6 +362,8 @@ class CycleSpec(Strict):
     ``start_state`` from another value. Batch balances are taken over whole cycles."""
     tag: str
     start_state: float = 1.0
+    # the steps (state values) a complete cycle goes through; by default the set most cycles show
+    steps: list[float] | None = None
 
 
 class Requirements(Strict):
@@ -369,6 +373,8 @@ class Requirements(Strict):
     min_cycles: int = Field(default=3, ge=1)
     closure_limit_pct: float = Field(default=5.0, gt=0, le=100)
     coverage_min: float = Field(default=0.95, gt=0, le=1)
+    # a gap longer than this on a main stream breaks "continuous measurement" (7.3.3.3 e)
+    max_break_s: float = Field(default=300.0, gt=0)
     load: LoadRequirement | None = None
 
 
@@ -465,6 +471,28 @@ class CrossFieldError(ValueError):
         self.problems = problems
 
 
+def stream_unit_problem(s: Stream, key: str, unit: str) -> str | None:
+    """Why a tag in ``unit`` cannot measure stream ``s`` as its ``key`` (tag or rate_tag), or
+    None. The material, water and pollutant layers need a mass or a volume (and a density to
+    turn a volume into mass); the energy layer alone accepts an energy or a carrier's amount."""
+    tag = getattr(s, key)
+    dim = dimension(unit)
+    if "material" in s.layers or "water" in s.layers or "pollutant" in s.layers:
+        want: tuple[str, ...] = ("mass", "volume")
+    else:   # energy only: an energy, or a carrier's amount (Nm3 of gas, t of steam)
+        want = ("energy", "volume", "mass")
+    if key == "rate_tag":
+        want = tuple({"mass": "mass_rate", "volume": "volume_rate", "energy": "power"}[w]
+                     for w in want)
+    if dim not in want:
+        return (f"tag {tag!r} has unit {unit!r} ({dim}); a {'/'.join(s.layers)} stream's {key} "
+                f"needs {' or '.join(want)}")
+    if dim.startswith("volume") and s.density_kg_m3 is None and "energy" not in s.layers:
+        return (f"tag {tag!r} measures volume ({unit}); the material balance needs "
+                "density_kg_m3")
+    return None
+
+
 def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
     """Checks that span fields. Returns (path, message) pairs; empty when all is well."""
     p: list[tuple[tuple[Any, ...], str]] = []
@@ -541,21 +569,15 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             if tag not in index:
                 p.append((base + (key,), f"unknown tag {tag!r}"))
                 continue
-            dim = dimension(index[tag].unit)
-            if "material" in s.layers or "water" in s.layers or "pollutant" in s.layers:
-                want: tuple[str, ...] = ("mass", "volume")
-            else:   # energy only: an energy, or a carrier's amount (Nm3 of gas, t of steam)
-                want = ("energy", "volume", "mass")
-            if key == "rate_tag":
-                want = tuple({"mass": "mass_rate", "volume": "volume_rate", "energy": "power"}[w]
-                             for w in want)
-            if dim not in want:
-                p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r} ({dim}); "
-                          f"a {'/'.join(s.layers)} stream's {key} needs {' or '.join(want)}"))
-            elif dim.startswith("volume") and s.density_kg_m3 is None and "energy" not in \
-                    s.layers and not any(q[0] == base + ("density_kg_m3",) for q in p):
-                p.append((base + ("density_kg_m3",), f"tag {tag!r} measures volume "
-                          f"({index[tag].unit}); the material balance needs density_kg_m3"))
+            problem = stream_unit_problem(s, key, index[tag].unit)
+            if problem and "density_kg_m3" in problem:
+                if not any(q[0] == base + ("density_kg_m3",) for q in p):
+                    p.append((base + ("density_kg_m3",), problem))
+            elif problem:
+                p.append((base + (key,), problem))
+        for j, tag in enumerate(s.conditions):
+            if tag not in index:
+                p.append((base + ("conditions", j), f"unknown tag {tag!r}"))
     cyc = cfg.requirements.cycles
     if cyc is not None and cyc.tag not in index:
         p.append((("requirements", "cycles", "tag"), f"unknown tag {cyc.tag!r}"))

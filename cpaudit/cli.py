@@ -6,7 +6,7 @@
     cpaudit generate CONFIG --hours H --store PATH [--scenario FILE] [--fault '...'] [--origin T]
                                                 write a simulated campaign into a store, fast
     cpaudit collect CONFIG --store PATH         poll the devices into the store
-    cpaudit analyze CONFIG --store PATH [--from T] [--to T] [--json]
+    cpaudit analyze CONFIG --store PATH [--from T] [--to T] [--json] [--validity-only]
     cpaudit serve CONFIG --store PATH [--host H] [--port P]
     cpaudit demo [--config C] [--store S] [--port P] [--leak NODE[:F]]
 """
@@ -179,6 +179,7 @@ def cmd_collect(a: argparse.Namespace) -> int:
 def cmd_analyze(a: argparse.Namespace) -> int:
     from analyzer import material_balance
     from analyzer.totals import balance_tags
+    from analyzer.validity import from_store
     from store import SQLiteStore, StoreError
     cfg = _load(a.config)
     if not os.path.exists(a.store):
@@ -188,19 +189,30 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     start, end = _time(a.start, tz), _time(a.end, tz)
     try:
         st = SQLiteStore(a.store, readonly=True)
-        frame = st.read(balance_tags(cfg), start, None if end is None else end + 1)
+        validity = from_store(cfg, st, start, None if end is None else end + 1)
+        frame = None if a.validity_only else st.read(balance_tags(cfg), start,
+                                                     None if end is None else end + 1)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
+    if frame is None:
+        if a.json:
+            print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
+                             indent=2, ensure_ascii=False))
+        else:
+            _print_validity(validity, tz)
+        return 0
     result = material_balance(cfg, frame, start, end)
     from analyzer.balance import reconcile_balance
     recon = reconcile_balance(cfg, result)
     if a.json:
         print(json.dumps({"campaign": cfg.campaign.name,
+                          "validity": validity.to_dict(),
                           "balances": {"material": result.to_dict()},
                           "reconciliation": {"material": recon}},
                          indent=2, ensure_ascii=False))
         return 0
+    _print_validity(validity, tz)
     print(f"Material balance (物料平衡), {cfg.campaign.name}")
     if result.start_ns is None:
         print(f"  {result.message}")
@@ -228,6 +240,37 @@ def cmd_analyze(a: argparse.Namespace) -> int:
             else:
                 print(f"  suspect: {s['kind']} at {s['where']}, estimate {s['estimate']:.1f} kg")
     return 0
+
+
+def _print_validity(r: Any, tz: str) -> None:
+    """The validity report as a field team reads it: verdict, what fails, what to fix."""
+    z = ZoneInfo(tz)
+
+    def at(ns: int | None) -> str:
+        return "-" if ns is None else f"{dt.datetime.fromtimestamp(ns / 1e9, z):%Y-%m-%d %H:%M}"
+
+    print(f"Campaign validity (DB11/T 1156 7.3.3.3): {r.verdict.upper()}")
+    print(f"  window {at(r.start_ns)} → {at(r.end_ns)}")
+    print(f"  {r.message}")
+    shown = [c for c in r.checks if c.status != "pass" or not c.id.startswith(
+        ("coverage:", "calibration:"))]
+    hidden = len(r.checks) - len(shown)
+    for c in shown:
+        print(f"  {c.status.upper():<8}{c.id:<28}{c.reason}")
+    if hidden:
+        print(f"  PASS    ({hidden} coverage and calibration checks more; --json lists them)")
+    p = r.progress
+    if p:
+        done = f"{p['done']:.1f}" if p["unit"] == "h" else str(p["done"])
+        print(f"  progress: {done} {p['unit']} done, {p['required']:g} required; the duration is "
+              f"met from {at(p.get('earliest_valid_ns'))} if nothing breaks")
+    if r.best_window:
+        print(f"  best window: {r.best_window['reason']}")
+    for i, f in enumerate(r.fixes, 1):
+        print(f"  fix {i}: {f['fix']} [{f['check']}]")
+    for h in r.hints:
+        print(f"  hint: {h}")
+    print()
 
 
 def _is_loopback(host: str) -> bool:
@@ -358,6 +401,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="start")
     s.add_argument("--to", dest="end")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--validity-only", action="store_true",
+                   help="the validity report alone (no balance): seconds on a long campaign")
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("reconcile", help="reconcile a hand-typed table of stream totals (CSV)")

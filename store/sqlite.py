@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from store.base import StoreError
-from store.sample import SAMPLE_COLUMNS, Batch
+from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -34,7 +34,60 @@ CREATE TABLE IF NOT EXISTS sample (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sample_tag_ts ON sample(tag_id, ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollup (
+    tag_id INTEGER NOT NULL, bucket INTEGER NOT NULL, rows INTEGER NOT NULL,
+    good INTEGER NOT NULL, manual INTEGER NOT NULL, first_ts INTEGER, last_ts INTEGER,
+    vsum REAL NOT NULL, vmin REAL, vmax REAL, PRIMARY KEY (tag_id, bucket)) WITHOUT ROWID;
 """
+
+# Per-minute aggregates of every tag, kept in the write transaction (see ``SQLiteStore.rollup``):
+# a validity report over 80 h of 76 tags at 1 s reads 365 k rollup rows instead of grouping 22 M
+# samples (5.7-13 s inside SQLite on the reference machine: the GROUP BY needs a temporary B-tree).
+ROLLUP_BUCKET_NS = 60_000_000_000
+_ROLLUP_SEQ = "rollup.seq"      # meta: every sample with seq <= this is in the rollup table
+_MERGE = """INSERT INTO rollup(tag_id, bucket, rows, good, manual, first_ts, last_ts, vsum, vmin, vmax)
+VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tag_id, bucket) DO UPDATE SET
+ rows = rows + excluded.rows, good = good + excluded.good, manual = manual + excluded.manual,
+ first_ts = coalesce(min(first_ts, excluded.first_ts), first_ts, excluded.first_ts),
+ last_ts = coalesce(max(last_ts, excluded.last_ts), last_ts, excluded.last_ts),
+ vsum = vsum + excluded.vsum,
+ vmin = coalesce(min(vmin, excluded.vmin), vmin, excluded.vmin),
+ vmax = coalesce(max(vmax, excluded.vmax), vmax, excluded.vmax)"""
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_I64_MAX = np.iinfo(np.int64).max
+_I64_MIN = np.iinfo(np.int64).min
+
+
+def _aggregate(tid: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.ndarray,
+               reason: np.ndarray) -> list[tuple[Any, ...]]:
+    """Rollup rows (the columns of the ``rollup`` table) of freshly inserted samples, in numpy."""
+    n = len(ts)
+    if n == 0:
+        return []
+    bucket = ts // ROLLUP_BUCKET_NS
+    key = (tid.astype(np.int64) << 40) | (bucket - bucket.min())
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
+    good = quality[order] == int(Quality.GOOD)
+    t, v = ts[order], value[order]
+    rows = np.diff(np.concatenate([starts, [n]]))
+    ngood = np.add.reduceat(good.astype(np.int64), starts)
+    manual = np.add.reduceat((reason[order] == int(Reason.MANUAL)).astype(np.int64), starts)
+    first = np.minimum.reduceat(np.where(good, t, _I64_MAX), starts)
+    last = np.maximum.reduceat(np.where(good, t, _I64_MIN), starts)
+    vsum = np.add.reduceat(np.where(good, v, 0.0), starts)
+    vmin = np.minimum.reduceat(np.where(good, v, np.inf), starts)
+    vmax = np.maximum.reduceat(np.where(good, v, -np.inf), starts)
+    has = ngood > 0
+    out = []
+    for i, s0 in enumerate(starts.tolist()):
+        h = bool(has[i])
+        out.append((int(tid[order[s0]]), int(bucket[order[s0]]), int(rows[i]), int(ngood[i]),
+                    int(manual[i]), int(first[i]) if h else None, int(last[i]) if h else None,
+                    float(vsum[i]), float(vmin[i]) if h else None, float(vmax[i]) if h else None))
+    return out
+
 
 
 _INSERT = "INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) VALUES (?,?,?,?,?)"
@@ -57,6 +110,10 @@ class SQLiteStore:
         if not readonly:
             with conn:
                 conn.executescript(_SCHEMA)
+                if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sample)").fetchone()[0]:
+                    # a new store: its rollup is complete from the first sample on
+                    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '0')",
+                                 (_ROLLUP_SEQ,))
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -116,8 +173,9 @@ class SQLiteStore:
 
     # -- write -------------------------------------------------------------------------------
     def _insert(self, tags: set[str],
-                body: Callable[[sqlite3.Connection, dict[str, int]], None]) -> int:
-        """Run ``body(conn, tag ids)`` in one write transaction; the rows it added."""
+                body: Callable[[sqlite3.Connection, dict[str, int]], _Columns]) -> int:
+        """Run ``body(conn, tag ids)`` in one write transaction; the rows it added. ``body``
+        returns the columns it tried to insert (tag id, ts, value, quality, reason)."""
         if self.readonly:
             raise StoreError(f"{self.path}: store opened read-only")
         conn = self._conn()
@@ -125,9 +183,12 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 ids = self._ids_for(conn, tags)
+                seq0 = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sample").fetchone()[0]
                 before = conn.total_changes
-                body(conn, ids)
+                tried = body(conn, ids)
                 added = conn.total_changes - before
+                if added:
+                    self._roll(conn, seq0, added, tried)
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 if conn.in_transaction:
@@ -135,19 +196,39 @@ class SQLiteStore:
                 raise StoreError(f"{self.path}: write failed: {e}") from e
         return added
 
+    def _roll(self, conn: sqlite3.Connection, seq0: int, added: int, tried: _Columns) -> None:
+        """Merge the rows this transaction added (seq > ``seq0``) into the rollup, when the
+        rollup is complete up to ``seq0`` (a store made before the rollup existed is not: its
+        readers aggregate the samples instead). When every row tried was new, the columns in
+        hand are aggregated; otherwise the added rows are read back."""
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (_ROLLUP_SEQ,)).fetchone()
+        if row is None or int(row[0]) != seq0:
+            return
+        if added == len(tried[1]):
+            tid, ts, value, q, r = tried
+        else:
+            tid, ts, value, q, r = (np.array(c) for c in zip(*conn.execute(
+                "SELECT tag_id, ts, COALESCE(value, 0.0), quality, reason FROM sample "
+                "WHERE seq > ?", (seq0,)).fetchall()))
+        conn.executemany(_MERGE, _aggregate(tid, ts.astype(np.int64), value.astype(np.float64),
+                                            q, r))
+        conn.execute("UPDATE meta SET value=? WHERE key=?", (str(seq0 + added), _ROLLUP_SEQ))
+
     def write(self, batch: Batch) -> int:
         if len(batch) == 0:
             if self.readonly:
                 raise StoreError(f"{self.path}: store opened read-only")
             return 0
 
-        def body(conn: sqlite3.Connection, ids: dict[str, int]) -> None:
+        def body(conn: sqlite3.Connection, ids: dict[str, int]) -> _Columns:
             # SQLite binds NaN as NULL; +-inf never reach here as good (Batch invariant),
             # and are stored as NULL too so that a read gives NaN back.
             values = np.where(np.isinf(batch.value), np.nan, batch.value)
-            conn.executemany(_INSERT, zip(map(ids.__getitem__, batch.tags), batch.ts.tolist(),
+            tid = np.fromiter(map(ids.__getitem__, batch.tags), np.int64, len(batch))
+            conn.executemany(_INSERT, zip(tid.tolist(), batch.ts.tolist(),
                                           values.tolist(), batch.quality.tolist(),
                                           batch.reason.tolist()))
+            return tid, batch.ts, values, batch.quality, batch.reason
         added = self._insert(set(batch.tags), body)
         with self._write_lock:
             self._ignored += len(batch) - added
@@ -158,7 +239,8 @@ class SQLiteStore:
         """Write whole series at once, one transaction: (tag, ts [ns], value, quality, reason)
         per tag, columns as numpy arrays. The same idempotence as :meth:`write`; the fast path of
         bulk producers (``cpaudit generate``)."""
-        def body(conn: sqlite3.Connection, ids: dict[str, int]) -> None:
+        def body(conn: sqlite3.Connection, ids: dict[str, int]) -> _Columns:
+            tried: list[_Columns] = []
             for tag, ts, value, quality, reason in series:
                 if len(ts) == 0:
                     continue
@@ -171,6 +253,10 @@ class SQLiteStore:
                 else:
                     conn.executemany(_INSERT, zip([tid] * len(ts), b.ts.tolist(), values.tolist(),
                                                   b.quality.tolist(), b.reason.tolist()))
+                tried.append((np.full(len(ts), tid, np.int64), b.ts, values, b.quality, b.reason))
+            if not tried:
+                return tuple(np.empty(0, np.int64) for _ in range(5))  # type: ignore[return-value]
+            return tuple(np.concatenate(c) for c in zip(*tried))  # type: ignore[return-value]
         return self._insert({s[0] for s in series}, body)
 
     # -- read --------------------------------------------------------------------------------
@@ -266,6 +352,115 @@ class SQLiteStore:
                  np.nan if o[4] is None else o[4], o[5], totals.get(o[0], 0)) for o in out]
         return pd.DataFrame(rows, columns=cols)
 
+    def rollup(self, tags: Sequence[str] | None = None, start: int | None = None,
+               end: int | None = None) -> pd.DataFrame:
+        """Per tag and minute (buckets of :data:`ROLLUP_BUCKET_NS`, aligned to the epoch) that
+        overlap [start, end): the aggregates a validity report needs, without pulling the rows.
+
+        Columns (:data:`ROLLUP_COLUMNS`): ``tag``, ``bucket`` (start, ns), ``rows`` (samples of
+        any quality), ``good``, ``manual`` (reason manual), ``first_ts``/``last_ts`` (of the good
+        samples; NaN without), ``vsum``/``vmin``/``vmax`` (of the good values; vsum 0 without).
+        Sorted by tag, then bucket. Read from the rollup table the writers keep, plus the
+        buckets touched by samples written since (recomputed whole from the samples); a store
+        made before the rollup existed is aggregated from its samples (slow: a full scan).
+        """
+        b = ROLLUP_BUCKET_NS
+        lo = None if start is None else int(start) // b * b
+        w = self._where(tags, lo, end)
+        if w is None:
+            return _empty_rollup()
+        mark = self.get_meta(_ROLLUP_SEQ)
+        if mark is None:
+            return self._rollup_sql(tags, lo, end)
+        where, params, names = w
+        # the same filter on the rollup's bucket index instead of the samples' ts
+        params = list(params)
+        if end is not None:
+            where = where.replace("ts < ?", "bucket < ?")
+            params[-1] = -(-int(end) // b)
+        if lo is not None:
+            where = where.replace("ts >= ?", "bucket >= ?")
+            params[len(params) - 1 - (end is not None)] = lo // b
+        try:
+            rows = self._conn().execute(
+                f"SELECT tag_id, bucket * {b}, rows, good, manual, first_ts, last_ts, vsum, vmin, "
+                f"vmax FROM rollup{where}", params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: rollup failed: {e}") from e
+        table = _rollup_frame(rows, names)
+        _, tail = self.rollup_since(int(mark), tags)
+        if len(tail):
+            if lo is not None:
+                tail = tail[tail["bucket"] >= lo]
+            if end is not None:
+                tail = tail[tail["bucket"] < end]
+            key = ["tag", "bucket"]
+            table = pd.concat([table, tail], ignore_index=True).drop_duplicates(key, keep="last")
+        return table.sort_values(["tag", "bucket"], kind="stable").reset_index(drop=True)
+
+    def _rollup_sql(self, tags: Sequence[str] | None, start: int | None, end: int | None
+                    ) -> pd.DataFrame:
+        """The rollup aggregated from the samples, inside SQLite."""
+        w = self._where(tags, start, end)
+        if w is None:
+            return _empty_rollup()
+        where, params, names = w
+        b = ROLLUP_BUCKET_NS
+        good = int(Quality.GOOD)
+        sql = (f"SELECT tag_id, ts / {b} * {b}, COUNT(*), SUM(quality = {good}), "
+               f"SUM(reason = {int(Reason.MANUAL)}), "
+               f"MIN(CASE WHEN quality = {good} THEN ts END), "
+               f"MAX(CASE WHEN quality = {good} THEN ts END), "
+               f"TOTAL(CASE WHEN quality = {good} THEN value END), "
+               f"MIN(CASE WHEN quality = {good} THEN value END), "
+               f"MAX(CASE WHEN quality = {good} THEN value END) "
+               f"FROM sample{where} GROUP BY tag_id, ts / {b}")
+        try:
+            rows = self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: rollup failed: {e}") from e
+        return _rollup_frame(rows, names)
+
+    def rollup_since(self, after_seq: int, tags: Sequence[str] | None = None
+                     ) -> tuple[int, pd.DataFrame]:
+        """The buckets touched by samples written after ``after_seq`` (write order), recomputed
+        whole from the samples: (newest seq, rollup rows). Lets a live reader keep a rollup
+        current by appending the newest minute instead of reading the campaign again; a late
+        sample (a device's store-and-forward) re-opens its old bucket and is counted too."""
+        conn = self._conn()
+        newest = self.max_seq()
+        b = ROLLUP_BUCKET_NS
+        touched = conn.execute(
+            f"SELECT tag_id, MIN(ts / {b}), MAX(ts / {b}) FROM sample WHERE seq > ? AND seq <= ? "
+            "GROUP BY tag_id", (after_seq, newest)).fetchall()
+        names = self._tag_map()
+        wanted = None if tags is None else set(tags)
+        parts = [self._rollup_sql([names[tid]], lo * b, (hi + 1) * b) for tid, lo, hi in touched
+                 if wanted is None or names[tid] in wanted]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return newest, _empty_rollup()
+        return newest, pd.concat(parts, ignore_index=True)
+
+    def transitions(self, tag: str, start: int | None = None, end: int | None = None
+                    ) -> pd.DataFrame:
+        """The good samples of a state tag where its value changes (the first one included), as
+        a frame of SAMPLE_COLUMNS: a batch process's steps over a long campaign without pulling
+        every row (SQLite window function over the tag's index)."""
+        w = self._where([tag], start, end)
+        if w is None:
+            return empty_frame()
+        where, params, names = w
+        sql = ("SELECT tag_id, ts, value, quality, reason FROM (SELECT tag_id, ts, value, quality, "
+               "reason, LAG(value) OVER (ORDER BY ts) AS prev FROM sample" + where +
+               f" AND quality = {int(Quality.GOOD)}) WHERE prev IS NULL OR value != prev "
+               "ORDER BY ts")
+        try:
+            rows = self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: read failed: {e}") from e
+        return self._frame(rows, names)
+
     def changes(self, after_seq: int, limit: int) -> tuple[int, Batch]:
         """Samples in write order after ``after_seq``: (last seq returned, batch). For the
         forwarder's durable cursor."""
@@ -307,6 +502,36 @@ class SQLiteStore:
         except sqlite3.OperationalError:
             return None
         return row[0] if row else None
+
+
+ROLLUP_COLUMNS = ("tag", "bucket", "rows", "good", "manual", "first_ts", "last_ts", "vsum", "vmin",
+                  "vmax")
+
+
+def _empty_rollup() -> pd.DataFrame:
+    ints = {c: np.empty(0, np.int64) for c in ("bucket", "rows", "good", "manual")}
+    flts = {c: np.empty(0, np.float64) for c in ("first_ts", "last_ts", "vsum", "vmin", "vmax")}
+    return pd.DataFrame({"tag": np.empty(0, object), **ints, **flts}, columns=list(ROLLUP_COLUMNS))
+
+
+def _rollup_frame(rows: list[tuple[Any, ...]], names: dict[int, str]) -> pd.DataFrame:
+    if not rows:
+        return _empty_rollup()
+    cols = list(zip(*rows))
+    n = len(rows)
+
+    def f64(c: tuple[Any, ...]) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in c], dtype=np.float64)
+
+    return pd.DataFrame({
+        "tag": [names[i] for i in cols[0]],
+        "bucket": np.fromiter(cols[1], np.int64, n),
+        "rows": np.fromiter(cols[2], np.int64, n),
+        "good": np.fromiter(cols[3], np.int64, n),
+        "manual": np.fromiter(cols[4], np.int64, n),
+        "first_ts": f64(cols[5]), "last_ts": f64(cols[6]),
+        "vsum": f64(cols[7]), "vmin": f64(cols[8]), "vmax": f64(cols[9]),
+    }, columns=list(ROLLUP_COLUMNS))
 
 
 def empty_frame() -> pd.DataFrame:

@@ -3,6 +3,9 @@
 GET /api/v1/campaign   campaign name, start, elapsed, samples, devices online
 GET /api/v1/balance    material balance per node and overall (?from=&to=, ISO 8601 or ns)
 GET /api/v1/devices    per-device state from the collector's health samples
+GET /api/v1/validity   the campaign's validity (DB11/T 1156 7.3.3.3): checks, verdict, fixes,
+                       progress, best window, hints (?from=&to=); live: only the newest minutes
+                       are read again between calls
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from analyzer import material_balance
 from analyzer.totals import balance_tags
+from analyzer.validity import LiveValidity
 from web.app import APIError, get_config, get_store
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -117,3 +121,18 @@ def balance():  # type: ignore[no-untyped-def]
         cache.clear()
         cache[key] = result
     return jsonify(cache[key])
+
+
+@bp.get("/validity")
+def validity():  # type: ignore[no-untyped-def]
+    cfg = get_config()
+    start, end = _time_param("from"), _time_param("to")
+    if start is not None and end is not None and end <= start:
+        raise APIError(400, "to must be after from")
+    ext = current_app.extensions
+    with ext["cpaudit_lock"]:
+        live = ext.setdefault("cpaudit_validity", LiveValidity(cfg))
+        out = live.report(get_store(), start, end).to_dict()
+    tz = cfg.campaign.timezone
+    out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
+    return jsonify(out)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify
@@ -32,6 +33,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         app.config.update(settings)
     app.extensions["cpaudit_config"] = cfgmod.load(app.config["CPAUDIT_CONFIG"])
     app.extensions["cpaudit_cache"] = {}
+    app.extensions["cpaudit_lock"] = threading.Lock()
 
     from web.api import bp as api_bp
     from web.pages import bp as pages_bp

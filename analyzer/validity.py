@@ -1,0 +1,925 @@
+"""Is this measurement campaign valid? The checks of DB11/T 1156 7.3.3.3, each explained.
+
+Every check is a named result (:class:`Check`): ``pass``, ``fail`` or ``warning``, the figure
+(``value``) against its ``limit``, the reason in a sentence and the time ranges involved. The
+campaign is valid when no check fails; warnings are remarks an auditor should read, not blockers.
+
+The checks work on the store's per-minute rollup (``store.SQLiteStore.rollup``: good samples,
+first/last good time, sum/min/max of the good values per tag and minute) and, in batch mode, on the
+transitions of the cycle state tag — never on the raw rows, so 80 h of a whole site at 1 s is
+judged in seconds. Time resolution: coverage counts every tick exactly; gaps are exact where they
+span a minute boundary, and holes inside a minute (under 60 s) are counted as missing ticks.
+
+Clauses (STANDARD.md, "The campaign must be valid"):
+  a, b  ``streams``       every stream measured by a tag or theoretical with a source; a main
+                          inlet/outlet must be measured
+  c     ``calibration:<device>``  the certificate valid over the whole window
+  e     ``coverage:<tag>``  good ticks / expected ticks, longest gap, gaps
+  e     ``synchrony``     the span every stream's tags cover together; skew between devices
+  e     ``duration``      continuous: min_hours without a break on a main stream; batch:
+                          min_cycles complete cycles (every step, streams covered)
+  f     ``load``          production load not below the audit period's average, over the campaign
+                          and per day (continuous) or per cycle (batch)
+  g     ``conditions``, ``units``, ``manual``
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from analyzer.cycles import cycle_starts
+from analyzer.totals import unwrap
+from config import Config
+from config.models import MqttDevice, TagKind, stream_unit_problem
+from config.units import dimension, factor
+
+Status = Literal["pass", "fail", "warning"]
+MINUTE = 60_000_000_000
+HOUR = 3_600_000_000_000
+DAY = 24 * HOUR
+SKEW_TAG = "_health.collector.skew_ms"
+
+# the order in which failed checks are to be fixed: what invalidates the most comes first
+_PRIORITY = ["streams", "calibration", "duration", "coverage-main", "synchrony", "load", "units",
+             "conditions", "coverage", "manual"]
+
+
+@dataclass
+class Check:
+    id: str
+    clause: str                     # the clause of DB11/T 1156 7.3.3.3
+    status: Status
+    value: Any
+    limit: Any
+    reason: str
+    ranges: list[tuple[int, int]] = field(default_factory=list)   # [start, end) ns
+    details: dict[str, Any] = field(default_factory=dict)
+    fix: str = ""                   # what the field team should do, when it is not a pass
+    group: str = ""                 # for the fix order (see _PRIORITY)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "clause": self.clause, "status": self.status,
+                "value": _json(self.value), "limit": _json(self.limit), "reason": self.reason,
+                "ranges": [[int(a), int(b)] for a, b in self.ranges],
+                "details": _json(self.details), "fix": self.fix}
+
+
+@dataclass
+class ValidityReport:
+    start_ns: int | None
+    end_ns: int | None
+    mode: str
+    checks: list[Check]
+    verdict: str                     # valid | invalid | no-data
+    message: str
+    fixes: list[dict[str, str]]
+    progress: dict[str, Any]
+    best_window: dict[str, Any] | None
+    hints: list[str]
+
+    def check(self, cid: str) -> Check:
+        for c in self.checks:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_ns": self.start_ns, "end_ns": self.end_ns, "mode": self.mode,
+                "hours": None if self.start_ns is None or self.end_ns is None
+                else (self.end_ns - self.start_ns) / HOUR,
+                "verdict": self.verdict, "message": self.message,
+                "checks": [c.to_dict() for c in self.checks], "fixes": self.fixes,
+                "progress": _json(self.progress), "best_window": _json(self.best_window),
+                "hints": self.hints}
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if not np.isfinite(x) else float(x)
+    return x
+
+
+def _iso(ns: int, tz: ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz).isoformat(timespec="minutes")
+
+
+def _dur(ns: float) -> str:
+    s = ns / 1e9
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+# -- what the campaign reads ------------------------------------------------------------------
+def campaign_tags(cfg: Config) -> dict[str, str]:
+    """Every tag a validity report looks at -> its role (stream, main, rate, load, cycle,
+    condition)."""
+    out: dict[str, str] = {}
+    for s in cfg.flowsheet.streams:
+        for t in (s.tag, s.rate_tag):
+            if t is not None and out.get(t) != "main":
+                out[t] = "main" if s.main else "stream"
+        for t in s.conditions:
+            out.setdefault(t, "condition")
+    if cfg.requirements.load is not None:
+        out.setdefault(cfg.requirements.load.tag, "load")
+    if cfg.requirements.cycles is not None:
+        out.setdefault(cfg.requirements.cycles.tag, "cycle")
+    return out
+
+
+def _interval_ns(cfg: Config) -> dict[str, int]:
+    """Each tag's expected interval [ns]: its device's, else the collector's."""
+    base = cfg.collector.interval_s
+    out = {}
+    for d in cfg.devices:
+        iv = int(round((d.interval_s or base) * 1e9))
+        tags = [t.tag for t in d.tags] if isinstance(d, MqttDevice) else \
+            [r.tag for r in d.registers] + [c.tag for c in d.computed]
+        for t in tags:
+            out[t] = iv
+    return out
+
+
+@dataclass
+class _Series:
+    """One tag's minutes inside the window, on the window's minute grid."""
+    tag: str
+    interval: int
+    good: np.ndarray          # good samples per minute of the grid
+    expected: np.ndarray      # expected ticks per minute of the grid
+    gaps: list[tuple[int, int]]   # [start, end) ns without a good sample, longer than 1.5 ticks
+    first: int | None         # first good ts in the window
+    last: int | None
+    manual: int
+    vsum: np.ndarray
+    vmax: np.ndarray          # NaN where no good sample
+    last_ts: np.ndarray       # NaN where no good sample
+
+    def coverage(self, i: int = 0, j: int | None = None) -> float:
+        e = self.expected[i:j].sum()
+        return float(min(self.good[i:j].sum() / e, 1.0)) if e > 0 else float("nan")
+
+
+def _series(tag: str, r: pd.DataFrame, grid: np.ndarray, start: int, end: int,
+            interval: int) -> _Series:
+    m = len(grid)
+    good = np.zeros(m, np.int64)
+    vsum = np.zeros(m)
+    vmax = np.full(m, np.nan)
+    last_ts = np.full(m, np.nan)
+    # ticks expected in each minute of [start, end)
+    lo = np.maximum(grid, start)
+    hi = np.minimum(grid + MINUTE, end)
+    expected = np.maximum(hi - lo, 0) / interval
+    if len(r):
+        idx = ((r["bucket"].to_numpy() - grid[0]) // MINUTE).astype(np.int64)
+        ok = (idx >= 0) & (idx < m)
+        idx = idx[ok]
+        good[idx] = r["good"].to_numpy()[ok]
+        vsum[idx] = r["vsum"].to_numpy()[ok]
+        vmax[idx] = r["vmax"].to_numpy()[ok]
+        last_ts[idx] = r["last_ts"].to_numpy()[ok]
+        g = r[ok & (r["good"].to_numpy() > 0)]
+        firsts = g["first_ts"].to_numpy(np.float64)
+        lasts = g["last_ts"].to_numpy(np.float64)
+        manual = int(r["manual"].to_numpy()[ok].sum())
+    else:
+        firsts = lasts = np.empty(0)
+        manual = 0
+    # gaps: between the last good sample of a minute and the first of the next minute with one,
+    # and at the window's edges
+    edges_a = np.concatenate([[start - interval], lasts])
+    edges_b = np.concatenate([firsts, [end]])
+    d = edges_b - edges_a
+    gaps = [(int(a + interval), int(b)) for a, b in
+            zip(edges_a[d > 1.5 * interval], edges_b[d > 1.5 * interval]) if b > a + interval]
+    return _Series(tag, interval, good, expected, gaps,
+                   int(firsts[0]) if len(firsts) else None,
+                   int(lasts[-1]) if len(lasts) else None, manual, vsum, vmax, last_ts)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+# -- the checks -------------------------------------------------------------------------------
+class _Context:
+    def __init__(self, cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None,
+                 start: int, end: int) -> None:
+        self.cfg = cfg
+        self.req = cfg.requirements
+        self.tz = ZoneInfo(cfg.campaign.timezone)
+        self.start, self.end = start, end
+        self.grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
+        self.roles = campaign_tags(cfg)
+        self.index = cfg.tag_index()
+        intervals = _interval_ns(cfg)
+        self.present = set(rollup["tag"].unique()) if len(rollup) else set()
+        by_tag = dict(tuple(rollup.groupby("tag", sort=False))) if len(rollup) else {}
+        empty = rollup.iloc[0:0]
+        self.series = {
+            t: _series(t, by_tag.get(t, empty), self.grid, start, end,
+                       intervals.get(t, int(cfg.collector.interval_s * 1e9)))
+            for t in self.roles}
+        self.skew = by_tag.get(SKEW_TAG)
+        self.states = states
+        self.max_break = int(self.req.max_break_s * 1e9)
+
+    def at(self, ns: int) -> int:
+        """Index of the grid minute holding ``ns``."""
+        return int(np.clip((ns - self.grid[0]) // MINUTE, 0, len(self.grid)))
+
+    def main_tags(self) -> list[str]:
+        mains = [t for t, r in self.roles.items() if r == "main"]
+        return mains or [t for t, r in self.roles.items() if r in ("stream", "main")]
+
+    def breaks(self, tags: list[str]) -> list[tuple[int, int]]:
+        """Gaps longer than the tolerance on any of ``tags``, merged."""
+        return _merge([g for t in tags for g in self.series[t].gaps
+                       if g[1] - g[0] > self.max_break])
+
+    def iso(self, ns: int) -> str:
+        return _iso(ns, self.tz)
+
+
+def check_streams(ctx: _Context) -> Check:
+    """a, b: every stream measured, or theoretical with a source; main streams measured."""
+    bad, silent, theo = [], [], []
+    for s in ctx.cfg.flowsheet.streams:
+        if s.provenance != "measured":
+            theo.append(s.id)
+            if s.main:
+                bad.append(f"{s.id} is a main {'inlet' if s.from_ == 'ENV' else 'outlet'} "
+                           f"given as {s.provenance} ({s.source})")
+            continue
+        tags = [t for t in (s.tag, s.rate_tag) if t]
+        if not any(t in ctx.present for t in tags):
+            silent.append(f"{s.id} ({', '.join(tags)})")
+    n = len(ctx.cfg.flowsheet.streams)
+    measured = n - len(theo) - len(silent)
+    problems = bad + [f"no data at all from {x}" for x in silent]
+    status: Status = "fail" if problems else "pass"
+    reason = ("; ".join(problems) + " (7.3.3.3 a, b: main inlets and outlets must be measured)"
+              if problems else
+              f"{measured} of {n} streams measured" +
+              (f"; {', '.join(theo)} theoretical or manual with a source" if theo else ""))
+    fix = ("measure " + ", ".join(s.split(" ")[0] for s in bad + silent) +
+           " (check the meter and its wiring; a main stream cannot be estimated)") if problems else ""
+    return Check("streams", "a, b", status, measured, n, reason,
+                 details={"theoretical": theo, "silent": silent, "main_not_measured": bad},
+                 fix=fix, group="streams")
+
+
+def check_coverage(ctx: _Context) -> list[Check]:
+    out = []
+    need = ctx.req.coverage_min
+    for tag, role in ctx.roles.items():
+        s = ctx.series[tag]
+        cov = s.coverage()
+        longest = max((b - a for a, b in s.gaps), default=0)
+        dev = ctx.index[tag].device if tag in ctx.index else "?"
+        if tag not in ctx.present:
+            status: Status = "fail"
+            reason = f"no samples at all from {tag} (device {dev})"
+        elif not cov >= need:
+            status = "fail"
+            reason = (f"{cov:.1%} of the ticks good, below {need:.0%}; {len(s.gaps)} gap(s), the "
+                      f"longest {_dur(longest)}")
+        else:
+            status = "pass"
+            reason = (f"{cov:.1%} of the ticks good" +
+                      (f"; {len(s.gaps)} gap(s), the longest {_dur(longest)}" if s.gaps else
+                       ", no gap"))
+        top = sorted(s.gaps, key=lambda g: g[0] - g[1])[:20]
+        out.append(Check(
+            f"coverage:{tag}", "e", status, cov, need, reason, ranges=sorted(top),
+            details={"role": role, "device": dev, "gaps": len(s.gaps),
+                     "longest_gap_s": longest / 1e9, "good": int(s.good.sum()),
+                     "expected": float(s.expected.sum())},
+            fix=f"restore {tag}: look at device {dev} (link, power, address)"
+            if status != "pass" else "",
+            group="coverage-main" if role in ("main", "load", "cycle") else "coverage"))
+    return out
+
+
+def check_synchrony(ctx: _Context) -> list[Check]:
+    tags = [t for t, r in ctx.roles.items() if r in ("main", "stream")]
+    spans = {t: (ctx.series[t].first, ctx.series[t].last) for t in tags}
+    starts = [a for a, _ in spans.values() if a is not None]
+    ends = [b for _, b in spans.values() if b is not None]
+    total = ctx.end - ctx.start
+    if len(starts) < len(tags) or not starts:
+        lo = hi = None
+        share = 0.0
+    else:
+        lo, hi = max(starts), min(ends)
+        share = max(hi - lo, 0) / total if total > 0 else 0.0
+    need = ctx.req.coverage_min
+    late = sorted((t for t, (a, _) in spans.items() if a is not None and lo is not None
+                   and a - ctx.start > ctx.max_break), key=lambda t: -(spans[t][0] or 0))
+    early = [t for t, (_, b) in spans.items() if b is not None and ctx.end - b > ctx.max_break]
+    if lo is None or hi is None or hi <= lo:
+        status: Status = "fail"
+        reason = "the streams' meters have no time span in common"
+        ranges: list[tuple[int, int]] = []
+    else:
+        status = "pass" if share >= need else "fail"
+        reason = (f"inputs and outputs measured together over {share:.1%} of the window "
+                  f"({ctx.iso(lo)} to {ctx.iso(hi)})")
+        if late:
+            reason += f"; started late: {', '.join(late[:5])}"
+        if early:
+            reason += f"; stopped early: {', '.join(early[:5])}"
+        ranges = [(lo, hi)]
+    sync = Check("synchrony", "e", status, share, need, reason, ranges,
+                 details={"late": late, "early": early},
+                 fix="start every meter at the same time (7.3.3.3 e: synchronously)"
+                 if status == "fail" else "", group="synchrony")
+    # skew between devices, from the collector's health tag
+    limit_ms = ctx.cfg.collector.late_tolerance_ms
+    sk = ctx.skew
+    if sk is not None and len(sk):
+        sk = sk[(sk["bucket"] >= ctx.grid[0]) & (sk["bucket"] < ctx.end) & (sk["good"] > 0)]
+    if sk is None or not len(sk):
+        skew = Check("skew", "e", "warning", None, limit_ms,
+                     "no skew data in the store (the collector records it as "
+                     f"{SKEW_TAG}; a generated campaign has none): synchrony judged on the "
+                     "time spans only", group="synchrony",
+                     fix="run the campaign through cpaudit collect to record the skew")
+    else:
+        mean = float(sk["vsum"].sum() / sk["good"].sum())
+        worst = float(sk["vmax"].max())
+        over = sk[sk["vmax"] > limit_ms]
+        status = "pass" if worst <= limit_ms else "warning"
+        skew = Check("skew", "e", status, worst, limit_ms,
+                     f"poll start times spread {mean:.1f} ms on average, {worst:.1f} ms at worst "
+                     f"across devices within a tick" +
+                     (f"; over {limit_ms:g} ms in {len(over)} minute(s)" if len(over) else ""),
+                     ranges=_merge([(int(b), int(b) + MINUTE) for b in over["bucket"]])[:20],
+                     details={"mean_ms": mean, "minutes_over": len(over)},
+                     fix="too many devices on one line or a slow device: split the polling"
+                     if status != "pass" else "", group="synchrony")
+    return [sync, skew]
+
+
+@dataclass
+class _Cycle:
+    start: int
+    end: int
+    steps: list[float]
+    complete: bool          # every step, streams covered, no break
+    why: str = ""
+    load: float = float("nan")
+    coverage: float = float("nan")
+
+
+def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
+    spec = ctx.req.cycles
+    if spec is None or ctx.states is None or not len(ctx.states):
+        return [], []
+    st = ctx.states.sort_values("ts")
+    ts = st["ts"].to_numpy(np.int64)
+    v = st["value"].to_numpy(np.float64)
+    starts = cycle_starts(st, spec.tag, spec.start_state)
+    starts = starts[(starts >= ctx.start) & (starts <= ctx.end)]
+    raw: list[tuple[int, int, list[float]]] = []
+    for a, b in zip(starts[:-1], starts[1:]):
+        inside = v[(ts >= a) & (ts < b)]
+        raw.append((int(a), int(b), sorted(set(inside.tolist()))))
+    if spec.steps:
+        steps = sorted(spec.steps)
+    else:   # the steps most cycles go through
+        sets = pd.Series([tuple(r[2]) for r in raw])
+        steps = list(sets.mode().iloc[0]) if len(sets) else []
+    mains = ctx.main_tags()
+    tags = [t for t, r in ctx.roles.items() if r in ("main", "stream")]
+    out = []
+    for a, b, seen in raw:
+        why = []
+        missing = [s for s in steps if s not in seen]
+        if missing:
+            why.append("step(s) " + ", ".join(f"{m:g}" for m in missing) + " not reached")
+        i, j = ctx.at(a), ctx.at(b)
+        cov = min((ctx.series[t].coverage(i, j) for t in tags), default=float("nan"))
+        if not cov >= ctx.req.coverage_min:
+            why.append(f"coverage {cov:.1%}")
+        br = [g for g in ctx.breaks(mains) if g[0] < b and g[1] > a]
+        if br:
+            why.append(f"a break of {_dur(br[0][1] - br[0][0])} on a main stream")
+        out.append(_Cycle(a, b, seen, not why, "; ".join(why), coverage=cov))
+    return out, steps
+
+
+def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float]) -> tuple[Check, dict]:
+    req = ctx.req
+    mains = ctx.main_tags()
+    breaks = ctx.breaks(mains)
+    if req.mode == "batch":
+        if req.cycles is None:
+            return Check("duration", "e", "fail", 0, req.min_cycles,
+                         "batch mode without a cycle definition: requirements.cycles {tag, "
+                         "start_state} is needed to count production cycles", group="duration",
+                         fix="declare requirements.cycles in the campaign file"), {}
+        done = [c for c in cycles if c.complete]
+        bad = [c for c in cycles if not c.complete]
+        status: Status = "pass" if len(done) >= req.min_cycles else "fail"
+        reason = (f"{len(done)} complete production cycle(s) of {req.min_cycles} required "
+                  f"(steps {', '.join(f'{s:g}' for s in steps)})")
+        if bad:
+            reason += "; not counted: " + "; ".join(
+                f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5])
+        lengths = [c.end - c.start for c in done] or [c.end - c.start for c in cycles]
+        typical = float(np.median(lengths)) if lengths else float("nan")
+        chk = Check("duration", "e", status, len(done), req.min_cycles, reason,
+                    ranges=[(c.start, c.end) for c in done],
+                    details={"cycles": [{"start": c.start, "end": c.end, "complete": c.complete,
+                                         "why": c.why, "steps": c.steps} for c in cycles],
+                             "typical_cycle_h": typical / HOUR},
+                    fix="" if status == "pass" else
+                    f"keep measuring: {req.min_cycles - len(done)} more complete cycle(s)",
+                    group="duration")
+        return chk, {"done": len(done), "typical_ns": typical}
+    # continuous: the longest run without a break on a main stream
+    edges = [ctx.start] + [x for g in breaks for x in g] + [ctx.end]
+    runs = [(edges[k], edges[k + 1]) for k in range(0, len(edges), 2) if edges[k + 1] > edges[k]]
+    best = max(runs, key=lambda r: r[1] - r[0], default=(ctx.start, ctx.start))
+    hours = (best[1] - best[0]) / HOUR
+    status = "pass" if hours >= req.min_hours else "fail"
+    reason = (f"{hours:.1f} h of continuous measurement, {req.min_hours:g} h required; "
+              f"{len(breaks)} break(s) longer than {req.max_break_s:g} s on a main stream")
+    chk = Check("duration", "e", status, hours, req.min_hours, reason, ranges=[best],
+                details={"breaks": [[a, b] for a, b in breaks]},
+                fix="" if status == "pass" else
+                f"keep measuring without a break: {req.min_hours - hours:.1f} h more",
+                group="duration")
+    current = runs[-1] if runs and runs[-1][1] == ctx.end else (ctx.end, ctx.end)
+    return chk, {"current_run_ns": current[1] - current[0], "best_run": best}
+
+
+def _load_series(ctx: _Context) -> tuple[np.ndarray, str, str] | None:
+    """Per minute of the grid: the load's cumulative amount [requirement unit × h] (totalizer or
+    integrated rate mean), NaN where unknown; and the kind (total or rate)."""
+    ld = ctx.req.load
+    assert ld is not None
+    s = ctx.series[ld.tag]
+    unit = ctx.index[ld.tag].unit
+    dim = dimension(unit)
+    want = dimension(ld.unit)
+    if dim in ("mass", "volume", "energy"):
+        rate_dim = {"mass": "mass_rate", "volume": "volume_rate", "energy": "power"}[dim]
+        if rate_dim != want:
+            return None
+        f = factor(unit + "/h", ld.unit)
+        ok = ~np.isnan(s.vmax)
+        cum = np.full(len(s.vmax), np.nan)
+        if ok.any():
+            c, _, _ = unwrap(s.vmax[ok], ctx.index[ld.tag].rollover)
+            cum[ok] = c * f
+        return cum, "total", unit
+    if dim != want:
+        return None
+    f = factor(unit, ld.unit)
+    mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan) * f
+    # a rate integrated minute by minute [unit × h]
+    return np.nancumsum(np.nan_to_num(mean) / 60.0), "rate", unit
+
+
+def _load_between(cum: np.ndarray, i: int, j: int) -> float:
+    """Average load over grid minutes [i, j) from the cumulative series (edges at the nearest
+    known minutes)."""
+    seg = cum[max(i - 1, 0):j]
+    ok = np.flatnonzero(~np.isnan(seg))
+    if len(ok) < 2:
+        return float("nan")
+    hours = (ok[-1] - ok[0]) / 60.0
+    return float((seg[ok[-1]] - seg[ok[0]]) / hours) if hours > 0 else float("nan")
+
+
+def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, np.ndarray | None]:
+    ld = ctx.req.load
+    if ld is None:
+        return Check("load", "f", "fail", None, None,
+                     "no load requirement: requirements.load {tag, average, unit, source} is "
+                     "needed to show the plant ran at no less than the audit period's average "
+                     "load (7.3.3.3 f)", group="load",
+                     fix="declare the load tag and the audit period's average load"), None
+    if ld.tag not in ctx.index:
+        return Check("load", "f", "fail", None, ld.average, f"load tag {ld.tag} is not a tag of "
+                     "any device", group="load", fix="fix requirements.load.tag"), None
+    got = _load_series(ctx)
+    if got is None:
+        return Check("load", "f", "fail", None, ld.average,
+                     f"load tag {ld.tag} in {ctx.index[ld.tag].unit} cannot be compared with an "
+                     f"average load in {ld.unit}", group="units",
+                     fix="give the average load in a unit of the tag's rate"), None
+    cum, kind, _ = got
+    m = len(ctx.grid)
+    overall = _load_between(cum, 0, m)
+    periods: list[tuple[int, int, float]] = []
+    if ctx.req.mode == "batch":
+        for c in cycles:
+            if c.complete:
+                c.load = _load_between(cum, ctx.at(c.start), ctx.at(c.end))
+                periods.append((c.start, c.end, c.load))
+        per = "cycle"
+    else:
+        for a in range(ctx.start, ctx.end, DAY):
+            b = min(a + DAY, ctx.end)
+            if b - a >= HOUR:
+                periods.append((a, b, _load_between(cum, ctx.at(a), ctx.at(b))))
+        per = "day"
+    low = [(a, b) for a, b, v in periods if not v >= ld.average]
+    hours_low = []
+    if ctx.req.mode == "continuous":
+        for a in range(ctx.start, ctx.end - HOUR + 1, HOUR):
+            v = _load_between(cum, ctx.at(a), ctx.at(a + HOUR))
+            if not v >= ld.average:
+                hours_low.append((a, a + HOUR))
+    hours_low = _merge(hours_low)
+    if not overall >= ld.average:
+        status: Status = "fail"
+    elif low:
+        status = "fail"
+    elif hours_low:
+        status = "warning"
+    else:
+        status = "pass"
+    reason = (f"load {overall:.3g} {ld.unit} over the window against the audit period's average "
+              f"{ld.average:g} {ld.unit} ({ld.source})")
+    if low:
+        reason += f"; {len(low)} {per}(s) below it, from {ctx.iso(low[0][0])}"
+    if hours_low:
+        reason += f"; {sum(b - a for a, b in hours_low) / HOUR:.0f} hour(s) below it"
+    return Check("load", "f", status, overall, ld.average, reason,
+                 ranges=low + [r for r in hours_low if r not in low],
+                 details={"tag": ld.tag, "kind": kind, "unit": ld.unit,
+                          f"per_{per}": [{"start": a, "end": b, "load": v}
+                                         for a, b, v in periods],
+                          "hours_below": [[a, b] for a, b in hours_low]},
+                 fix="" if status == "pass" else
+                 "measure at normal load: the periods below the average do not count "
+                 "(7.3.3.3 f)", group="load"), cum
+
+
+def check_calibration(ctx: _Context, projected_end: int | None) -> list[Check]:
+    out = []
+    devs: dict[str, list[str]] = {}
+    for t, role in ctx.roles.items():
+        if t in ctx.index and role != "cycle":
+            devs.setdefault(ctx.index[t].device, []).append(t)
+    first_day = dt.datetime.fromtimestamp(ctx.start / 1e9, ctx.tz).date()
+    last_day = dt.datetime.fromtimestamp(ctx.end / 1e9, ctx.tz).date()
+    for name, tags in devs.items():
+        cal = ctx.index[tags[0]].calibration
+        fix = f"bring the calibration certificate of {name} up to date (7.3.3.3 c)"
+        if cal is None:
+            out.append(Check(f"calibration:{name}", "c", "fail", None, None,
+                             f"device {name} ({', '.join(tags)}) has no calibration certificate "
+                             "in the campaign file", fix=fix, group="calibration"))
+            continue
+        lo = cal.valid_from
+        ok = cal.valid_until >= last_day and (lo is None or lo <= first_day)
+        status: Status = "pass" if ok else "fail"
+        if ok:
+            reason = f"certificate {cal.certificate} valid until {cal.valid_until}"
+            if projected_end is not None:
+                pe = dt.datetime.fromtimestamp(projected_end / 1e9, ctx.tz).date()
+                if cal.valid_until < pe:
+                    status = "warning"
+                    reason += (f", before the campaign can be complete ({pe}): recalibrate "
+                               "or replace in time")
+        elif cal.valid_until < last_day:
+            reason = (f"certificate {cal.certificate} expired on {cal.valid_until}, inside the "
+                      f"window ({first_day} to {last_day})")
+        else:
+            reason = (f"certificate {cal.certificate} valid only from {lo}, after the window "
+                      f"starts ({first_day})")
+        out.append(Check(f"calibration:{name}", "c", status, str(cal.valid_until),
+                         str(last_day), reason, details={"tags": tags,
+                                                         "certificate": cal.certificate},
+                         fix="" if status == "pass" else fix, group="calibration"))
+    return out
+
+
+def check_conditions(ctx: _Context) -> Check:
+    wanted = {t: s.id for s in ctx.cfg.flowsheet.streams for t in s.conditions}
+    if not wanted:
+        return Check("conditions", "g", "pass", 0, 0,
+                     "the campaign file requires no process condition (streams' conditions)",
+                     group="conditions")
+    need = ctx.req.coverage_min
+    low = {t: ctx.series[t].coverage() for t in wanted}
+    bad = [f"{t} ({c:.0%})" for t, c in low.items() if not c >= need]
+    status: Status = "fail" if bad else "pass"
+    reason = (f"process conditions not recorded: {', '.join(bad)}" if bad else
+              f"{len(wanted)} process condition(s) recorded beside their streams")
+    return Check("conditions", "g", status, len(wanted) - len(bad), len(wanted), reason,
+                 details={"tags": {t: {"stream": s, "coverage": low[t]}
+                                   for t, s in wanted.items()}},
+                 fix="restore the temperature/pressure readings" if bad else "",
+                 group="conditions")
+
+
+def check_units(ctx: _Context) -> Check:
+    problems = []
+    n = 0
+    for s in ctx.cfg.flowsheet.streams:
+        for key in ("tag", "rate_tag"):
+            tag = getattr(s, key)
+            if tag is None:
+                continue
+            n += 1
+            if tag not in ctx.index:
+                problems.append(f"{s.id}: unknown tag {tag}")
+                continue
+            p = stream_unit_problem(s, key, ctx.index[tag].unit)
+            if p:
+                problems.append(f"{s.id}: {p}")
+        for t in s.conditions:
+            if t in ctx.index and ctx.index[t].kind != TagKind.CONDITION:
+                problems.append(f"{s.id}: condition {t} is not a tag of kind condition")
+    status: Status = "fail" if problems else "pass"
+    return Check("units", "g", status, n - len(problems), n,
+                 "; ".join(problems) if problems else
+                 f"every one of the {n} stream tags has a unit its balance can convert, once "
+                 "and explicitly", details={"problems": problems}, group="units",
+                 fix="give each tag the unit its meter reports" if problems else "")
+
+
+def check_manual(ctx: _Context) -> Check:
+    streams = [s.id for s in ctx.cfg.flowsheet.streams if s.provenance == "manual"]
+    entered = {t: s.manual for t, s in ctx.series.items() if s.manual}
+    reason = (f"{len(streams)} stream(s) entered by hand ({', '.join(streams)})" if streams
+              else "no stream is entered by hand")
+    if entered:
+        reason += ("; readings marked manual in " + ", ".join(f"{t} ({n})" for t, n in
+                                                               entered.items()) +
+                   ": kept as manual, never counted as measured")
+    return Check("manual", "g", "pass", sum(entered.values()), None, reason,
+                 details={"streams": streams, "manual_readings": entered}, group="manual")
+
+
+# -- beyond the standard ----------------------------------------------------------------------
+def _best_window(ctx: _Context, cycles: list[_Cycle], cum: np.ndarray | None
+                 ) -> dict[str, Any] | None:
+    req = ctx.req
+    tags = [t for t, r in ctx.roles.items() if r in ("main", "stream", "load")]
+    avg = req.load.average if req.load else None
+    if req.mode == "batch":
+        k = req.min_cycles
+        best = None
+        for i in range(len(cycles) - k + 1):
+            run = cycles[i:i + k]
+            if not all(c.complete for c in run):
+                continue
+            if avg is not None and not all(c.load >= avg for c in run):
+                continue
+            cov = min(c.coverage for c in run)
+            load = float(np.mean([c.load for c in run])) if avg is not None else float("nan")
+            score = (cov, load if np.isfinite(load) else 0.0)
+            if best is None or score > best[0]:
+                best = (score, run[0].start, run[-1].end, cov, load)
+        if best is None:
+            return None
+        return {"start": best[1], "end": best[2], "cycles": k, "coverage": best[3],
+                "load": best[4], "reason": f"{k} consecutive complete cycles from "
+                f"{ctx.iso(best[1])} with the best coverage ({best[3]:.1%})"}
+    width = int(req.min_hours * HOUR)
+    if ctx.end - ctx.start < width:
+        return None
+    breaks = ctx.breaks(ctx.main_tags())
+    good = np.array([ctx.series[t].good for t in tags], dtype=np.float64)
+    exp = np.array([ctx.series[t].expected for t in tags])
+    cg = np.concatenate([np.zeros((len(tags), 1)), np.cumsum(good, axis=1)], axis=1)
+    ce = np.concatenate([np.zeros((len(tags), 1)), np.cumsum(exp, axis=1)], axis=1)
+    best = None
+    for a in range(ctx.start, ctx.end - width + 1, HOUR):
+        b = a + width
+        if any(g[0] < b and g[1] > a for g in breaks):
+            continue
+        i, j = ctx.at(a), ctx.at(b)
+        cov = float(np.min((cg[:, j] - cg[:, i]) / np.maximum(ce[:, j] - ce[:, i], 1e-9)))
+        if cov < req.coverage_min:
+            continue
+        load = float("nan")
+        if cum is not None and avg is not None:
+            days = [_load_between(cum, ctx.at(d), ctx.at(min(d + DAY, b)))
+                    for d in range(a, b, DAY)]
+            if not all(v >= avg for v in days):
+                continue
+            load = _load_between(cum, i, j)
+        score = (round(cov, 4), load if np.isfinite(load) else 0.0)
+        if best is None or score > best[0]:
+            best = (score, a, b, cov, load)
+    if best is None:
+        return None
+    return {"start": best[1], "end": best[2], "hours": req.min_hours, "coverage": best[3],
+            "load": best[4], "reason": f"{req.min_hours:g} h from {ctx.iso(best[1])} with the "
+            f"best coverage ({best[3]:.1%}) and load"}
+
+
+def _hints(ctx: _Context, cum: np.ndarray | None, cycles: list[_Cycle]) -> list[str]:
+    out = []
+    m = len(ctx.grid)
+    recent = max(m - 60, 0)
+    for t, s in ctx.series.items():
+        if t not in ctx.present or m < 120:
+            continue
+        dev = ctx.index[t].device if t in ctx.index else "?"
+        last10 = s.good[max(m - 10, 0):].sum()
+        if last10 == 0:
+            since = s.last
+            out.append(f"{t} silent for the last 10 minutes" +
+                       (f" (last good reading {ctx.iso(since)})" if since else "") +
+                       f": look at device {dev}")
+            continue
+        now_cov, all_cov = s.coverage(recent), s.coverage()
+        if now_cov < ctx.req.coverage_min <= all_cov:
+            out.append(f"coverage of {t} falling: {now_cov:.0%} in the last hour "
+                       f"({all_cov:.1%} overall): look at device {dev}")
+    ld = ctx.req.load
+    if cum is not None and ld is not None:
+        if ctx.req.mode == "continuous" and m >= 60:
+            v = _load_between(cum, m - 60, m)
+            if v < ld.average:
+                out.append(f"load dip: {v:.3g} {ld.unit} in the last hour, below the average "
+                           f"{ld.average:g}; hours below the average do not count")
+        elif cycles and cycles[-1].complete and cycles[-1].load < ld.average:
+            out.append(f"the last cycle ran at {cycles[-1].load:.3g} {ld.unit}, below the "
+                       f"average {ld.average:g}: it will not count")
+    return out
+
+
+# -- the report -------------------------------------------------------------------------------
+def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None,
+           start: int | None = None, end: int | None = None) -> ValidityReport:
+    """The validity report of a campaign from its rollup (``store.ROLLUP_COLUMNS``) and, in batch
+    mode, the cycle state tag's transitions (SAMPLE_COLUMNS). ``start``/``end`` [ns] bound the
+    window; by default it spans the data."""
+    mode = cfg.requirements.mode
+    tags = campaign_tags(cfg)
+    data = rollup[rollup["tag"].isin(list(tags) + [SKEW_TAG])] if len(rollup) else rollup
+    if start is None:
+        start = int(data["first_ts"].min()) if len(data) and data["good"].sum() else None
+    if end is None and len(data) and data["good"].sum():
+        iv = int(cfg.collector.interval_s * 1e9)
+        end = int(data["last_ts"].max()) + iv
+    if start is None or end is None or end <= start:
+        known = sorted(set(rollup["tag"].unique())) if len(rollup) else []
+        why = ("the window is empty" if start is not None and end is not None else
+               "the store holds none of the campaign's tags" +
+               (f" (it holds {len(known)} others, e.g. {', '.join(known[:3])}: is it the right "
+                "store for this campaign file?)" if known else " (it is empty)"))
+        return ValidityReport(start, end, mode, [], "no-data", f"no validity report: {why}",
+                              [], {}, None, [])
+    ctx = _Context(cfg, data, states, start, end)
+    cycles, steps = _cycles(ctx)
+    duration, prog = check_duration(ctx, cycles, steps)
+    load, cum = check_load(ctx, cycles)
+    progress = _progress(ctx, prog, duration)
+    checks = [check_streams(ctx)]
+    checks += check_calibration(ctx, progress.get("earliest_valid_ns"))
+    checks += [duration]
+    checks += check_coverage(ctx)
+    checks += check_synchrony(ctx)
+    checks += [load, check_units(ctx), check_conditions(ctx), check_manual(ctx)]
+    failed = [c for c in checks if c.status == "fail"]
+    order = {g: i for i, g in enumerate(_PRIORITY)}
+    fixes = [{"check": c.id, "fix": c.fix or c.reason} for c in
+             sorted(failed, key=lambda c: order.get(c.group, 99))]
+    if failed:
+        verdict = "invalid"
+        msg = (f"not valid: {len(failed)} check(s) fail — first {fixes[0]['check']}: "
+               f"{fixes[0]['fix']}")
+    else:
+        verdict = "valid"
+        warn = [c.id for c in checks if c.status == "warning"]
+        msg = ("valid: every clause of DB11/T 1156 7.3.3.3 is met" +
+               (f" (remarks: {', '.join(warn)})" if warn else ""))
+    best = _best_window(ctx, cycles, cum)
+    return ValidityReport(start, end, mode, checks, verdict, msg, fixes, progress, best,
+                          _hints(ctx, cum, cycles))
+
+
+def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str, Any]:
+    req = ctx.req
+    if req.mode == "batch":
+        done = int(prog.get("done", 0))
+        typical = prog.get("typical_ns", float("nan"))
+        to_go = max(req.min_cycles - done, 0)
+        out: dict[str, Any] = {"unit": "cycles", "done": done, "required": req.min_cycles,
+                               "to_go": to_go}
+        if to_go == 0:
+            c = duration.ranges[req.min_cycles - 1] if duration.ranges else None
+            out["earliest_valid_ns"] = c[1] if c else None
+        elif np.isfinite(typical):
+            # the cycle under way ends one typical length after its start
+            last_start = ctx.states["ts"].max() if ctx.states is not None else ctx.end
+            spec = req.cycles
+            starts = (cycle_starts(ctx.states, spec.tag, spec.start_state)
+                      if spec is not None and ctx.states is not None else np.empty(0))
+            last_start = int(starts[-1]) if len(starts) else int(last_start)
+            out["earliest_valid_ns"] = int(last_start + to_go * typical)
+        else:
+            out["earliest_valid_ns"] = None
+        return out
+    run = prog.get("current_run_ns", 0) / HOUR
+    to_go = max(req.min_hours - run, 0.0)
+    out = {"unit": "h", "done": run, "required": req.min_hours, "to_go": to_go}
+    if duration.status == "pass":
+        best = prog["best_run"]
+        out["earliest_valid_ns"] = int(best[0] + req.min_hours * HOUR)
+    else:
+        out["earliest_valid_ns"] = int(ctx.end + to_go * HOUR)
+    return out
+
+
+def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None
+               ) -> ValidityReport:
+    """The validity report straight from a store (``SQLiteStore``): reads the rollup of the
+    campaign's tags and the cycle tag's transitions, then :func:`assess`. For notebooks::
+
+        from config import load; from store import SQLiteStore
+        from analyzer.validity import from_store
+        r = from_store(load("campaign.yaml"), SQLiteStore("campaign.db", readonly=True))
+        r.verdict, [c.id for c in r.checks if c.status == "fail"]
+    """
+    if start is None:
+        meta = store.get_meta("campaign_start")
+        start = int(meta) if meta else None
+    tags = list(campaign_tags(cfg)) + [SKEW_TAG]
+    rollup = store.rollup(tags, start, end)
+    cyc = cfg.requirements.cycles
+    states = store.transitions(cyc.tag, start, end) if cyc is not None else None
+    return assess(cfg, rollup, states, start, end)
+
+
+class LiveValidity:
+    """A validity report kept current while the campaign runs: the first call reads the rollup of
+    the campaign so far, each later one appends only the minutes written since (the store's
+    ``rollup_since``) and the cycle tag's newest transitions, then judges again. The web's live
+    page holds one per campaign. Windows other than the default are computed afresh."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.tags = list(campaign_tags(cfg)) + [SKEW_TAG]
+        self.seq = 0
+        self.rollup: pd.DataFrame | None = None
+        self.states: pd.DataFrame | None = None
+
+    def report(self, store: Any, start: int | None = None, end: int | None = None
+               ) -> ValidityReport:
+        if end is not None or (start is not None and start != self._start(store)):
+            return from_store(self.cfg, store, start, end)
+        start = self._start(store)
+        cyc = self.cfg.requirements.cycles
+        if self.rollup is None:
+            self.seq = store.max_seq()
+            self.rollup = store.rollup(self.tags, start)
+            if cyc is not None:
+                self.states = store.transitions(cyc.tag, start)
+        else:
+            self.seq, tail = store.rollup_since(self.seq, self.tags)
+            if len(tail):
+                if start is not None:
+                    tail = tail[tail["bucket"] >= start // MINUTE * MINUTE]
+                both = pd.concat([self.rollup, tail], ignore_index=True)
+                self.rollup = both.drop_duplicates(["tag", "bucket"], keep="last").sort_values(
+                    ["tag", "bucket"], kind="stable", ignore_index=True)
+            if cyc is not None:
+                since = None if self.states is None or not len(self.states) else \
+                    int(self.states["ts"].max())
+                new = store.transitions(cyc.tag, since if since is not None else start)
+                both = pd.concat([self.states, new], ignore_index=True) \
+                    if self.states is not None else new
+                # a run of equal values across the seam is one state, not a new transition
+                both = both.drop_duplicates("ts").sort_values("ts", ignore_index=True)
+                keep = np.concatenate([[True], both["value"].to_numpy()[1:] !=
+                                       both["value"].to_numpy()[:-1]])
+                self.states = both[keep].reset_index(drop=True)
+        return assess(self.cfg, self.rollup, self.states, start, None)
+
+    @staticmethod
+    def _start(store: Any) -> int | None:
+        meta = store.get_meta("campaign_start")
+        return int(meta) if meta else None
