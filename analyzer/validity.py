@@ -45,7 +45,7 @@ DAY = 24 * HOUR
 SKEW_TAG = "_health.collector.skew_ms"
 
 # the order in which failed checks are to be fixed: what invalidates the most comes first
-_PRIORITY = ["streams", "calibration", "duration", "coverage-main", "synchrony", "load", "units",
+_PRIORITY = ["streams", "calibration", "coverage-main", "duration", "synchrony", "load", "units",
              "conditions", "coverage", "manual"]
 
 
@@ -181,10 +181,11 @@ def _series(tag: str, r: pd.DataFrame, grid: np.ndarray, start: int, end: int,
     vsum = np.zeros(m)
     vmax = np.full(m, np.nan)
     last_ts = np.full(m, np.nan)
-    # ticks expected in each minute of [start, end)
+    # ticks expected in each minute of [start, end): the multiples of the interval in it (the
+    # collector ticks on them, generate too)
     lo = np.maximum(grid, start)
-    hi = np.minimum(grid + MINUTE, end)
-    expected = np.maximum(hi - lo, 0) / interval
+    hi = np.maximum(np.minimum(grid + MINUTE, end), lo)
+    expected = (-(-hi // interval) - -(-lo // interval)).astype(np.float64)
     if len(r):
         idx = ((r["bucket"].to_numpy() - grid[0]) // MINUTE).astype(np.int64)
         ok = (idx >= 0) & (idx < m)
@@ -202,8 +203,10 @@ def _series(tag: str, r: pd.DataFrame, grid: np.ndarray, start: int, end: int,
         manual = 0
     # gaps: between the last good sample of a minute and the first of the next minute with one,
     # and at the window's edges
-    edges_a = np.concatenate([[start - interval], lasts])
-    edges_b = np.concatenate([firsts, [end]])
+    first_tick = -(-start // interval) * interval
+    after_last_tick = -(-end // interval) * interval
+    edges_a = np.concatenate([[first_tick - interval], lasts])
+    edges_b = np.concatenate([firsts, [after_last_tick]])
     d = edges_b - edges_a
     gaps = [(int(a + interval), int(b)) for a, b in
             zip(edges_a[d > 1.5 * interval], edges_b[d > 1.5 * interval]) if b > a + interval]
@@ -772,10 +775,12 @@ def _hints(ctx: _Context, cum: np.ndarray | None, cycles: list[_Cycle]) -> list[
 
 # -- the report -------------------------------------------------------------------------------
 def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None,
-           start: int | None = None, end: int | None = None) -> ValidityReport:
+           start: int | None = None, end: int | None = None,
+           store_tags: list[str] | None = None) -> ValidityReport:
     """The validity report of a campaign from its rollup (``store.ROLLUP_COLUMNS``) and, in batch
     mode, the cycle state tag's transitions (SAMPLE_COLUMNS). ``start``/``end`` [ns] bound the
-    window; by default it spans the data."""
+    window; by default it spans the data. ``store_tags`` (every tag the store holds) only
+    sharpens the message when there is nothing to judge."""
     mode = cfg.requirements.mode
     tags = campaign_tags(cfg)
     data = rollup[rollup["tag"].isin(list(tags) + [SKEW_TAG])] if len(rollup) else rollup
@@ -785,11 +790,15 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         iv = int(cfg.collector.interval_s * 1e9)
         end = int(data["last_ts"].max()) + iv
     if start is None or end is None or end <= start:
-        known = sorted(set(rollup["tag"].unique())) if len(rollup) else []
-        why = ("the window is empty" if start is not None and end is not None else
-               "the store holds none of the campaign's tags" +
-               (f" (it holds {len(known)} others, e.g. {', '.join(known[:3])}: is it the right "
-                "store for this campaign file?)" if known else " (it is empty)"))
+        if start is not None and end is not None and end <= start:
+            why = "the window is empty (it ends before it starts)"
+        elif store_tags is not None and not set(tags) & set(store_tags):
+            why = ("the store holds none of the campaign's tags" +
+                   (f" (it holds {len(store_tags)} others, e.g. {', '.join(store_tags[:3])}: "
+                    "is it the right store for this campaign file?)" if store_tags else
+                    " (it is empty)"))
+        else:
+            why = "no sample of the campaign's tags in the window"
         return ValidityReport(start, end, mode, [], "no-data", f"no validity report: {why}",
                               [], {}, None, [])
     ctx = _Context(cfg, data, states, start, end)
@@ -871,7 +880,7 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
     states = store.transitions(cyc.tag, start, end) if cyc is not None else None
-    return assess(cfg, rollup, states, start, end)
+    return assess(cfg, rollup, states, start, end, store.tags())
 
 
 class LiveValidity:

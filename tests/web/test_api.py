@@ -112,3 +112,26 @@ def test_page_and_its_script_are_served_locally(live: LiveCampaign) -> None:
     assert "/static/campaign.js" in page.text and "http" not in page.text.split("<body>")[1]
     js = requests.get(live.url + "/static/campaign.js", timeout=5)
     assert js.status_code == 200 and "api/v1/balance" in js.text
+
+
+def test_validity_is_live_and_carries_the_collectors_skew(live: LiveCampaign) -> None:
+    r = requests.get(live.url + "/api/v1/validity", timeout=10)
+    assert r.status_code == 200
+    v1 = r.json()
+    checks = {c["id"]: c for c in v1["checks"]}
+    # a campaign of seconds: valid streams and certificates, far from 72 h
+    assert v1["mode"] == "continuous" and v1["verdict"] == "invalid"
+    assert checks["streams"]["status"] == "pass"
+    assert checks["calibration:fm_water"]["status"] == "pass"
+    assert checks["duration"]["status"] == "fail" and checks["duration"]["limit"] == 72
+    assert v1["fixes"] and v1["progress"]["unit"] == "h" and v1["progress"]["to_go"] > 71.9
+    # the real collector records its poll skew: the check has a figure, not "no data"
+    assert checks["skew"]["value"] is not None and checks["skew"]["value"] >= 0
+    assert checks["skew"]["limit"] == live.cfg.collector.late_tolerance_ms
+    assert 0.5 < checks["coverage:water_in.total"]["value"] <= 1.0
+    assert v1["start"].endswith("+08:00")
+    time.sleep(1.5)
+    v2 = requests.get(live.url + "/api/v1/validity", timeout=10).json()
+    assert v2["end_ns"] > v1["end_ns"] and v2["start_ns"] == v1["start_ns"]
+    bad = requests.get(live.url + "/api/v1/validity?from=2026-01-01T00:00:00", timeout=5)
+    assert bad.status_code == 400 and "time zone" in bad.json()["error"]
