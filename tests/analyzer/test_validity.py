@@ -291,3 +291,20 @@ def test_cli_prints_the_validity_section(batch: tuple[config.Config, SQLiteStore
                           timeout=120)
     assert "Campaign validity (DB11/T 1156 7.3.3.3): VALID" in text.stdout
     assert "best window: 3 consecutive complete cycles" in text.stdout
+
+
+def test_field_hints_point_at_the_device_and_the_load_dip(tmp_path: Path) -> None:
+    cfg, st = make(tmp_path, 24, CONTINUOUS, [
+        {"kind": "dropout", "device": "fm_water", "start": "1390m", "duration": "40m"},
+        {"kind": "dropout", "device": "fm_vapour", "start": "1420m", "duration": "forever"},
+        {"kind": "load_drop", "factor": 0.5, "start": "1350m", "duration": "forever"}])
+    r = from_store(cfg, st)
+    hints = "\n".join(r.hints)
+    # still above 95 % over the campaign, but a third of the last hour: the device to look at
+    assert r.check("coverage:water_in.total").status == "pass"
+    assert "coverage of water_in.total falling: 33% in the last hour" in hints
+    assert "look at device fm_water" in hints
+    assert "vapour.total silent for the last 10 minutes" in hints
+    assert "look at device fm_vapour" in hints
+    assert "load dip: 1.37 t/h in the last hour, below the average 2.5" in hints
+    assert "water_in.flow" in hints and "coverage of cip_water.total" not in hints

@@ -42,6 +42,14 @@ def test_page_renders_api_figures_and_refreshes(live: LiveCampaign, tmp_path: Pa
     assert set(shown) == set(want) == {"mash", "kettle", "overall"}
     for node, value in shown.items():
         assert value == f"{want[node]:.2f}", node       # as displayed: two decimals
+    # validity: a campaign of seconds is not valid yet, and the page says why, duration first
+    assert re.search(r'id="validity" data-verdict="invalid">not valid yet<', dom) or \
+        re.search(r'id="validity"[^>]*data-verdict="invalid"', dom)
+    checks = re.findall(r'<tr data-check="([^"]+)">', dom)
+    assert "duration" in checks
+    v = requests.get(live.url + "/api/v1/validity", timeout=10).json()
+    assert checks[0] == v["fixes"][0]["check"]
+    assert re.search(r'id="vprogress">[\d.]+ of 72 h; duration met from \d{4}-', dom)
     shot = output_dir / "campaign.png"
     chromium(tmp_path / "b", "--window-size=1200,900", "--virtual-time-budget=5000",
              f"--screenshot={shot}", live.url + "/")

@@ -50,6 +50,32 @@ function renderBalance(b) {
   }));
 }
 
+function renderValidity(v) {
+  const el = $("validity");
+  el.textContent = { valid: "valid ✓", invalid: "not valid yet", "no-data": "waiting" }[v.verdict] || v.verdict;
+  el.className = "big " + (v.verdict === "valid" ? "ok" : v.verdict === "invalid" ? "bad" : "unknown");
+  el.dataset.verdict = v.verdict;
+  const p = v.progress || {};
+  const when = p.earliest_valid_ns ? new Date(p.earliest_valid_ns / 1e6).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "–";
+  $("vprogress").textContent = p.unit ? `${fmt(p.done, p.unit === "h" ? 1 : 0)} of ${p.required} ${p.unit}; duration met from ${when}` : v.message;
+  $("vmessage").textContent = v.message;
+  // what is not a pass, the fix order first
+  const order = new Map((v.fixes || []).map((f, i) => [f.check, i]));
+  const rows = (v.checks || []).filter((c) => c.status !== "pass")
+    .sort((a, b) => (order.get(a.id) ?? 1e3) - (order.get(b.id) ?? 1e3));
+  $("checks").querySelector("tbody").replaceChildren(...rows.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.check = c.id;
+    tr.innerHTML = `<td></td><td></td><td class="${c.status === "fail" ? "bad" : "unknown"}"></td><td></td><td></td>`;
+    [c.id, c.clause, c.status, c.reason, c.fix].forEach((t, i) => { tr.children[i].textContent = t || ""; });
+    return tr;
+  }));
+  $("hints").replaceChildren(...(v.hints || []).map((h) => {
+    const li = document.createElement("li"); li.textContent = h; return li;
+  }));
+  $("best").textContent = v.best_window ? `Best window: ${v.best_window.reason}` : "";
+}
+
 function renderDevices(d) {
   const tbody = $("devtable").querySelector("tbody");
   tbody.replaceChildren(...d.devices.map((x) => {
@@ -65,8 +91,9 @@ function renderDevices(d) {
 
 async function refresh() {
   try {
-    const [c, b, d] = await Promise.all([getJSON("api/v1/campaign"), getJSON("api/v1/balance"), getJSON("api/v1/devices")]);
-    renderCampaign(c); renderBalance(b); renderDevices(d);
+    const [c, b, d, v] = await Promise.all([getJSON("api/v1/campaign"), getJSON("api/v1/balance"),
+      getJSON("api/v1/devices"), getJSON("api/v1/validity")]);
+    renderCampaign(c); renderBalance(b); renderDevices(d); renderValidity(v);
     $("link").dataset.state = "live"; $("link").textContent = "live";
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   } catch (e) {
