@@ -143,9 +143,12 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
     cyc, n_cycles = whole_cycles(cfg, frame, window)
     if cyc is None:
         assert cfg.requirements.cycles is not None
+        spec = cfg.requirements.cycles
+        src = f"state tag {spec.tag}" if spec.source == "state" else (
+            "marked boundaries" if spec.source == "marked" else f"{spec.source} {spec.tag}")
         return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
-                             "no balance yet: no complete production cycle (state tag "
-                             f"{cfg.requirements.cycles.tag}) in the window {_span(full)}")
+                             f"no balance yet: no complete production cycle ({src}) in the "
+                             f"window {_span(full)}")
     window = cyc
     totals = stream_totals(cfg, frame, window)
     by_id = {t.stream: t for t in totals}

@@ -1,8 +1,11 @@
-"""Production cycles of a batch process, from a state tag (DB11/T 1156 7.3.3.3 e).
+"""Production cycles of a batch process (DB11/T 1156 7.3.3.3 e), from the source the campaign
+declares (``requirements.cycles``): a state tag entering its start state, a batch counter
+increasing, a totalizer counting again after an idle spell, or boundaries marked by hand.
 
-A cycle starts when the state tag enters the configured start state from another value; it ends
-where the next one starts. Balances of a batch process are taken over whole cycles: a window cut
-in the middle of a brew leaves material in the vessels, which is not a loss.
+A cycle ends where the next one starts. Balances of a batch process are taken over whole cycles:
+a window cut in the middle of a brew leaves material in the vessels, which is not a loss. The
+functions take either every good sample of the tag or only its changes (``store.transitions``):
+both give the same starts.
 """
 from __future__ import annotations
 
@@ -11,17 +14,37 @@ import pandas as pd
 
 from analyzer.totals import good_series
 from config import Config
+from config.models import CycleSpec
 
 
-def cycle_starts(frame: pd.DataFrame, tag: str, start_state: float) -> np.ndarray:
-    """Times [ns] at which the state enters ``start_state`` (the first sample counts only when
-    the state before it is known to differ, so a window opening mid-step is not a start)."""
+def changes(frame: pd.DataFrame, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """The good samples of ``tag`` where its value changes (the first one kept)."""
     ts, v = good_series(frame, tag)
     if len(ts) < 2:
+        return ts, v
+    keep = np.concatenate([[True], v[1:] != v[:-1]])
+    return ts[keep], v[keep]
+
+
+def cycle_starts(frame: pd.DataFrame | None, spec: CycleSpec) -> np.ndarray:
+    """Times [ns] at which cycles start. A state's first sample counts only when the state
+    before it is known to differ, so a window opening mid-step is not a start."""
+    if spec.source == "marked":
+        return np.array(spec.marked_ns(), dtype=np.int64)
+    if frame is None or spec.tag is None:
         return np.empty(0, np.int64)
-    at = np.isclose(v, start_state)
-    enter = at[1:] & ~at[:-1]
-    return ts[1:][enter]
+    ts, v = changes(frame, spec.tag)
+    if len(ts) < 2:
+        return np.empty(0, np.int64)
+    if spec.source == "state":
+        at = np.isclose(v, spec.start_state)
+        return ts[1:][at[1:] & ~at[:-1]]
+    up = v[1:] > v[:-1]
+    if spec.source == "counter":
+        return ts[1:][up]
+    # totalizer: counting again after at least idle_min minutes without a change
+    idle = np.diff(ts) >= spec.idle_min * 60e9
+    return ts[1:][up & idle]
 
 
 def whole_cycles(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
@@ -31,7 +54,7 @@ def whole_cycles(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
     spec = cfg.requirements.cycles
     if spec is None:
         return window, 0
-    starts = cycle_starts(frame, spec.tag, spec.start_state)
+    starts = cycle_starts(frame, spec)
     starts = starts[(starts >= window[0]) & (starts <= window[1])]
     if len(starts) < 2:
         return None, 0

@@ -179,5 +179,5 @@ def flowsheet_tags(cfg: Config) -> list[str]:
 def balance_tags(cfg: Config) -> list[str]:
     """What a balance reads: the streams' totalizers and the cycle state tag, if any."""
     cyc = cfg.requirements.cycles
-    return flowsheet_tags(cfg) + ([cyc.tag] if cyc else [])
+    return flowsheet_tags(cfg) + ([cyc.tag] if cyc and cyc.tag else [])
 

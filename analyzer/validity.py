@@ -136,8 +136,9 @@ def campaign_tags(cfg: Config) -> dict[str, str]:
             out.setdefault(t, "condition")
     if cfg.requirements.load is not None:
         out.setdefault(cfg.requirements.load.tag, "load")
-    if cfg.requirements.cycles is not None:
-        out.setdefault(cfg.requirements.cycles.tag, "cycle")
+    cyc = cfg.requirements.cycles
+    if cyc is not None and cyc.tag is not None:
+        out.setdefault(cyc.tag, "cycle")
     return out
 
 
@@ -401,20 +402,22 @@ class _Cycle:
 
 def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
     spec = ctx.req.cycles
-    if spec is None or ctx.states is None or not len(ctx.states):
+    if spec is None:
         return [], []
-    st = ctx.states.sort_values("ts")
-    ts = st["ts"].to_numpy(np.int64)
-    v = st["value"].to_numpy(np.float64)
-    starts = cycle_starts(st, spec.tag, spec.start_state)
+    st = ctx.states.sort_values("ts") if ctx.states is not None else None
+    starts = cycle_starts(st, spec)
     starts = starts[(starts >= ctx.start) & (starts <= ctx.end)]
     raw: list[tuple[int, int, list[float]]] = []
+    stepped = spec.source == "state" and st is not None
+    ts = st["ts"].to_numpy(np.int64) if stepped and st is not None else np.empty(0, np.int64)
+    v = st["value"].to_numpy(np.float64) if stepped and st is not None else np.empty(0)
     for a, b in zip(starts[:-1], starts[1:]):
         inside = v[(ts >= a) & (ts < b)]
         raw.append((int(a), int(b), sorted(set(inside.tolist()))))
-    if spec.steps:
+    steps: list[float] = []
+    if stepped and spec.steps:
         steps = sorted(spec.steps)
-    else:   # the steps most cycles go through
+    elif stepped:   # the steps most cycles go through
         sets = pd.Series([tuple(r[2]) for r in raw])
         steps = list(sets.mode().iloc[0]) if len(sets) else []
     mains = ctx.main_tags()
@@ -449,8 +452,14 @@ def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float]) -> t
         done = [c for c in cycles if c.complete]
         bad = [c for c in cycles if not c.complete]
         status: Status = "pass" if len(done) >= req.min_cycles else "fail"
-        reason = (f"{len(done)} complete production cycle(s) of {req.min_cycles} required "
-                  f"(steps {', '.join(f'{s:g}' for s in steps)})")
+        src = req.cycles.source
+        if src == "state":
+            how = "steps " + ", ".join(f"{s:g}" for s in steps)
+        elif src == "marked":
+            how = "cycles from the marked boundaries; steps not checked"
+        else:
+            how = f"cycles from the {src} {req.cycles.tag}; steps not checked"
+        reason = f"{len(done)} complete production cycle(s) of {req.min_cycles} required ({how})"
         if bad:
             reason += "; not counted: " + "; ".join(
                 f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5])
@@ -849,11 +858,10 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
             out["earliest_valid_ns"] = c[1] if c else None
         elif np.isfinite(typical):
             # the cycle under way ends one typical length after its start
-            last_start = ctx.states["ts"].max() if ctx.states is not None else ctx.end
             spec = req.cycles
-            starts = (cycle_starts(ctx.states, spec.tag, spec.start_state)
-                      if spec is not None and ctx.states is not None else np.empty(0))
-            last_start = int(starts[-1]) if len(starts) else int(last_start)
+            starts = cycle_starts(ctx.states, spec) if spec is not None else np.empty(0)
+            starts = starts[starts <= ctx.end]
+            last_start = int(starts[-1]) if len(starts) else ctx.end
             out["earliest_valid_ns"] = int(last_start + to_go * typical)
         else:
             out["earliest_valid_ns"] = None
@@ -885,7 +893,7 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
     tags = list(campaign_tags(cfg)) + [SKEW_TAG]
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
-    states = store.transitions(cyc.tag, start, end) if cyc is not None else None
+    states = store.transitions(cyc.tag, start, end) if cyc is not None and cyc.tag else None
     return assess(cfg, rollup, states, start, end, store.tags())
 
 
@@ -911,7 +919,7 @@ class LiveValidity:
         if self.rollup is None:
             self.seq = store.max_seq()
             self.rollup = store.rollup(self.tags, start)
-            if cyc is not None:
+            if cyc is not None and cyc.tag:
                 self.states = store.transitions(cyc.tag, start)
         else:
             self.seq, tail = store.rollup_since(self.seq, self.tags)
@@ -921,7 +929,7 @@ class LiveValidity:
                 both = pd.concat([self.rollup, tail], ignore_index=True)
                 self.rollup = both.drop_duplicates(["tag", "bucket"], keep="last").sort_values(
                     ["tag", "bucket"], kind="stable", ignore_index=True)
-            if cyc is not None:
+            if cyc is not None and cyc.tag:
                 since = None if self.states is None or not len(self.states) else \
                     int(self.states["ts"].max())
                 new = store.transitions(cyc.tag, since if since is not None else start)

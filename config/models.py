@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.units import dimension, parse_unit
 
@@ -358,12 +358,38 @@ class LoadRequirement(Strict):
 
 
 class CycleSpec(Strict):
-    """How production cycles are recognised: a cycle starts when ``tag`` (a state tag) enters
-    ``start_state`` from another value. Batch balances are taken over whole cycles."""
-    tag: str
+    """How production cycles are recognised (7.3.3.3 e). ``source``:
+
+    - ``state`` (default): a cycle starts when ``tag`` (a state tag) enters ``start_state`` from
+      another value; ``steps`` lists the states a complete cycle goes through (by default the set
+      most cycles show);
+    - ``counter``: ``tag`` is a batch counter; each increase starts a cycle;
+    - ``totalizer``: ``tag`` is a totalizer of a batch stream; a cycle starts when it counts again
+      after ``idle_min`` minutes without counting;
+    - ``marked``: the cycles start at ``boundaries`` (from the batch record), no tag needed.
+
+    Batch balances are taken over whole cycles."""
+    source: Literal["state", "counter", "totalizer", "marked"] = "state"
+    tag: str | None = None
     start_state: float = 1.0
-    # the steps (state values) a complete cycle goes through; by default the set most cycles show
     steps: list[float] | None = None
+    idle_min: float = Field(default=10.0, gt=0)
+    boundaries: list[dt.datetime] = []
+
+    @model_validator(mode="after")
+    def _source(self) -> "CycleSpec":
+        if self.source == "marked":
+            if len(self.boundaries) < 2:
+                raise ValueError("marked cycles need at least two boundaries (cycle start times)")
+            if any(b.tzinfo is None for b in self.boundaries):
+                raise ValueError("give each boundary a time zone offset, e.g. "
+                                 "2026-11-24T08:00+08:00")
+        elif self.tag is None:
+            raise ValueError(f"cycles from a {self.source} need its tag")
+        return self
+
+    def marked_ns(self) -> list[int]:
+        return sorted(int(b.timestamp() * 1e9) for b in self.boundaries)
 
 
 class Requirements(Strict):
@@ -579,7 +605,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             if tag not in index:
                 p.append((base + ("conditions", j), f"unknown tag {tag!r}"))
     cyc = cfg.requirements.cycles
-    if cyc is not None and cyc.tag not in index:
+    if cyc is not None and cyc.tag is not None and cyc.tag not in index:
         p.append((("requirements", "cycles", "tag"), f"unknown tag {cyc.tag!r}"))
     load = cfg.requirements.load
     if load is not None and load.tag not in index:

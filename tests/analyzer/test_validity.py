@@ -23,7 +23,7 @@ from simulators.generate import generate
 from store import Batch, SQLiteStore
 from tests.conftest import ROOT, site_text
 
-T0 = 1_790_000_000.0      # 2026-09-21T10:13:20Z; brews start at T0 + k·3 h
+T0 = 1_790_000_000.0      # 2026-09-21T14:13:20Z; brews start at T0 + k·3 h
 H = 3_600_000_000_000
 T0_NS = int(T0 * 1e9)
 
@@ -308,3 +308,36 @@ def test_field_hints_point_at_the_device_and_the_load_dip(tmp_path: Path) -> Non
     assert "look at device fm_vapour" in hints
     assert "load dip: 1.37 t/h in the last hour, below the average 2.5" in hints
     assert "water_in.flow" in hints and "coverage of cip_water.total" not in hints
+
+
+@pytest.mark.parametrize("spec, first", [
+    ("{source: counter, tag: brewhouse.brews}", 3.0),
+    # the hot wort is cast from 0.87 to 0.97 of each 3 h brew: it counts again after 2.7 h idle
+    ("{source: totalizer, tag: hot_wort.total, idle_min: 60}", 3 - 0.39),
+    ("{source: marked, boundaries: ['2026-09-22T01:13:20+08:00', '2026-09-22T04:13:20+08:00', "
+     "'2026-09-22T07:13:20+08:00', '2026-09-22T10:13:20+08:00']}", 3.0),
+])
+def test_cycles_from_a_counter_a_totalizer_or_marked_boundaries(
+        tmp_path: Path, batch: tuple[config.Config, SQLiteStore], spec: str, first: float) -> None:
+    _, st = batch
+    p = tmp_path / "c.yaml"
+    p.write_text(site_text(**BATCH).replace(
+        "cycles: {tag: brewhouse.state, start_state: 1}", f"cycles: {spec}"))
+    r = from_store(config.load(p), st)
+    d = r.check("duration")
+    assert d.status == "pass" and d.value == 3, d.reason
+    assert "steps not checked" in d.reason
+    start = tick(first) if "marked" not in spec else T0_NS + 3 * H
+    assert d.ranges[0][0] == start
+    assert [b - a for a, b in d.ranges] == [3 * H] * 3
+    assert r.verdict == "valid", r.message
+
+
+def test_marked_boundaries_need_a_time_zone(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(site_text(**BATCH).replace(
+        "cycles: {tag: brewhouse.state, start_state: 1}",
+        "cycles: {source: marked, boundaries: ['2026-09-21T21:13', '2026-09-22T00:13']}"))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p)
+    assert "requirements.cycles" in str(e.value) and "time zone offset" in str(e.value)

@@ -17,7 +17,7 @@ from simulators.generate import generate
 from store import Quality, Reason, SQLiteStore
 from tests.conftest import site_text
 
-T0 = 1_790_000_000.0      # 2026-09-21T10:13:20Z
+T0 = 1_790_000_000.0      # 2026-09-21T14:13:20Z
 
 
 def site(tmp_path: Path, interval: float = 10.0) -> config.Config:
