@@ -549,6 +549,7 @@ def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, _Load | None
                      fix="give the average load in a unit of the tag's rate"), None
     m = len(ctx.grid)
     overall = load.over(0, m)
+    over = "over the window"
     periods: list[tuple[int, int, float]] = []
     if ctx.req.mode == "batch":
         for c in cycles:
@@ -556,6 +557,10 @@ def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, _Load | None
                 c.load = load.over(ctx.at(c.start), ctx.at(c.end))
                 periods.append((c.start, c.end, c.load))
         per = "cycle"
+        if periods:     # a batch plant's load: over its complete cycles, not the partial ones
+            span = sum(b - a for a, b, _ in periods)
+            overall = sum(v * (b - a) for a, b, v in periods) / span
+            over = f"over {len(periods)} complete cycle(s)"
     else:
         for a in range(ctx.start, ctx.end, DAY):
             b = min(a + DAY, ctx.end)
@@ -583,7 +588,7 @@ def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, _Load | None
         status = "warning"
     else:
         status = "pass"
-    reason = (f"load {overall:.3g} {ld.unit} over the window against the audit period's average "
+    reason = (f"load {overall:.3g} {ld.unit} {over} against the audit period's average "
               f"{ld.average:g} {ld.unit} ({ld.source})")
     if low:
         reason += f"; {len(low)} {per}(s) below it, from {ctx.iso(low[0][0])}"

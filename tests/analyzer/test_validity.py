@@ -111,6 +111,9 @@ def test_batch_three_whole_cycles_are_valid_two_are_not(batch: tuple[config.Conf
     assert r.best_window["end"] == tick(12)
     per = r.check("load").details["per_cycle"]
     assert len(per) == 3 and all(p["load"] > 7.5 for p in per)   # 25 m3 per 3 h brew ≈ 8.3
+    # a batch plant's load is taken over its complete cycles, not the partial ones at the edges
+    assert "over 3 complete cycle(s)" in r.check("load").reason
+    assert r.check("load").value == pytest.approx(np.mean([p["load"] for p in per]))
 
     two = from_store(cfg, st, None, T0_NS + int(10.5 * H))
     d = two.check("duration")
