@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -54,6 +55,18 @@ VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tag_id, bucket) DO UPDATE SET
  vmin = coalesce(min(vmin, excluded.vmin), vmin, excluded.vmin),
  vmax = coalesce(max(vmax, excluded.vmax), vmax, excluded.vmax)"""
 _Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_GOOD = f"quality = {int(Quality.GOOD)}"
+# the aggregates of a rollup row, over the samples of one tag and minute
+_AGG = (f"COUNT(*), SUM({_GOOD}), SUM(reason = {int(Reason.MANUAL)}), "
+        f"MIN(CASE WHEN {_GOOD} THEN ts END), MAX(CASE WHEN {_GOOD} THEN ts END), "
+        f"TOTAL(CASE WHEN {_GOOD} THEN value END), MIN(CASE WHEN {_GOOD} THEN value END), "
+        f"MAX(CASE WHEN {_GOOD} THEN value END)")
+_MERGE_SQL = (f"INSERT INTO rollup(tag_id, bucket, rows, good, manual, first_ts, last_ts, vsum, "
+              f"vmin, vmax) SELECT tag_id, ts / {ROLLUP_BUCKET_NS}, {_AGG} FROM sample "
+              f"WHERE seq > ? GROUP BY tag_id, ts / {ROLLUP_BUCKET_NS} " +
+              _MERGE[_MERGE.index("ON CONFLICT"):])
+ROLL_EVERY_S = 10.0             # the collector's small writes are merged this often ...
+ROLL_ROWS = 200_000             # ... or after this many rows
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
 
@@ -104,6 +117,8 @@ class SQLiteStore:
         self._ignored = 0
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._rollup_mark: int | None = None
+        self._rolled_at = time.monotonic()
         if readonly and not os.path.exists(self.path):
             raise StoreError(f"{self.path}: no such store")
         conn = self._conn()
@@ -141,6 +156,10 @@ class SQLiteStore:
     def close(self) -> None:
         if self._closed:
             return
+        try:
+            self.flush_rollup()
+        except StoreError:
+            pass        # the samples are safe; readers aggregate what the rollup lacks
         self._closed = True
         with self._conns_lock:
             for c in self._conns:
@@ -173,7 +192,8 @@ class SQLiteStore:
 
     # -- write -------------------------------------------------------------------------------
     def _insert(self, tags: set[str],
-                body: Callable[[sqlite3.Connection, dict[str, int]], _Columns]) -> int:
+                body: Callable[[sqlite3.Connection, dict[str, int]], _Columns],
+                bulk: bool = False) -> int:
         """Run ``body(conn, tag ids)`` in one write transaction; the rows it added. ``body``
         returns the columns it tried to insert (tag id, ts, value, quality, reason)."""
         if self.readonly:
@@ -188,7 +208,7 @@ class SQLiteStore:
                 tried = body(conn, ids)
                 added = conn.total_changes - before
                 if added:
-                    self._roll(conn, seq0, added, tried)
+                    self._roll(conn, seq0, added, tried, bulk)
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 if conn.in_transaction:
@@ -196,23 +216,54 @@ class SQLiteStore:
                 raise StoreError(f"{self.path}: write failed: {e}") from e
         return added
 
-    def _roll(self, conn: sqlite3.Connection, seq0: int, added: int, tried: _Columns) -> None:
-        """Merge the rows this transaction added (seq > ``seq0``) into the rollup, when the
-        rollup is complete up to ``seq0`` (a store made before the rollup existed is not: its
-        readers aggregate the samples instead). When every row tried was new, the columns in
-        hand are aggregated; otherwise the added rows are read back."""
-        row = conn.execute("SELECT value FROM meta WHERE key=?", (_ROLLUP_SEQ,)).fetchone()
-        if row is None or int(row[0]) != seq0:
+    def _roll(self, conn: sqlite3.Connection, seq0: int, added: int, tried: _Columns,
+              bulk: bool) -> None:
+        """Bring the rollup up to date with the rows written, when it is kept (a store made before
+        the rollup existed has no mark: its readers aggregate the samples instead).
+
+        A bulk write whose rows were all new is aggregated from the columns in hand (numpy). A
+        small write (the collector's, a tick at a time) is merged later, every
+        :data:`ROLL_EVERY_S` or :data:`ROLL_ROWS` rows, inside SQLite: one update per tag and
+        minute instead of one per sample. Readers add what the mark does not cover yet."""
+        mark = self._mark(conn)
+        if mark is None:
             return
-        if added == len(tried[1]):
+        newest = seq0 + added
+        if bulk and mark == seq0 and added == len(tried[1]):
             tid, ts, value, q, r = tried
+            conn.executemany(_MERGE, _aggregate(tid, ts.astype(np.int64),
+                                                value.astype(np.float64), q, r))
+        elif newest - mark >= ROLL_ROWS or time.monotonic() - self._rolled_at >= ROLL_EVERY_S:
+            conn.execute(_MERGE_SQL, (mark,))
         else:
-            tid, ts, value, q, r = (np.array(c) for c in zip(*conn.execute(
-                "SELECT tag_id, ts, COALESCE(value, 0.0), quality, reason FROM sample "
-                "WHERE seq > ?", (seq0,)).fetchall()))
-        conn.executemany(_MERGE, _aggregate(tid, ts.astype(np.int64), value.astype(np.float64),
-                                            q, r))
-        conn.execute("UPDATE meta SET value=? WHERE key=?", (str(seq0 + added), _ROLLUP_SEQ))
+            return
+        conn.execute("UPDATE meta SET value=? WHERE key=?", (str(newest), _ROLLUP_SEQ))
+        self._rollup_mark = newest
+        self._rolled_at = time.monotonic()
+
+    def _mark(self, conn: sqlite3.Connection) -> int | None:
+        if self._rollup_mark is None:
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (_ROLLUP_SEQ,)).fetchone()
+            self._rollup_mark = None if row is None else int(row[0])
+        return self._rollup_mark
+
+    def flush_rollup(self) -> None:
+        """Merge what the rollup does not cover yet (called on close)."""
+        if self.readonly or self._closed:
+            return
+        conn = self._conn()
+        with self._write_lock:
+            mark = self._mark(conn)
+            newest = self.max_seq()
+            if mark is None or mark == newest:
+                return
+            try:
+                with conn:
+                    conn.execute(_MERGE_SQL, (mark,))
+                    conn.execute("UPDATE meta SET value=? WHERE key=?", (str(newest), _ROLLUP_SEQ))
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: rollup failed: {e}") from e
+            self._rollup_mark = newest
 
     def write(self, batch: Batch) -> int:
         if len(batch) == 0:
@@ -257,7 +308,7 @@ class SQLiteStore:
             if not tried:
                 return tuple(np.empty(0, np.int64) for _ in range(5))  # type: ignore[return-value]
             return tuple(np.concatenate(c) for c in zip(*tried))  # type: ignore[return-value]
-        return self._insert({s[0] for s in series}, body)
+        return self._insert({s[0] for s in series}, body, bulk=True)
 
     # -- read --------------------------------------------------------------------------------
     def _frame(self, rows: list[tuple[Any, ...]], names: dict[int, str]) -> pd.DataFrame:
@@ -406,15 +457,7 @@ class SQLiteStore:
             return _empty_rollup()
         where, params, names = w
         b = ROLLUP_BUCKET_NS
-        good = int(Quality.GOOD)
-        sql = (f"SELECT tag_id, ts / {b} * {b}, COUNT(*), SUM(quality = {good}), "
-               f"SUM(reason = {int(Reason.MANUAL)}), "
-               f"MIN(CASE WHEN quality = {good} THEN ts END), "
-               f"MAX(CASE WHEN quality = {good} THEN ts END), "
-               f"TOTAL(CASE WHEN quality = {good} THEN value END), "
-               f"MIN(CASE WHEN quality = {good} THEN value END), "
-               f"MAX(CASE WHEN quality = {good} THEN value END) "
-               f"FROM sample{where} GROUP BY tag_id, ts / {b}")
+        sql = f"SELECT tag_id, ts / {b} * {b}, {_AGG} FROM sample{where} GROUP BY tag_id, ts / {b}"
         try:
             rows = self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as e:

@@ -39,19 +39,36 @@ def mixed_writes(st: SQLiteStore) -> None:
 
 def test_rollup_equals_the_aggregates_of_the_samples(tmp_path: Path) -> None:
     st = SQLiteStore(tmp_path / "s.db")
-    mixed_writes(st)
+    st.write_series([("a", np.array([T - M]), np.array([1.0]), np.zeros(1, np.int8),
+                      np.zeros(1, np.int8))])          # a bulk write: merged at once
+    assert st.get_meta("rollup.seq") == "1"
+    mixed_writes(st)                                   # small writes: merged later
+    assert st.get_meta("rollup.seq") == "1"
+
+    def fresh() -> pd.DataFrame:
+        return st._rollup_sql(None, None, None).sort_values(["tag", "bucket"], ignore_index=True)
+
+    pd.testing.assert_frame_equal(st.rollup(), fresh())   # the table plus what it lacks yet
+    st.flush_rollup()
+    assert st.get_meta("rollup.seq") == str(st.max_seq())
+    pd.testing.assert_frame_equal(st.rollup(), fresh())   # the table alone
+    # more into minutes the table already holds: merged onto them, not over them
+    st.write(batch("a", T + np.array([1, 2]) * 10**9 + 10**8, np.array([-5.0, 500.0])))
+    st.flush_rollup()
     kept = st.rollup()
-    fresh = st._rollup_sql(None, None, None).sort_values(["tag", "bucket"], ignore_index=True)
-    pd.testing.assert_frame_equal(kept, fresh)
+    pd.testing.assert_frame_equal(kept, fresh())
+    st.close()
+    kept = kept[kept["bucket"] >= T]
     a = kept[kept["tag"] == "a"].set_index("bucket")
-    assert a.loc[T, "rows"] == 61 and a.loc[T, "good"] == 61      # 60 ticks + the late one
-    assert a.loc[T, "vmin"] == 0.0 and a.loc[T, "vmax"] == 59.0 and a.loc[T, "vsum"] == 1779.0
+    assert a.loc[T, "rows"] == 63 and a.loc[T, "good"] == 63      # 60 ticks, 1 late, 2 more
+    assert a.loc[T, "vmin"] == -5.0 and a.loc[T, "vmax"] == 500.0
+    assert a.loc[T, "vsum"] == 1779.0 + 495.0
     assert a.loc[T + 6 * M, "good"] == 1                          # the late one at 400.5 s
     b = kept[kept["tag"] == "b"]
     assert b["good"].sum() == 0 and b["manual"].sum() == 60 and b["rows"].sum() == 120
     assert b["vmin"].isna().all() and (b["vsum"] == 0).all()
     # a window selects the minutes that overlap it
-    part = st.rollup(["a"], T + 90 * 10**9, T + 150 * 10**9)
+    part = SQLiteStore(st.path, readonly=True).rollup(["a"], T + 90 * 10**9, T + 150 * 10**9)
     assert part["bucket"].tolist() == [T + M, T + 2 * M]
 
 
@@ -83,6 +100,7 @@ def test_a_store_made_before_the_rollup_is_aggregated_from_its_samples(tmp_path:
     ref = SQLiteStore(tmp_path / "new.db")      # the same writes into a store that keeps one
     mixed_writes(ref)
     ref.write(extra)
+    ref.flush_rollup()
     assert ref.get_meta("rollup.seq") == str(ref.max_seq())
     pd.testing.assert_frame_equal(old.rollup(), ref.rollup())
     pd.testing.assert_frame_equal(SQLiteStore(path, readonly=True).rollup(), ref.rollup())
