@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from typing import Any
 
 from collector.errors import ConnectError, DecodeError, DeviceException, TimeoutError_
@@ -29,6 +30,7 @@ class PipelinedConnection(asyncio.Protocol):
         self.tid = 0
         self.stray = 0          # replies to transactions no longer waited for (after a timeout)
         self.lost = False
+        self._corked: list[bytes] | None = None     # requests held back to be written in one go
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,8 +89,24 @@ class PipelinedConnection(asyncio.Protocol):
         fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self.pending[tid] = fut
         assert self.transport is not None
-        self.transport.write(_REQ.pack(tid, 0, 6, unit, fc, address, count))
+        if self._corked is not None:
+            self._corked.append(_REQ.pack(tid, 0, 6, unit, fc, address, count))
+        else:
+            self.transport.write(_REQ.pack(tid, 0, 6, unit, fc, address, count))
         return tid, fut
+
+    def cork(self) -> None:
+        """Hold the requests sent from now on, to write them in one go at :meth:`uncork`."""
+        if self._corked is None:
+            self._corked = []
+
+    def uncork(self) -> int:
+        """Write the held requests; the time they went to the socket [ns since epoch]."""
+        held, self._corked = self._corked, None
+        if held and self.connected:
+            assert self.transport is not None
+            self.transport.write(b"".join(held))
+        return time.time_ns()
 
     async def request(self, device: str, unit: int, fc: int, address: int, count: int,
                       timeout_s: float) -> list[int] | list[bool]:

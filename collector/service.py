@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import functools
+import gc
 import math
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from collector.clock import Clock, next_tick
+from collector.clock import Clock, TickScheduler, next_tick
 from collector.errors import SourceError
 from collector.modbus import Link, ModbusDevice, Reading
 from config import Config
@@ -131,8 +133,13 @@ class Writer:
 
     async def run(self) -> None:
         while True:
+            # commit half-way between two flush instants of the grid (multiples of flush_s, like
+            # the ticks): the store write, which holds the GIL for part of its time, then falls
+            # between ticks rather than on them, where polls start
+            now = time.time()
+            due = (math.floor(now / self.flush_s - 0.5) + 1.5) * self.flush_s
             try:
-                await asyncio.wait_for(self._kick.wait(), self.flush_s)
+                await asyncio.wait_for(self._kick.wait(), max(due - now, 0.0))
             except asyncio.TimeoutError:
                 pass
             self._kick.clear()
@@ -142,11 +149,16 @@ class Writer:
                 log.exception("store write failed; will retry")
 
 
+# what a gateway's tick callback hands its loop: (t_req, live devices, connection, sent requests)
+_Due = asyncio.Future[tuple[int, list[ModbusDevice], Any, list[Any] | None]]
+
+
 class Collector:
     def __init__(self, cfg: Config, store: Store, clock: Clock | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.clock = clock or Clock()
+        self.ticks = TickScheduler(self.clock)
         self.writer = Writer(store, cfg.collector.flush_ms)
         self._late_ns = int(cfg.collector.late_tolerance_ms * 1e6)
         self.links: dict[tuple[object, ...], Link] = {}
@@ -194,36 +206,61 @@ class Collector:
     async def _gateway_loop(self, link: Link, devs: list[ModbusDevice], start_ns: int) -> None:
         """A pipelined gateway: at each tick, every unit id's requests are written back to back
         (no await between them), then the replies are collected, each under its own timeout, so
-        a dead unit id delays no other. Keeps the skew between the unit ids to the time it takes
-        to encode the requests."""
+        a dead unit id delays no other. The writing happens in the tick's scheduler callback, with
+        every other connected gateway's (:class:`TickScheduler`), so the skew between devices is
+        the time of the socket writes, not of the tasks waking one after another."""
         interval = self.interval_ns(devs[0])
         tick = next_tick(start_ns, interval)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
-            await self.clock.sleep_until(tick)
-            t_req = self.clock.now_ns()
-            live = [d for d in devs if t_req >= self.health[d.cfg.name].backoff_until_ns]
+            due: _Due = \
+                loop.create_future()
+            self.ticks.at(tick, functools.partial(self._gateway_send, link, devs, due))
+            t_req, live, conn, sent = await due
             results: dict[str, list[Reading]] = {
                 d.cfg.name: d.all_bad(Reason.CONNECTION) for d in devs if d not in live}
-            try:
-                conn = await link.ensure(devs[0].cfg.name) if live else None
-            except SourceError as e:
-                conn = None
-                results.update({d.cfg.name: d.all_bad(e.reason) for d in live})
-            if conn is not None:
-                sent = [(d, d.send(conn)) for d in live]
+            if live and sent is None:       # not connected at the tick: connect now, then send
                 try:
-                    done = await asyncio.gather(*(d.finish(conn, p) for d, p in sent))
+                    conn = await link.ensure(devs[0].cfg.name)
+                    sent = [d.send(conn) for d in live]
+                except SourceError as e:
+                    results.update({d.cfg.name: d.all_bad(e.reason) for d in live})
+            if sent is not None:
+                try:
+                    done = await asyncio.gather(*(d.finish(conn, p) for d, p in zip(live, sent)))
                 except asyncio.CancelledError:
                     for d in devs:
                         self._record_stop(d, tick, interval)
                     raise
-                results.update({d.cfg.name: r for (d, _), r in zip(sent, done)})
+                results.update({d.cfg.name: r for d, r in zip(live, done)})
             t_done = self.clock.now_ns()
             nxt = tick
             for d in devs:
                 self._after_poll(d, results[d.cfg.name], tick, t_req, t_done, d in live)
                 nxt = self._next(d, tick, t_done, interval)
             tick = nxt
+
+    def _gateway_send(self, link: Link, devs: list[ModbusDevice],
+                      due: _Due
+                      ) -> None:
+        """At the tick (scheduler callback): queue every live unit id's requests on the gateway's
+        connection, to be written with the other gateways' once all have queued theirs."""
+        if due.cancelled():
+            return
+        t_req = self.clock.now_ns()
+        live = [d for d in devs if t_req >= self.health[d.cfg.name].backoff_until_ns]
+        conn = link.client if link.client is not None and link.client.connected else None
+        sent = None
+        if conn is not None and live:
+            conn.cork()
+            sent = [d.send(conn) for d in live]
+
+            def write() -> None:
+                at = conn.uncork()
+                for d in live:
+                    d.sent_ns = at
+            self.ticks.after(write)
+        due.set_result((t_req, live, conn, sent))
 
     def _record_stop(self, dev: ModbusDevice, tick: int, interval: int) -> None:
         """Stopped mid-poll: the ticks already due are recorded as missing, not lost."""
@@ -395,6 +432,10 @@ class Collector:
             except StoreError as e:
                 log.error("%s; samples are kept in memory and written when the store accepts "
                           "them", e)
+        # the devices, plans and config live as long as the collector: out of the collector's
+        # way (a full collection walking them paused the loop for ~150 ms at 2,000 devices)
+        gc.collect()
+        gc.freeze()
         start_ns = self.clock.now_ns()
         self._record_downtime(start_ns)
         self._tasks = []

@@ -106,6 +106,11 @@ def test_tcp_two_unit_ids_share_one_connection_and_address_base(tmp_path: Path,
     check(st, "B")
     assert len(col.links) == 1                        # one TCP connection for both unit ids
     assert next(iter(col.links.values())).pipelined == (pipeline > 1)
+    sent = {d.cfg.name: d.sent_ns for d in col.devices}
+    if pipeline > 1:     # both unit ids' requests of a tick left in one socket write
+        assert sent["A"] == sent["B"] > 0
+    else:                # one request in flight: B's goes after A's answer
+        assert sent["A"] != sent["B"]
     st.close()
 
 
