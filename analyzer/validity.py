@@ -216,6 +216,15 @@ def _series(tag: str, r: pd.DataFrame, grid: np.ndarray, start: int, end: int,
                    int(lasts[-1]) if len(lasts) else None, manual, vsum, vmax, last_ts)
 
 
+def tag_gaps(rollup: pd.DataFrame, start: int, end: int, interval: int
+             ) -> tuple[list[tuple[int, int]], int]:
+    """One tag's gaps in [start, end) and its good samples in the minutes overlapping it, from
+    its rollup rows (what a balance read through a thin frame reports)."""
+    grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
+    s = _series("", rollup, grid, start, end, interval)
+    return s.gaps, int(s.good.sum())
+
+
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for a, b in sorted(ranges):

@@ -177,8 +177,7 @@ def cmd_collect(a: argparse.Namespace) -> int:
 
 
 def cmd_analyze(a: argparse.Namespace) -> int:
-    from analyzer import material_balance
-    from analyzer.totals import balance_tags
+    from analyzer.storeframe import material_balance_from_store
     from analyzer.validity import from_store
     from store import SQLiteStore, StoreError
     cfg = _load(a.config)
@@ -190,19 +189,17 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     try:
         st = SQLiteStore(a.store, readonly=True)
         validity = from_store(cfg, st, start, None if end is None else end + 1)
-        frame = None if a.validity_only else st.read(balance_tags(cfg), start,
-                                                     None if end is None else end + 1)
+        result = None if a.validity_only else material_balance_from_store(cfg, st, start, end)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
-    if frame is None:
+    if result is None:
         if a.json:
             print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
                              indent=2, ensure_ascii=False))
         else:
             _print_validity(validity, tz)
         return 0
-    result = material_balance(cfg, frame, start, end)
     from analyzer.balance import reconcile_balance
     recon = reconcile_balance(cfg, result)
     if a.json:

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer import material_balance
-from analyzer.totals import balance_tags
+from analyzer.storeframe import material_balance_from_store
 from analyzer.validity import LiveValidity
 from web.app import APIError, get_config, get_store
 
@@ -114,8 +113,7 @@ def balance():  # type: ignore[no-untyped-def]
     cache = current_app.extensions["cpaudit_cache"]
     key = ("balance", start, end, last_ts)
     if key not in cache:
-        frame = st.read(balance_tags(cfg), start, None if end is None else end + 1)
-        result = material_balance(cfg, frame, start, end).to_dict()
+        result = material_balance_from_store(cfg, st, start, end).to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
         result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
         cache.clear()
