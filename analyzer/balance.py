@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from analyzer.cycles import whole_cycles
-from analyzer.totals import (StreamTotal, common_window, flowsheet_tags, layer_streams,
-                             stream_totals)
+from analyzer.totals import (LAYER_UNIT, StreamTotal, common_window, flowsheet_tags,
+                             layer_streams, stream_totals)
 from config import ENV, Config
 
 
@@ -49,8 +49,9 @@ class BalanceResult:
     nodes: list[NodeBalance]
     overall: NodeBalance | None
     streams: list[StreamTotal]
-    verdict: str                  # ok | exceeded | incomplete | no-data
+    verdict: str                  # ok | exceeded | incomplete | no-data | supply-only
     message: str
+    product: StreamTotal | None = None   # the main product over the same window
 
     @property
     def hours(self) -> float:
@@ -66,18 +67,19 @@ class BalanceResult:
             "nodes": [n.to_dict() for n in self.nodes],
             "overall": self.overall.to_dict() if self.overall else None,
             "streams": [s.to_dict() for s in self.streams],
+            "product": self.product.to_dict() if self.product else None,
         }
 
 
 def _node(node_id: str, name: str, name_zh: str, ins: list[StreamTotal],
-          outs: list[StreamTotal], limit: float) -> NodeBalance:
-    i = {s.stream: s.amount_kg for s in ins}
-    o = {s.stream: s.amount_kg for s in outs}
-    missing = [s.stream for s in ins + outs if not np.isfinite(s.amount_kg)]
+          outs: list[StreamTotal], limit: float, supply_only: bool = False) -> NodeBalance:
+    i = {s.stream: s.value for s in ins}
+    o = {s.stream: s.value for s in outs}
+    missing = [s.stream for s in ins + outs if not np.isfinite(s.value)]
     tin = float(sum(v for v in i.values() if np.isfinite(v)))
     tout = float(sum(v for v in o.values() if np.isfinite(v)))
     dev = tin - tout
-    closure = None if missing or tin <= 0 else 100.0 * dev / tin
+    closure = None if missing or tin <= 0 or (supply_only and not outs) else 100.0 * dev / tin
     ok = None if closure is None else bool(abs(closure) <= limit)
     return NodeBalance(node_id, name, name_zh, i, o, tin, tout, dev, closure, ok, missing)
 
@@ -96,19 +98,19 @@ def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
     index = cfg.tag_index()
     by_id = {t.stream: t for t in result.streams}
     data, assumed = [], []
-    for s in layer_streams(cfg):
+    for s in layer_streams(cfg, result.layer):
         t = by_id[s.id]
-        if t.method != "totalizer" or not np.isfinite(t.amount_kg):
+        if t.method != "totalizer" or not np.isfinite(t.value):
             data.append(StreamData(s.id, s.from_, s.to, None, None))
             continue
         acc = index[s.tag].accuracy_pct if s.tag else None
         if acc is None:
             acc = DEFAULT_ACCURACY_PCT
             assumed.append(s.id)
-        sigma = max(sigma_from_accuracy(t.amount_kg, acc), 1e-9)
-        data.append(StreamData(s.id, s.from_, s.to, t.amount_kg, sigma))
+        sigma = max(sigma_from_accuracy(t.value, acc), 1e-9)
+        data.append(StreamData(s.id, s.from_, s.to, t.value, sigma))
     out = reconcile(data, alpha=alpha).to_dict()
-    out["unit"] = "kg"
+    out["unit"] = result.unit
     out["sigma_rule"] = ("accuracy class a % as a rectangular ±a: sigma = a/sqrt(3) of the "
                          "reading (GUM 4.3.7)")
     out["accuracy_assumed"] = {"streams": assumed, "accuracy_pct": DEFAULT_ACCURACY_PCT}
@@ -121,53 +123,73 @@ def _span(w: tuple[int, int]) -> str:
 
 def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
                      end: int | None = None) -> BalanceResult:
-    """The material balance of the flowsheet from a frame of samples.
+    """The material balance of the flowsheet from a frame of samples (7.3.4).
 
     ``start``/``end`` [ns] bound the window; within it, the window actually used is the one every
-    stream's totalizer covers with good samples.
+    stream's totalizer covers with good samples (trimmed to whole cycles in batch mode).
     """
+    return layer_balance(cfg, frame, "material", start, end)
+
+
+def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | None = None,
+                  end: int | None = None) -> BalanceResult:
+    """The balance of one layer (material in kg, water in t, energy in kgce) per node and overall.
+
+    In the water and energy layers a node with no metered output is a use point (water consumed
+    into the product or evaporated; energy used, whose effective part GB/T 3484 finds by equipment
+    tests): what is supplied to it is reported, not judged."""
     limit = cfg.requirements.closure_limit_pct
+    unit = LAYER_UNIT[layer]
+    # water and energy reach use points (into the product, burnt, dissipated) that no meter sees
+    supply_only = layer in ("water", "energy")
     if len(frame) and frame["tag"].dtype == object:
         # per-tag selections compare codes, not strings: 20x faster on a day of 1 s samples
         frame = frame.assign(tag=frame["tag"].astype("category"))
-    window = common_window(frame, flowsheet_tags(cfg), start, end)
+    streams = layer_streams(cfg, layer)
+    tags = flowsheet_tags(cfg, layer)
+    if not streams:
+        return BalanceResult(layer, unit, None, None, limit, [], None, [], "no-data",
+                             f"no {layer} streams in the flowsheet")
+    window = common_window(frame, tags, start, end)
     if window is None:
-        tags = flowsheet_tags(cfg)
         good = set(frame.loc[frame["quality"] == 0, "tag"].unique()) if len(frame) else set()
-        silent = [s.id for s in layer_streams(cfg) if s.tag is not None and s.tag not in good]
+        silent = [s.id for s in streams if s.tag is not None and s.tag not in good]
         why = (f"no good readings yet from {', '.join(silent)}" if silent else
                "the streams' meters have no time span in common yet")
-        return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
+        return BalanceResult(layer, unit, None, None, limit, [], None, [], "no-data",
                              f"no balance: {why}" if tags else "no measured streams")
     full = window
     cyc, n_cycles = whole_cycles(cfg, frame, window)
     if cyc is None:
-        assert cfg.requirements.cycles is not None
         spec = cfg.requirements.cycles
+        assert spec is not None
         src = f"state tag {spec.tag}" if spec.source == "state" else (
             "marked boundaries" if spec.source == "marked" else f"{spec.source} {spec.tag}")
-        return BalanceResult("material", "kg", None, None, limit, [], None, [], "no-data",
+        return BalanceResult(layer, unit, None, None, limit, [], None, [], "no-data",
                              f"no balance yet: no complete production cycle ({src}) in the "
                              f"window {_span(full)}")
     window = cyc
-    totals = stream_totals(cfg, frame, window)
+    totals = stream_totals(cfg, frame, window, layer)
     by_id = {t.stream: t for t in totals}
-    streams = layer_streams(cfg)
     nodes = []
     for n in cfg.flowsheet.nodes:
         if not any(n.id in (s.from_, s.to) for s in streams):
             continue
         ins = [by_id[s.id] for s in streams if s.to == n.id]
         outs = [by_id[s.id] for s in streams if s.from_ == n.id]
-        nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit))
+        nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit, supply_only))
     overall = _node("overall", cfg.campaign.audit_focus or "audit focus",
                     cfg.campaign.audit_focus_zh, [by_id[s.id] for s in streams if s.from_ == ENV],
-                    [by_id[s.id] for s in streams if s.to == ENV], limit)
-    judged = nodes + [overall]
-    if any(x.ok is None for x in judged):
+                    [by_id[s.id] for s in streams if s.to == ENV], limit, supply_only)
+    judged = [x for x in nodes + [overall] if not (supply_only and not x.outputs)]
+    missing = sorted({m for x in nodes + [overall] for m in x.missing})
+    if missing:
         verdict = "incomplete"
-        msg = "some streams have no total over the window: " + ", ".join(
-            sorted({m for x in judged for m in x.missing}))
+        msg = "some streams have no total over the window: " + ", ".join(missing)
+    elif not judged:
+        verdict = "supply-only"
+        msg = (f"{layer} supplied per node in {unit}; no node has a metered {layer} output, so "
+               "no closure is judged")
     elif all(x.ok for x in judged):
         verdict = "ok"
         msg = f"every node closes within {limit:g} % (DB11/T 1156 7.3.4 b)"
@@ -178,5 +200,10 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
                "again (7.3.4 b)")
     if n_cycles:
         msg += f"; over {n_cycles} whole production cycle{'s' if n_cycles > 1 else ''}"
-    return BalanceResult("material", "kg", window[0], window[1], limit, nodes, overall, totals,
-                         verdict, msg)
+    pid = cfg.flowsheet.product
+    product = by_id.get(pid) if pid and layer == "material" else None
+    if pid and product is None:
+        found = stream_totals(cfg, frame, window, "material", {pid})
+        product = found[0] if found else None
+    return BalanceResult(layer, unit, window[0], window[1], limit, nodes, overall, totals,
+                         verdict, msg, product)

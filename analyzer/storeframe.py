@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analyzer.balance import BalanceResult, material_balance
+from analyzer.balance import BalanceResult, layer_balance
 from analyzer.totals import balance_tags
 from config import Config
 from store import Quality
@@ -65,10 +65,13 @@ def thin_frame(store: Any, tags: list[str], start: int | None, end: int | None,
     return frame.sort_values(["tag", "ts"], kind="stable", ignore_index=True)
 
 
-def material_balance_from_store(cfg: Config, store: Any, start: int | None = None,
-                                end: int | None = None) -> BalanceResult:
-    """:func:`material_balance` over [start, end] read through the thin frame: the window is
-    found first, then the minutes at its edges are read raw and the balance taken again."""
+def balances_from_store(cfg: Config, store: Any, start: int | None = None,
+                        end: int | None = None,
+                        layers: Sequence[str] = ("material", "water", "energy")
+                        ) -> dict[str, BalanceResult]:
+    """:func:`layer_balance` of each layer over [start, end], read through the thin frame: the
+    windows are found first, then the minutes at their edges are read raw and the balances taken
+    again."""
     cyc = cfg.requirements.cycles
     tags = [t for t in balance_tags(cfg) if cyc is None or t != cyc.tag]
     hi = None if end is None else end + 1
@@ -78,30 +81,47 @@ def material_balance_from_store(cfg: Config, store: Any, start: int | None = Non
         f = thin_frame(store, tags, start, hi, exact)
         return f if states is None else pd.concat([f, states], ignore_index=True)
 
-    first = material_balance(cfg, frame([]), start, end)
-    if first.start_ns is None or first.end_ns is None:
+    first_frame = frame([])
+    first = {layer: layer_balance(cfg, first_frame, layer, start, end) for layer in layers}
+    edges = [x for r in first.values() if r.start_ns is not None and r.end_ns is not None
+             for x in (r.start_ns, r.end_ns)]
+    if not edges:
         return first
-    thin = frame([first.start_ns, first.end_ns])
-    res = material_balance(cfg, thin, start, end)
-    assert res.start_ns is not None and res.end_ns is not None
-    # the thin frame has two readings a minute: count the samples and find the gaps on the
-    # rollup (whole minutes inside the window) and the raw edge minutes
+    thin = frame(edges)
+    out = {layer: layer_balance(cfg, thin, layer, start, end) for layer in layers}
+    for res in out.values():
+        if res.start_ns is not None:
+            _count_on_rollup(cfg, store, res, thin)
+    return out
+
+
+def material_balance_from_store(cfg: Config, store: Any, start: int | None = None,
+                                end: int | None = None) -> BalanceResult:
+    """:func:`material_balance` over [start, end] read through the thin frame."""
+    return balances_from_store(cfg, store, start, end, ("material",))["material"]
+
+
+def _count_on_rollup(cfg: Config, store: Any, res: BalanceResult, thin: pd.DataFrame) -> None:
+    """The thin frame has two readings a minute: count the samples and find the gaps on the
+    rollup (whole minutes inside the window) and the raw edge minutes."""
     from analyzer.validity import tag_gaps
+    assert res.start_ns is not None and res.end_ns is not None
     s0, e0 = res.start_ns, res.end_ns
     inner_lo = -(-s0 // MINUTE) * MINUTE               # first whole minute inside
     inner_hi = (e0 + 1) // MINUTE * MINUTE             # end of the last whole minute inside
     interval = int(cfg.collector.interval_s * 1e9)
-    r = store.rollup([t.tag for t in res.streams if t.tag], s0, e0 + 1)
+    totals = res.streams + ([res.product] if res.product and res.product not in res.streams
+                            else [])
+    r = store.rollup([t.tag for t in totals if t.tag], s0, e0 + 1)
     by_tag = dict(tuple(r.groupby("tag", sort=False)))
     good = thin[thin["quality"] == int(Quality.GOOD)]
     edge = good[((good["ts"] >= s0) & (good["ts"] < inner_lo)) |
                 ((good["ts"] >= max(inner_hi, inner_lo)) & (good["ts"] <= e0))]
-    edge_counts = edge.groupby("tag").size().to_dict()
-    for t in res.streams:
+    edge_counts = edge.groupby("tag", observed=True).size().to_dict()
+    for t in totals:
         if t.tag is None or t.method != "totalizer":
             continue
         rows = by_tag.get(t.tag, r.iloc[0:0])
         t.gaps, _ = tag_gaps(rows, s0, e0 + 1, interval)
         whole = rows[(rows["bucket"] >= inner_lo) & (rows["bucket"] + MINUTE <= inner_hi)]
         t.good_samples = int(whole["good"].sum()) + int(edge_counts.get(t.tag, 0))
-    return res

@@ -26,18 +26,20 @@ class StreamTotal:
     provenance: str
     amount: float            # in ``unit``
     unit: str
-    amount_kg: float         # [kg]
+    amount_kg: float         # [kg] (NaN for an energy carrier)
     method: str              # totalizer | theoretical | missing
     good_samples: int = 0
     resets: int = 0
     rollovers: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ns without good data
     note: str = ""
+    value: float = float("nan")   # in the layer's balance unit (kg, t of water, kgce)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["amount"] = _num(self.amount)
         d["amount_kg"] = _num(self.amount_kg)
+        d["value"] = _num(self.value)
         return d
 
 
@@ -125,19 +127,49 @@ def to_kg(amount: float, unit: str, stream: Stream) -> float:
     raise ValueError(f"stream {stream.id}: cannot express {unit!r} as mass")
 
 
+LAYER_UNIT = {"material": "kg", "water": "t", "energy": "kgce", "pollutant": "kg"}
+
+
+def layer_value(cfg: Config, layer: str, amount: float, unit: str, stream: Stream
+                ) -> tuple[float, str]:
+    """``amount`` [``unit``] of ``stream`` in the layer's balance unit (:data:`LAYER_UNIT`):
+    mass for the material layer, tonnes (= m3) of water for the water layer, kgce for the energy
+    layer (GB/T 2589, :mod:`analyzer.energy`). Returns (value, note); NaN with the reason when it
+    cannot be converted."""
+    if not np.isfinite(amount):
+        return float("nan"), ""
+    if layer in ("material", "pollutant"):
+        return to_kg(amount, unit, stream), ""
+    if layer == "water":
+        return to_kg(amount, unit, stream) / 1000.0, ""
+    from analyzer.energy import coefficient
+    if stream.carrier is None:
+        return float("nan"), "no carrier declared: cannot convert to kgce"
+    c = coefficient(cfg, stream.carrier)
+    if dimension(unit) != dimension(c.unit):
+        return float("nan"), f"{unit} cannot be converted to {c.unit} for the {stream.carrier} " \
+            "coefficient"
+    return amount * factor(unit, c.unit) * c.kgce, \
+        f"{c.kgce:g} kgce/{c.unit} ({c.status}: {c.source})"
+
+
 def layer_streams(cfg: Config, layer: str = "material") -> list[Stream]:
     """The flowsheet's streams that belong to ``layer``."""
     return [s for s in cfg.flowsheet.streams if layer in s.layers]
 
 
-def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> list[StreamTotal]:
-    """Totals of every material stream of the flowsheet over ``window`` = (start, end) [ns]."""
+def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
+                  layer: str = "material", only: set[str] | None = None) -> list[StreamTotal]:
+    """Totals of every stream of ``layer`` (or of the streams ``only`` names) over ``window`` =
+    (start, end) [ns]."""
     start, end = window
     index = cfg.tag_index()
     interval_ns = int(cfg.collector.interval_s * 1e9)
     out: list[StreamTotal] = []
     hours = (end - start) / 3.6e12
-    for s in layer_streams(cfg):
+    for s in layer_streams(cfg, layer):
+        if only is not None and s.id not in only:
+            continue
         if s.provenance == "theoretical" or (s.tag is None and s.value is not None):
             unit = s.unit or "kg"
             amount = float(s.value or 0.0) * hours      # a value per hour, in ``unit`` (or unit/h)
@@ -146,8 +178,10 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> 
                 base = "kg" if dim == "mass_rate" else "m3"
                 amount *= factor(unit, base + "/h")
                 unit = base
-            out.append(StreamTotal(s.id, None, s.provenance, amount, unit, to_kg(amount, unit, s),
-                                   "theoretical", note=f"theoretical: {s.source}"))
+            value, vnote = layer_value(cfg, layer, amount, unit, s)
+            out.append(StreamTotal(s.id, None, s.provenance, amount, unit, _kg(amount, unit, s),
+                                   "theoretical", note=_join(f"theoretical: {s.source}", vnote),
+                                   value=value))
             continue
         if s.tag is None:
             out.append(StreamTotal(s.id, s.rate_tag, s.provenance, float("nan"), "", float("nan"),
@@ -163,21 +197,38 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]) -> 
             note = "totalizer readings do not span the window"
         elif resets:
             note = f"{resets} reset(s) detected; counted from zero after each"
+        value, vnote = layer_value(cfg, layer, amount, info.unit, s)
         out.append(StreamTotal(
-            s.id, s.tag, s.provenance, amount, info.unit,
-            to_kg(amount, info.unit, s) if np.isfinite(amount) else float("nan"),
+            s.id, s.tag, s.provenance, amount, info.unit, _kg(amount, info.unit, s),
             "totalizer" if np.isfinite(amount) else "missing",
             good_samples=int(inside.sum()), resets=resets, rollovers=rolls,
-            gaps=_gaps(ts[inside], start, end, interval_ns), note=note))
+            gaps=_gaps(ts[inside], start, end, interval_ns), note=_join(note, vnote),
+            value=value))
     return out
 
 
-def flowsheet_tags(cfg: Config) -> list[str]:
-    return [s.tag for s in layer_streams(cfg) if s.tag is not None]
+def _kg(amount: float, unit: str, stream: Stream) -> float:
+    """Mass of a mass or (with density) volume amount; NaN otherwise (an energy carrier)."""
+    if not np.isfinite(amount):
+        return float("nan")
+    try:
+        return to_kg(amount, unit, stream)
+    except ValueError:
+        return float("nan")
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def flowsheet_tags(cfg: Config, layer: str | None = "material") -> list[str]:
+    """The totalizer tags of ``layer``'s streams (of every stream when ``layer`` is None)."""
+    streams = cfg.flowsheet.streams if layer is None else layer_streams(cfg, layer)
+    return [s.tag for s in streams if s.tag is not None]
 
 
 def balance_tags(cfg: Config) -> list[str]:
-    """What a balance reads: the streams' totalizers and the cycle state tag, if any."""
+    """What the balances read: every stream's totalizer and the cycle tag, if any."""
     cyc = cfg.requirements.cycles
-    return flowsheet_tags(cfg) + ([cyc.tag] if cyc and cyc.tag else [])
+    return flowsheet_tags(cfg, None) + ([cyc.tag] if cyc and cyc.tag else [])
 

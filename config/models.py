@@ -313,6 +313,13 @@ class Stream(Strict):
     main: bool = False                 # a main inlet or outlet of the audit focus (7.3.3.3 b)
     # process-condition tags recorded beside the stream (temperature, pressure: 7.3.3.3 g)
     conditions: list[str] = []
+    # water layer (GB/T 12452): what the water is — fresh (新水), reused (重复利用), discharged
+    # (排水), consumed (耗水: evaporated, into product), steam (boiler output), condensate (returned)
+    water_role: Literal["fresh", "reused", "discharged", "consumed", "steam",
+                        "condensate"] | None = None
+    # energy layer (GB/T 2589): the carrier, for its standard-coal coefficient
+    carrier: Literal["electricity", "natural_gas", "steam", "heat", "fresh_water", "diesel",
+                     "gasoline", "raw_coal", "coke", "fuel_oil"] | None = None
     density_kg_m3: float | None = Field(default=None, gt=0)
     name: str = ""
     name_zh: str = ""
@@ -321,6 +328,24 @@ class Stream(Strict):
 class Flowsheet(Strict):
     nodes: list[Node] = Field(min_length=1)
     streams: list[Stream] = Field(min_length=1)
+    product: str | None = None          # the main product's stream (per-unit-product indicators)
+
+
+class EnergySettings(Strict):
+    """Standard-coal conversion (GB/T 2589-2020). ``electricity``: ``equivalent`` (当量值, 0.1229
+    kgce/kWh) or ``equal_value`` (等价值: the year's average power-supply coal rate, which must be
+    given as ``equal_value_kgce_kwh``). ``coefficients`` override the defaults of
+    ``analyzer.energy.COEFFICIENTS`` (kgce per unit), e.g. with a measured low calorific value."""
+    electricity: Literal["equivalent", "equal_value"] = "equivalent"
+    equal_value_kgce_kwh: float | None = Field(default=None, gt=0)
+    coefficients: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _equal_value(self) -> "EnergySettings":
+        if self.electricity == "equal_value" and self.equal_value_kgce_kwh is None:
+            raise ValueError("equal_value electricity needs equal_value_kgce_kwh (the year's "
+                             "average power-supply coal rate, kgce/kWh)")
+        return self
 
 
 class InfluxV1Sink(Strict):
@@ -451,6 +476,7 @@ class Config(Strict):
     flowsheet: Flowsheet
     sinks: list[Sink] = []
     simulation: Simulation = Simulation()
+    energy: EnergySettings = EnergySettings()
 
     # -- derived views -------------------------------------------------------------------------
     def tag_index(self) -> dict[str, "TagInfo"]:
@@ -604,6 +630,8 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
         for j, tag in enumerate(s.conditions):
             if tag not in index:
                 p.append((base + ("conditions", j), f"unknown tag {tag!r}"))
+    if cfg.flowsheet.product is not None and cfg.flowsheet.product not in stream_ids:
+        p.append((("flowsheet", "product"), f"unknown stream {cfg.flowsheet.product!r}"))
     cyc = cfg.requirements.cycles
     if cyc is not None and cyc.tag is not None and cyc.tag not in index:
         p.append((("requirements", "cycles", "tag"), f"unknown tag {cyc.tag!r}"))

@@ -177,7 +177,7 @@ def cmd_collect(a: argparse.Namespace) -> int:
 
 
 def cmd_analyze(a: argparse.Namespace) -> int:
-    from analyzer.storeframe import material_balance_from_store
+    from analyzer.storeframe import balances_from_store
     from analyzer.validity import from_store
     from store import SQLiteStore, StoreError
     cfg = _load(a.config)
@@ -189,11 +189,11 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     try:
         st = SQLiteStore(a.store, readonly=True)
         validity = from_store(cfg, st, start, None if end is None else end + 1)
-        result = None if a.validity_only else material_balance_from_store(cfg, st, start, end)
+        layers = None if a.validity_only else balances_from_store(cfg, st, start, end)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
-    if result is None:
+    if layers is None:
         if a.json:
             print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
                              indent=2, ensure_ascii=False))
@@ -201,11 +201,18 @@ def cmd_analyze(a: argparse.Namespace) -> int:
             _print_validity(validity, tz)
         return 0
     from analyzer.balance import reconcile_balance
+    from analyzer.indicators import energy_summary, water_indicators
+    result = layers["material"]
     recon = reconcile_balance(cfg, result)
+    water = {**layers["water"].to_dict(),
+             "indicators": water_indicators(cfg, layers["water"])}
+    energy = {**layers["energy"].to_dict(),
+              "summary": energy_summary(cfg, layers["energy"])}
     if a.json:
         print(json.dumps({"campaign": cfg.campaign.name,
                           "validity": validity.to_dict(),
-                          "balances": {"material": result.to_dict()},
+                          "balances": {"material": result.to_dict(), "water": water,
+                                       "energy": energy},
                           "reconciliation": {"material": recon}},
                          indent=2, ensure_ascii=False))
         return 0
@@ -236,6 +243,21 @@ def cmd_analyze(a: argparse.Namespace) -> int:
                       "node or a bias on one of its meters")
             else:
                 print(f"  suspect: {s['kind']} at {s['where']}, estimate {s['estimate']:.1f} kg")
+    w = water["indicators"]
+    if "fresh_t" in w:
+        print(f"\nWater (水平衡, GB/T 12452): fresh {w['fresh_t']:.1f} t, reused {w['reused_t']:.1f} t"
+              + (f", repeated-use rate {w['repeated_use_rate_pct']:.1f} %"
+                 if w.get("repeated_use_rate_pct") is not None else "")
+              + (f", condensate reuse {w['condensate_reuse_rate_pct']:.1f} %"
+                 if w.get("condensate_reuse_rate_pct") is not None else ""))
+    en = energy["summary"]
+    if "total_kgce" in en:
+        parts = [f"{k} {v['amount']:.1f} {v['unit']} = {v['kgce']:.1f} kgce"
+                 for k, v in en["carriers"].items()]
+        print(f"Energy (能量平衡, GB/T 2589 coefficients): {'; '.join(parts)}; total "
+              f"{en['total_kgce']:.1f} kgce" + (
+                  f", {en['per_unit_product']['value']:.3f} {en['per_unit_product']['unit']}"
+                  if "per_unit_product" in en else ""))
     return 0
 
 

@@ -3,6 +3,7 @@
 GET /api/v1/campaign   campaign name, start, elapsed, samples, devices online
 GET /api/v1/balance    material balance per node and overall (?from=&to=, ISO 8601 or ns)
 GET /api/v1/devices    per-device state from the collector's health samples
+GET /api/v1/balances   material, water and energy balances with their indicators (?from=&to=)
 GET /api/v1/validity   the campaign's validity (DB11/T 1156 7.3.3.3): checks, verdict, fixes,
                        progress, best window, hints (?from=&to=); live: only the newest minutes
                        are read again between calls
@@ -16,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer.storeframe import material_balance_from_store
+from analyzer.indicators import energy_summary, water_indicators
+from analyzer.storeframe import balances_from_store, material_balance_from_store
 from analyzer.validity import LiveValidity
 from web.app import APIError, get_config, get_store
 
@@ -133,4 +135,20 @@ def validity():  # type: ignore[no-untyped-def]
         out = live.report(get_store(), start, end).to_dict()
     tz = cfg.campaign.timezone
     out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
+    return jsonify(out)
+
+
+@bp.get("/balances")
+def balances():  # type: ignore[no-untyped-def]
+    cfg = get_config()
+    start, end = _time_param("from"), _time_param("to")
+    if start is not None and end is not None and end <= start:
+        raise APIError(400, "to must be after from")
+    layers = balances_from_store(cfg, get_store(), start, end)
+    out = {k: v.to_dict() for k, v in layers.items()}
+    out["water"]["indicators"] = water_indicators(cfg, layers["water"])
+    out["energy"]["summary"] = energy_summary(cfg, layers["energy"])
+    for v in out.values():
+        v["start"] = _iso(v["start_ns"], cfg.campaign.timezone)
+        v["end"] = _iso(v["end_ns"], cfg.campaign.timezone)
     return jsonify(out)

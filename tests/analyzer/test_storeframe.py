@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import config
-from analyzer.balance import material_balance
-from analyzer.storeframe import material_balance_from_store, thin_frame
+from analyzer.balance import layer_balance, material_balance
+from analyzer.storeframe import balances_from_store, material_balance_from_store, thin_frame
 from analyzer.totals import balance_tags
 from config.scenario import Scenario
 from simulators.generate import generate
@@ -52,6 +52,10 @@ def test_thin_frame_balance_equals_the_raw_one(tmp_path: Path, plant: str) -> No
     thin = material_balance_from_store(cfg, st)
     assert raw.verdict == "ok" and raw.start_ns is not None
     same(thin.to_dict(), raw.to_dict())
+    # every layer at once, the same way
+    everything = st.read(balance_tags(cfg))
+    for layer, res in balances_from_store(cfg, st).items():
+        same(res.to_dict(), layer_balance(cfg, everything, layer).to_dict(), layer)
     water = next(s for s in thin.streams if s.stream == "water_in")
     assert len(water.gaps) == 1 and water.gaps[0][1] - water.gaps[0][0] == 7 * 60 * 10**9
     if plant == "brewery":

@@ -294,6 +294,15 @@ def test_cli_prints_the_validity_section(batch: tuple[config.Config, SQLiteStore
                           timeout=120)
     assert "Campaign validity (DB11/T 1156 7.3.3.3): VALID" in text.stdout
     assert "best window: 3 consecutive complete cycles" in text.stdout
+    full = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg_path), "--store",
+                           st.path, "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    b = json.loads(full.stdout)["balances"]
+    assert b["material"]["verdict"] == "ok" and b["water"]["unit"] == "t"
+    assert b["water"]["indicators"]["repeated_use_rate_pct"] > 0
+    assert b["energy"]["verdict"] == "supply-only"
+    assert b["energy"]["summary"]["total_kgce"] > 0
+    assert b["energy"]["summary"]["per_unit_product"]["unit"] == "kgce/m3"
 
 
 def test_field_hints_point_at_the_device_and_the_load_dip(tmp_path: Path) -> None:
