@@ -181,7 +181,11 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
     overall = _node("overall", cfg.campaign.audit_focus or "audit focus",
                     cfg.campaign.audit_focus_zh, [by_id[s.id] for s in streams if s.from_ == ENV],
                     [by_id[s.id] for s in streams if s.to == ENV], limit, supply_only)
-    judged = [x for x in nodes + [overall] if not (supply_only and not x.outputs)]
+    uses = [n.node for n in nodes if supply_only and not n.outputs]
+    if uses:    # what reaches a use point leaves unmetered: the whole cannot close either
+        overall.closure_pct, overall.ok = None, None
+    judged = [x for x in nodes + [overall]
+              if not (supply_only and not x.outputs) and not (uses and x is overall)]
     missing = sorted({m for x in nodes + [overall] for m in x.missing})
     if missing:
         verdict = "incomplete"
@@ -198,6 +202,9 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
         verdict = "exceeded"
         msg = (f"closure beyond {limit:g} % at {', '.join(bad)}: find the cause and measure "
                "again (7.3.4 b)")
+    if uses and judged:
+        msg += (f"; use points (no metered {layer} output, not judged, nor the whole): "
+                f"{', '.join(uses)}")
     if n_cycles:
         msg += f"; over {n_cycles} whole production cycle{'s' if n_cycles > 1 else ''}"
     pid = cfg.flowsheet.product

@@ -71,6 +71,10 @@ def test_water_balance_and_its_indicators(site: config.Config) -> None:
     assert nodes["boiler"].total_out == pytest.approx(4.41)
     # header closes exactly: 4.2 = 3.6 + 0.6
     assert nodes["header"].closure_pct == pytest.approx(0.0, abs=1e-9)
+    # the water into the mash leaves in the wort, unmetered as water: the whole is not judged
+    assert w.overall is not None and w.overall.closure_pct is None
+    assert "use points" in w.message and "mash" in w.message
+    assert w.verdict == "exceeded"      # the kettle's jacket loses 20 % in this made-up case
     ind = water_indicators(site, w)
     assert ind["fresh_t"] == pytest.approx(30 + 4 + 1.46)
     assert ind["reused_t"] == pytest.approx(2.874)

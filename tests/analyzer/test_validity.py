@@ -299,6 +299,7 @@ def test_cli_prints_the_validity_section(batch: tuple[config.Config, SQLiteStore
                           timeout=120)
     b = json.loads(full.stdout)["balances"]
     assert b["material"]["verdict"] == "ok" and b["water"]["unit"] == "t"
+    assert b["water"]["verdict"] == "ok"          # the use point (mash) reported, not judged
     assert b["water"]["indicators"]["repeated_use_rate_pct"] > 0
     assert b["energy"]["verdict"] == "supply-only"
     assert b["energy"]["summary"]["total_kgce"] > 0
