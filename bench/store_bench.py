@@ -14,6 +14,28 @@ from bench.common import header, line, raw_sample_db, tmpdir
 from store import Batch, SQLiteStore
 
 
+def _both(d: str, batches: list[Batch], ntags: int) -> tuple[float, float, SQLiteStore]:
+    """Rows/s of raw ``executemany`` and of ``SQLiteStore.write`` (rollup merged, as on close)
+    for the same batches, one commit each; the store, still open."""
+    n = sum(len(b) for b in batches)
+    con = raw_sample_db(os.path.join(d, "raw.db"))
+    rows = [[(i % ntags, int(t), float(v), 0, 0) for i, (t, v) in
+             enumerate(zip(b.ts, b.value))] for b in batches]
+    t0 = time.perf_counter()
+    for r in rows:
+        with con:
+            con.executemany("INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) "
+                            "VALUES (?,?,?,?,?)", r)
+    raw = n / (time.perf_counter() - t0)
+    con.close()
+    st = SQLiteStore(os.path.join(d, "store.db"))
+    t0 = time.perf_counter()
+    for b in batches:
+        st.write(b)
+    st.flush_rollup()
+    return raw, n / (time.perf_counter() - t0), st
+
+
 def run(n: int = 300_000, per_commit: int = 10_000, ntags: int = 100) -> None:
     header(f"store — SQLite, WAL, synchronous=FULL; {n:,} samples, {per_commit:,} per commit, "
            f"{ntags} tags")
@@ -23,21 +45,7 @@ def run(n: int = 300_000, per_commit: int = 10_000, ntags: int = 100) -> None:
                          value=np.random.default_rng(k).random(per_commit),
                          quality=np.zeros(per_commit), reason=np.zeros(per_commit))
                    for k in range(n // per_commit)]
-        con = raw_sample_db(os.path.join(d, "raw.db"))
-        rows = [[(i % ntags, int(t), float(v), 0, 0) for i, (t, v) in
-                 enumerate(zip(b.ts, b.value))] for b in batches]
-        t0 = time.perf_counter()
-        for r in rows:
-            with con:
-                con.executemany("INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) "
-                                "VALUES (?,?,?,?,?)", r)
-        raw = n / (time.perf_counter() - t0)
-        con.close()
-        st = SQLiteStore(os.path.join(d, "store.db"))
-        t0 = time.perf_counter()
-        for b in batches:
-            st.write(b)
-        ours = n / (time.perf_counter() - t0)
+        raw, ours, st = _both(d, batches, ntags)
         t0 = time.perf_counter()
         df = st.read(None)
         read = len(df) / (time.perf_counter() - t0)
@@ -57,22 +65,7 @@ def ticks(n: int, ntags: int, ticks_per_commit: int = 1) -> None:
                                                            (k + 1) * ticks_per_commit), ntags)
                          * 10**9, value=np.random.default_rng(k).random(per),
                          quality=np.zeros(per), reason=np.zeros(per)) for k in range(n // per)]
-        con = raw_sample_db(os.path.join(d, "raw.db"))
-        rows = [[(i % ntags, int(t), float(v), 0, 0) for i, (t, v) in
-                 enumerate(zip(b.ts, b.value))] for b in batches]
-        t0 = time.perf_counter()
-        for r in rows:
-            with con:
-                con.executemany("INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) "
-                                "VALUES (?,?,?,?,?)", r)
-        raw = n / (time.perf_counter() - t0)
-        con.close()
-        st = SQLiteStore(os.path.join(d, "store.db"))
-        t0 = time.perf_counter()
-        for b in batches:
-            st.write(b)
-        st.flush_rollup()
-        ours = n / (time.perf_counter() - t0)
+        raw, ours, st = _both(d, batches, ntags)
         st.close()
     line(f"raw executemany, {per} rows per commit (baseline)", raw, "rows/s")
     line("SQLiteStore.write(Batch), a tick per commit, rollup kept", ours, "rows/s", raw,
