@@ -117,8 +117,8 @@ class SQLiteStore:
         self._ignored = 0
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._rollup_mark: int | None = None
         self._rolled_at = time.monotonic()
+        self._wrote = False         # close() merges the rollup only for a store that wrote
         if readonly and not os.path.exists(self.path):
             raise StoreError(f"{self.path}: no such store")
         conn = self._conn()
@@ -157,7 +157,8 @@ class SQLiteStore:
         if self._closed:
             return
         try:
-            self.flush_rollup()
+            if self._wrote:
+                self.flush_rollup()
         except StoreError:
             pass        # the samples are safe; readers aggregate what the rollup lacks
         self._closed = True
@@ -207,6 +208,7 @@ class SQLiteStore:
                 before = conn.total_changes
                 tried = body(conn, ids)
                 added = conn.total_changes - before
+                self._wrote = True
                 if added:
                     self._roll(conn, seq0, added, tried, bulk)
                 conn.execute("COMMIT")
@@ -238,32 +240,33 @@ class SQLiteStore:
         else:
             return
         conn.execute("UPDATE meta SET value=? WHERE key=?", (str(newest), _ROLLUP_SEQ))
-        self._rollup_mark = newest
         self._rolled_at = time.monotonic()
 
-    def _mark(self, conn: sqlite3.Connection) -> int | None:
-        if self._rollup_mark is None:
-            row = conn.execute("SELECT value FROM meta WHERE key=?", (_ROLLUP_SEQ,)).fetchone()
-            self._rollup_mark = None if row is None else int(row[0])
-        return self._rollup_mark
+    @staticmethod
+    def _mark(conn: sqlite3.Connection) -> int | None:
+        """Up to which seq the rollup is merged; read inside the write transaction, so that two
+        writers of one file (or a writer after another) never merge the same rows twice."""
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (_ROLLUP_SEQ,)).fetchone()
+        return None if row is None else int(row[0])
 
     def flush_rollup(self) -> None:
-        """Merge what the rollup does not cover yet (called on close)."""
+        """Merge what the rollup does not cover yet (called on close by a store that wrote)."""
         if self.readonly or self._closed:
             return
         conn = self._conn()
         with self._write_lock:
-            mark = self._mark(conn)
-            newest = self.max_seq()
-            if mark is None or mark == newest:
-                return
             try:
-                with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                mark = self._mark(conn)
+                newest = self.max_seq()
+                if mark is not None and mark != newest:
                     conn.execute(_MERGE_SQL, (mark,))
                     conn.execute("UPDATE meta SET value=? WHERE key=?", (str(newest), _ROLLUP_SEQ))
+                conn.execute("COMMIT")
             except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise StoreError(f"{self.path}: rollup failed: {e}") from e
-            self._rollup_mark = newest
 
     def write(self, batch: Batch) -> int:
         if len(batch) == 0:
@@ -324,8 +327,8 @@ class SQLiteStore:
             "reason": np.fromiter(r, np.int8, n),
         }, columns=list(SAMPLE_COLUMNS))
 
-    def _where(self, tags: Sequence[str] | None, start: int | None, end: int | None
-               ) -> tuple[str, list[Any], dict[int, str]] | None:
+    def _where(self, tags: Sequence[str] | None, start: int | None, end: int | None,
+               column: str = "ts") -> tuple[str, list[Any], dict[int, str]] | None:
         names = self._tag_map()
         clauses: list[str] = []
         params: list[Any] = []
@@ -337,10 +340,10 @@ class SQLiteStore:
             clauses.append(f"tag_id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
         if start is not None:
-            clauses.append("ts >= ?")
+            clauses.append(f"{column} >= ?")
             params.append(int(start))
         if end is not None:
-            clauses.append("ts < ?")
+            clauses.append(f"{column} < ?")
             params.append(int(end))
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return where, params, names
@@ -417,21 +420,15 @@ class SQLiteStore:
         """
         b = ROLLUP_BUCKET_NS
         lo = None if start is None else int(start) // b * b
-        w = self._where(tags, lo, end)
-        if w is None:
-            return _empty_rollup()
         mark = self.get_meta(_ROLLUP_SEQ)
         if mark is None:
             return self._rollup_sql(tags, lo, end)
+        # the same filter on the rollup's bucket numbers: the minutes overlapping [start, end)
+        w = self._where(tags, None if lo is None else lo // b,
+                        None if end is None else -(-int(end) // b), column="bucket")
+        if w is None:
+            return _empty_rollup()
         where, params, names = w
-        # the same filter on the rollup's bucket index instead of the samples' ts
-        params = list(params)
-        if end is not None:
-            where = where.replace("ts < ?", "bucket < ?")
-            params[-1] = -(-int(end) // b)
-        if lo is not None:
-            where = where.replace("ts >= ?", "bucket >= ?")
-            params[len(params) - 1 - (end is not None)] = lo // b
         try:
             rows = self._conn().execute(
                 f"SELECT tag_id, bucket * {b}, rows, good, manual, first_ts, last_ts, vsum, vmin, "

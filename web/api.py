@@ -42,6 +42,14 @@ def _time_param(name: str) -> int | None:
     return int(t.timestamp() * 1e9)
 
 
+def _window() -> tuple[int | None, int | None]:
+    """The ``from``/``to`` parameters of a request, checked."""
+    start, end = _time_param("from"), _time_param("to")
+    if start is not None and end is not None and end <= start:
+        raise APIError(400, "to must be after from")
+    return start, end
+
+
 def _iso(ns: int | None, tz: str) -> str | None:
     if ns is None:
         return None
@@ -107,13 +115,11 @@ def devices():  # type: ignore[no-untyped-def]
 @bp.get("/balance")
 def balance():  # type: ignore[no-untyped-def]
     cfg = get_config()
-    start, end = _time_param("from"), _time_param("to")
-    if start is not None and end is not None and end <= start:
-        raise APIError(400, "to must be after from")
+    start, end = _window()
     st = get_store()
-    last_ts = st.stats()["last_ts"]
     cache = current_app.extensions["cpaudit_cache"]
-    key = ("balance", start, end, last_ts)
+    # new data = a new write sequence; MAX(seq) is an index lookup, stats() a full scan
+    key = ("balance", start, end, st.max_seq())
     if key not in cache:
         result = material_balance_from_store(cfg, st, start, end).to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
@@ -126,9 +132,7 @@ def balance():  # type: ignore[no-untyped-def]
 @bp.get("/validity")
 def validity():  # type: ignore[no-untyped-def]
     cfg = get_config()
-    start, end = _time_param("from"), _time_param("to")
-    if start is not None and end is not None and end <= start:
-        raise APIError(400, "to must be after from")
+    start, end = _window()
     ext = current_app.extensions
     with ext["cpaudit_lock"]:
         live = ext.setdefault("cpaudit_validity", LiveValidity(cfg))
@@ -141,9 +145,7 @@ def validity():  # type: ignore[no-untyped-def]
 @bp.get("/balances")
 def balances():  # type: ignore[no-untyped-def]
     cfg = get_config()
-    start, end = _time_param("from"), _time_param("to")
-    if start is not None and end is not None and end <= start:
-        raise APIError(400, "to must be after from")
+    start, end = _window()
     layers = balances_from_store(cfg, get_store(), start, end)
     out = {k: v.to_dict() for k, v in layers.items()}
     out["water"]["indicators"] = water_indicators(cfg, layers["water"])

@@ -120,3 +120,18 @@ def test_transitions_keep_the_first_sample_and_every_change(tmp_path: Path) -> N
     assert ((tr["ts"] - T) // 10**9).tolist() == [0, 2, 5, 7, 9]
     assert st.transitions("state", T + 3 * 10**9)["value"].tolist() == [1, 2, 0, 1]
     assert st.transitions("nothing").empty
+
+
+def test_two_writers_of_one_file_never_merge_the_same_rows_twice(tmp_path: Path) -> None:
+    a, b = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    s = 10**9
+    a.write(batch("x", T + np.arange(0, 30, dtype=np.int64) * s, np.ones(30)))   # pending
+    b.write(batch("y", T + np.arange(0, 30, dtype=np.int64) * s, np.ones(30)))
+    b.flush_rollup()                        # merges a's pending rows too
+    a.write(batch("x", T + np.arange(30, 60, dtype=np.int64) * s, np.ones(30)))
+    a.flush_rollup()
+    reader = SQLiteStore(tmp_path / "s.db", readonly=True)   # reading never writes
+    pd.testing.assert_frame_equal(
+        reader.rollup(), reader._rollup_sql(None, None, None).sort_values(
+            ["tag", "bucket"], ignore_index=True))
+    assert reader.rollup(["x"])["good"].tolist() == [60]
