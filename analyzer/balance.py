@@ -132,7 +132,7 @@ def material_balance(cfg: Config, frame: pd.DataFrame, start: int | None = None,
 
 
 def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | None = None,
-                  end: int | None = None) -> BalanceResult:
+                  end: int | None = None, rates: pd.DataFrame | None = None) -> BalanceResult:
     """The balance of one layer (material in kg, water in t, energy in kgce) per node and overall.
 
     In the water and energy layers a node with no metered output is a use point (water consumed
@@ -169,7 +169,7 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
                              f"no balance yet: no complete production cycle ({src}) in the "
                              f"window {_span(full)}")
     window = cyc
-    totals = stream_totals(cfg, frame, window, layer)
+    totals = stream_totals(cfg, frame, window, layer, rates=rates)
     by_id = {t.stream: t for t in totals}
     nodes = []
     for n in cfg.flowsheet.nodes:
@@ -210,7 +210,7 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
     pid = cfg.flowsheet.product
     product = by_id.get(pid) if pid and layer == "material" else None
     if pid and product is None:
-        found = stream_totals(cfg, frame, window, "material", {pid})
+        found = stream_totals(cfg, frame, window, "material", {pid}, rates=rates)
         product = found[0] if found else None
     return BalanceResult(layer, unit, window[0], window[1], limit, nodes, overall, totals,
                          verdict, msg, product)

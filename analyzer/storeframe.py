@@ -73,7 +73,7 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
     windows are found first, then the minutes at their edges are read raw and the balances taken
     again."""
     cyc = cfg.requirements.cycles
-    tags = [t for t in balance_tags(cfg) if cyc is None or t != cyc.tag]
+    tags = [t for t in balance_tags(cfg, rates=False) if cyc is None or t != cyc.tag]
     hi = None if end is None else end + 1
     states = store.transitions(cyc.tag, start, hi) if cyc is not None and cyc.tag else None
 
@@ -88,7 +88,9 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
     if not edges:
         return first
     thin = frame(edges)
-    out = {layer: layer_balance(cfg, thin, layer, start, end) for layer in layers}
+    rate_tags = [s.rate_tag for s in cfg.flowsheet.streams if s.rate_tag]
+    rates = store.rollup(rate_tags, start, hi)
+    out = {layer: layer_balance(cfg, thin, layer, start, end, rates) for layer in layers}
     for res in out.values():
         if res.start_ns is not None:
             _count_on_rollup(cfg, store, res, thin)

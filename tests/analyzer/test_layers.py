@@ -118,3 +118,48 @@ def test_equal_value_electricity_needs_the_years_coal_rate(tmp_path: Path) -> No
     with pytest.raises(config.ConfigError) as e:
         config.load(p)
     assert "equal_value_kgce_kwh" in str(e.value)
+
+
+A0 = T0 // MIN * MIN
+
+
+def aligned() -> pd.DataFrame:
+    """frame() moved onto whole minutes: a rate is integrated per minute of the store's rollup,
+    so a gap is located to the minute."""
+    f = frame()
+    f["ts"] -= T0 - A0
+    return f
+
+
+def test_a_rate_only_stream_is_integrated_and_its_gap_reported(tmp_path: Path) -> None:
+    """Brewing water metered by its rate alone (30 m3/h, readings every minute) with 10 minutes
+    missing: 30 x 50/60 = 25 m3 over the hour, the gap listed, nothing filled."""
+    p = tmp_path / "site.yaml"
+    p.write_text(site_text().replace("tag: water_in.total, rate_tag: water_in.flow",
+                                     "rate_tag: water_in.flow"))
+    cfg = config.load(p)
+    f = aligned()
+    rows = [(A0 + k * MIN, "water_in.flow", 30.0, 0, 0) for k in range(60) if not 20 <= k < 30]
+    f = pd.concat([f, pd.DataFrame(rows, columns=f.columns)], ignore_index=True)
+    m = layer_balance(cfg, f, "water")
+    w = next(s for s in m.streams if s.stream == "water_in")
+    assert w.method == "rate" and w.unit == "m3"
+    assert w.amount == pytest.approx(25.0, abs=1e-9)
+    assert w.value == pytest.approx(25.0, abs=1e-9)               # t at 1000 kg/m3
+    assert w.gaps == [(A0 + 20 * MIN, A0 + 30 * MIN)]
+    assert w.rate_coverage == pytest.approx(50 / 60)
+    assert "1 gap(s) not filled" in w.note
+
+
+def test_totalizer_and_rate_disagreeing_is_reported(site: config.Config) -> None:
+    """CIP water: the totalizer counts 4 m3 in the hour, the rate reads 4.4 m3/h throughout:
+    +10 %, beyond the two meters' classes, said in the note."""
+    f = aligned()
+    rows = [(A0 + k * MIN, "cip_water.flow", 4.4, 0, 0) for k in range(61)]
+    f = pd.concat([f, pd.DataFrame(rows, columns=f.columns)], ignore_index=True)
+    m = layer_balance(site, f, "water")
+    c = next(s for s in m.streams if s.stream == "cip_water")
+    assert c.method == "totalizer" and c.amount == pytest.approx(4.0)
+    assert c.rate_amount == pytest.approx(4.4, rel=1e-9)
+    assert c.cross_check_pct == pytest.approx(10.0, rel=1e-6)
+    assert "+10.0 % of the totalizer" in c.note
