@@ -31,6 +31,8 @@ class NodeBalance:
     closure_pct: float | None     # None when inputs are zero or a stream is missing
     ok: bool | None               # |closure| <= limit; None when it cannot be judged
     missing: list[str] = field(default_factory=list)
+    accumulation: float = 0.0     # declared hold-up growth [layer unit]; deviation subtracts it
+    accumulation_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -72,16 +74,19 @@ class BalanceResult:
 
 
 def _node(node_id: str, name: str, name_zh: str, ins: list[StreamTotal],
-          outs: list[StreamTotal], limit: float, supply_only: bool = False) -> NodeBalance:
+          outs: list[StreamTotal], limit: float, supply_only: bool = False,
+          acc: float = 0.0, acc_source: str = "") -> NodeBalance:
+    """deviation = inputs − outputs − declared accumulation; closure = deviation / inputs."""
     i = {s.stream: s.value for s in ins}
     o = {s.stream: s.value for s in outs}
     missing = [s.stream for s in ins + outs if not np.isfinite(s.value)]
     tin = float(sum(v for v in i.values() if np.isfinite(v)))
     tout = float(sum(v for v in o.values() if np.isfinite(v)))
-    dev = tin - tout
+    dev = tin - tout - acc
     closure = None if missing or tin <= 0 or (supply_only and not outs) else 100.0 * dev / tin
     ok = None if closure is None else bool(abs(closure) <= limit)
-    return NodeBalance(node_id, name, name_zh, i, o, tin, tout, dev, closure, ok, missing)
+    return NodeBalance(node_id, name, name_zh, i, o, tin, tout, dev, closure, ok, missing, acc,
+                       acc_source)
 
 
 DEFAULT_ACCURACY_PCT = 2.0   # a meter without a declared class is taken as this [%], and said so
@@ -109,6 +114,11 @@ def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
             assumed.append(s.id)
         sigma = max(sigma_from_accuracy(t.value, acc), 1e-9)
         data.append(StreamData(s.id, s.from_, s.to, t.value, sigma))
+    if result.layer in ("water", "energy"):
+        # a use point's water or energy leaves unmetered: an unmeasured stream to the boundary
+        for n in result.nodes:
+            if not n.outputs:
+                data.append(StreamData(f"{n.node}:use", n.node, ENV, None, None))
     out = reconcile(data, alpha=alpha).to_dict()
     out["unit"] = result.unit
     out["sigma_rule"] = ("accuracy class a % as a rectangular ±a: sigma = a/sqrt(3) of the "
@@ -177,10 +187,13 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
             continue
         ins = [by_id[s.id] for s in streams if s.to == n.id]
         outs = [by_id[s.id] for s in streams if s.from_ == n.id]
-        nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit, supply_only))
+        acc = n.accumulation if layer == "material" else None
+        nodes.append(_node(n.id, n.name, n.name_zh, ins, outs, limit, supply_only,
+                           acc.kg if acc else 0.0, acc.source if acc else ""))
     overall = _node("overall", cfg.campaign.audit_focus or "audit focus",
                     cfg.campaign.audit_focus_zh, [by_id[s.id] for s in streams if s.from_ == ENV],
-                    [by_id[s.id] for s in streams if s.to == ENV], limit, supply_only)
+                    [by_id[s.id] for s in streams if s.to == ENV], limit, supply_only,
+                    sum(x.accumulation for x in nodes))
     uses = [n.node for n in nodes if supply_only and not n.outputs]
     if uses:    # what reaches a use point leaves unmetered: the whole cannot close either
         overall.closure_pct, overall.ok = None, None

@@ -282,11 +282,19 @@ Device = Annotated[Union[ModbusTcpDevice, ModbusRtuDevice, MqttDevice],
                    Field(discriminator="protocol")]
 
 
+class Accumulation(Strict):
+    """Material held up in a node over the campaign (stock-taking at its start and end):
+    positive when the stock grew. It enters the node's balance as in − out − accumulation."""
+    kg: float
+    source: str = Field(min_length=1)
+
+
 class Node(Strict):
     id: str = Field(min_length=1)
     name: str = ""
     name_zh: str = ""
     kind: Literal["unit", "storage"] = "unit"
+    accumulation: Accumulation | None = None
 
     @field_validator("id")
     @classmethod
@@ -321,6 +329,9 @@ class Stream(Strict):
     carrier: Literal["electricity", "natural_gas", "steam", "heat", "fresh_water", "diesel",
                      "gasoline", "raw_coal", "coke", "fuel_oil"] | None = None
     density_kg_m3: float | None = Field(default=None, gt=0)
+    # what an output to the boundary is (the loss table of 7.3.4 d leaves out products and
+    # transfers to users outside the audit focus); unset: a loss or waste
+    fate: Literal["product", "by_product", "transfer", "waste"] | None = None
     name: str = ""
     name_zh: str = ""
 

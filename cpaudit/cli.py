@@ -176,62 +176,96 @@ def cmd_collect(a: argparse.Namespace) -> int:
         st.close()
 
 
-def cmd_analyze(a: argparse.Namespace) -> int:
-    from analyzer.storeframe import balances_from_store
-    from analyzer.validity import from_store
-    from store import SQLiteStore, StoreError
-    cfg = _load(a.config)
-    if not os.path.exists(a.store):
-        print(f"cpaudit: {a.store}: no such store", file=sys.stderr)
+def _open_store(cfg_path: str, store_path: str) -> tuple[Any, Any] | int:
+    from store import SQLiteStore
+    cfg = _load(cfg_path)
+    if not os.path.exists(store_path):
+        print(f"cpaudit: {store_path}: no such store", file=sys.stderr)
         return 1
+    return cfg, SQLiteStore(store_path, readonly=True)
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    from analyzer.report import campaign_report
+    from analyzer.validity import from_store
+    from store import StoreError
+    opened = _open_store(a.config, a.store)
+    if isinstance(opened, int):
+        return opened
+    cfg, st = opened
     tz = cfg.campaign.timezone
     start, end = _time(a.start, tz), _time(a.end, tz)
     try:
-        st = SQLiteStore(a.store, readonly=True)
-        validity = from_store(cfg, st, start, None if end is None else end + 1)
-        layers = None if a.validity_only else balances_from_store(cfg, st, start, end)
+        if a.validity_only:
+            validity = from_store(cfg, st, start, None if end is None else end + 1)
+            if a.json:
+                print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
+                                 indent=2, ensure_ascii=False))
+            else:
+                _print_validity(validity, tz)
+            return 0
+        doc = campaign_report(cfg, st, start, end, alpha=a.alpha)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
-    if layers is None:
-        if a.json:
-            print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
-                             indent=2, ensure_ascii=False))
-        else:
-            _print_validity(validity, tz)
-        return 0
-    from analyzer.balance import reconcile_balance
-    from analyzer.indicators import energy_summary, water_indicators
-    result = layers["material"]
-    recon = reconcile_balance(cfg, result)
-    water = {**layers["water"].to_dict(),
-             "indicators": water_indicators(cfg, layers["water"])}
-    energy = {**layers["energy"].to_dict(),
-              "summary": energy_summary(cfg, layers["energy"])}
+    finally:
+        st.close()
     if a.json:
-        print(json.dumps({"campaign": cfg.campaign.name,
-                          "validity": validity.to_dict(),
-                          "balances": {"material": result.to_dict(), "water": water,
-                                       "energy": energy},
-                          "reconciliation": {"material": recon}},
-                         indent=2, ensure_ascii=False))
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
         return 0
-    _print_validity(validity, tz)
+    from types import SimpleNamespace
+    v = doc["validity"]
+    _print_validity(SimpleNamespace(**{**v, "checks": [SimpleNamespace(**c)
+                                                        for c in v["checks"]]}), tz)
+    _print_balances(cfg, doc)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from analyzer.export import write_all
+    from analyzer.report import campaign_report
+    from store import StoreError
+    opened = _open_store(a.config, a.store)
+    if isinstance(opened, int):
+        return opened
+    cfg, st = opened
+    tz = cfg.campaign.timezone
+    try:
+        doc = campaign_report(cfg, st, _time(a.start, tz), _time(a.end, tz))
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    finally:
+        st.close()
+    for p in write_all(doc, a.out):
+        print(p)
+    return 0
+
+
+def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
+    tz = cfg.campaign.timezone
+    result = doc["balances"]["material"]
     print(f"Material balance (物料平衡), {cfg.campaign.name}")
-    if result.start_ns is None:
-        print(f"  {result.message}")
-        return 0
-    z = ZoneInfo(tz)
-    assert result.end_ns is not None
-    print(f"  window {dt.datetime.fromtimestamp(result.start_ns / 1e9, z):%Y-%m-%d %H:%M:%S} → "
-          f"{dt.datetime.fromtimestamp(result.end_ns / 1e9, z):%Y-%m-%d %H:%M:%S} "
-          f"({result.hours * 60:.1f} min)")
-    print(f"  {'node':<12}{'inputs [kg]':>14}{'outputs [kg]':>14}{'closure [%]':>13}  verdict")
-    for n in result.nodes + ([result.overall] if result.overall else []):
-        c = "-" if n.closure_pct is None else f"{n.closure_pct:+.2f}"
-        v = "?" if n.ok is None else ("ok" if n.ok else f"BEYOND {result.limit_pct:g} %")
-        print(f"  {n.node:<12}{n.total_in:>14.1f}{n.total_out:>14.1f}{c:>13}  {v}")
-    print(f"  {result.message}")
+    if result["start_ns"] is None:
+        print(f"  {result['message']}")
+        return
+    print(f"  window {result['start']} → {result['end']} ({result['hours'] * 60:.1f} min)")
+    print(f"  {'node':<14}{'inputs [kg]':>14}{'outputs [kg]':>14}{'closure [%]':>13}  verdict")
+    for n in result["nodes"] + ([result["overall"]] if result["overall"] else []):
+        c = "-" if n["closure_pct"] is None else f"{n['closure_pct']:+.2f}"
+        v = "?" if n["ok"] is None else ("ok" if n["ok"] else f"BEYOND {result['limit_pct']:g} %")
+        print(f"  {n['node']:<14}{n['total_in']:>14.1f}{n['total_out']:>14.1f}{c:>13}  {v}")
+    print(f"  {result['message']}")
+    for x in result["losses"][:6]:
+        print(f"  loss: {x['node']}: {x['what']} {x['amount']:.1f} kg "
+              f"({x['share_of_input_pct']:.2f} % of the input), {x['kind']}")
+    for u in result["utilisation"]:
+        print(f"  utilisation ({u['basis']}): {u['utilisation_pct']:.1f} %")
+    for c in result["components"]:
+        oc = c["overall"]["closure_pct"] if c["overall"] else None
+        print(f"  {c['layer']}: {c['verdict']}" + (f", overall {oc:+.2f} %" if oc is not None
+                                                    else ""))
+    recon = doc["reconciliation"]["material"]
     if recon is not None:
         g = recon["global_test"]
         print(f"  reconciliation: chi2 = {g['statistic']:.2f}, dof = {g['dof']}, "
@@ -243,14 +277,14 @@ def cmd_analyze(a: argparse.Namespace) -> int:
                       "node or a bias on one of its meters")
             else:
                 print(f"  suspect: {s['kind']} at {s['where']}, estimate {s['estimate']:.1f} kg")
-    w = water["indicators"]
+    w = doc["balances"]["water"]["indicators"]
     if "fresh_t" in w:
         print(f"\nWater (水平衡, GB/T 12452): fresh {w['fresh_t']:.1f} t, reused {w['reused_t']:.1f} t"
               + (f", repeated-use rate {w['repeated_use_rate_pct']:.1f} %"
                  if w.get("repeated_use_rate_pct") is not None else "")
               + (f", condensate reuse {w['condensate_reuse_rate_pct']:.1f} %"
                  if w.get("condensate_reuse_rate_pct") is not None else ""))
-    en = energy["summary"]
+    en = doc["balances"]["energy"]["summary"]
     if "total_kgce" in en:
         parts = [f"{k} {v['amount']:.1f} {v['unit']} = {v['kgce']:.1f} kgce"
                  for k, v in en["carriers"].items()]
@@ -258,7 +292,16 @@ def cmd_analyze(a: argparse.Namespace) -> int:
               f"{en['total_kgce']:.1f} kgce" + (
                   f", {en['per_unit_product']['value']:.3f} {en['per_unit_product']['unit']}"
                   if "per_unit_product" in en else ""))
-    return 0
+    pol = doc["balances"]["pollutant"]
+    if pol["factors"]:
+        print(f"Pollutant factors (特征污染因子平衡): {pol['message']}")
+        for f in pol["factors"]:
+            rem = f["removal_overall_pct"]
+            em = f["emitted_kg"]
+            print(f"  {f['factor']:<12} collected {f['collected_kg']:.3f} kg"
+                  + (f", removed {rem:.1f} %" if rem is not None else "")
+                  + (f", emitted {em:.3f} kg to {f['destination']}" if em is not None else ""))
+    del tz
 
 
 def _print_validity(r: Any, tz: str) -> None:
@@ -422,7 +465,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--validity-only", action="store_true",
                    help="the validity report alone (no balance): seconds on a long campaign")
+    s.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the reconciliation tests")
     s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("export", help="the report's tables (XLSX, CSV) and diagrams (SVG)")
+    s.add_argument("config")
+    s.add_argument("--store", required=True)
+    s.add_argument("--out", required=True, help="folder to write into")
+    s.add_argument("--from", dest="start")
+    s.add_argument("--to", dest="end")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("reconcile", help="reconcile a hand-typed table of stream totals (CSV)")
     s.add_argument("file")

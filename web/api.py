@@ -3,7 +3,12 @@
 GET /api/v1/campaign   campaign name, start, elapsed, samples, devices online
 GET /api/v1/balance    material balance per node and overall (?from=&to=, ISO 8601 or ns)
 GET /api/v1/devices    per-device state from the collector's health samples
-GET /api/v1/balances   material, water and energy balances with their indicators (?from=&to=)
+GET /api/v1/balances   the four balances (material with losses, utilisation and components; water
+                       and energy with their indicators; pollutant factors) (?from=&to=)
+GET /api/v1/report     validity, balances, reconciliation (material, water) and Sankey data in
+                       one document, as ``cpaudit analyze --json`` prints it (?from=&to=&alpha=)
+GET /api/v1/export.xlsx  the report's tables, one sheet each, units in the headers (?from=&to=)
+GET /api/v1/sankey.svg   a layer's balance diagram (?layer=material|water|energy&node=&lang=en|zh)
 GET /api/v1/validity   the campaign's validity (DB11/T 1156 7.3.3.3): checks, verdict, fixes,
                        progress, best window, hints (?from=&to=); live: only the newest minutes
                        are read again between calls
@@ -17,8 +22,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer.indicators import energy_summary, water_indicators
-from analyzer.storeframe import balances_from_store, material_balance_from_store
+from analyzer.storeframe import material_balance_from_store
 from analyzer.validity import LiveValidity
 from web.app import APIError, get_config, get_store
 
@@ -142,15 +146,71 @@ def validity():  # type: ignore[no-untyped-def]
     return jsonify(out)
 
 
-@bp.get("/balances")
-def balances():  # type: ignore[no-untyped-def]
+def _report(with_validity: bool = False) -> dict[str, Any]:
+    """The campaign report for the request's window, cached until new data arrive."""
+    from analyzer.report import campaign_report
     cfg = get_config()
     start, end = _window()
-    layers = balances_from_store(cfg, get_store(), start, end)
-    out = {k: v.to_dict() for k, v in layers.items()}
-    out["water"]["indicators"] = water_indicators(cfg, layers["water"])
-    out["energy"]["summary"] = energy_summary(cfg, layers["energy"])
-    for v in out.values():
-        v["start"] = _iso(v["start_ns"], cfg.campaign.timezone)
-        v["end"] = _iso(v["end_ns"], cfg.campaign.timezone)
-    return jsonify(out)
+    raw_alpha = request.args.get("alpha", "0.05")
+    try:
+        alpha = float(raw_alpha)
+    except ValueError:
+        raise APIError(400, f"alpha: expected a number, got {raw_alpha!r}") from None
+    if not 0 < alpha < 1:
+        raise APIError(400, "alpha must be between 0 and 1")
+    st = get_store()
+    cache = current_app.extensions["cpaudit_cache"]
+    key = ("report", start, end, alpha, with_validity, st.max_seq())
+    if key not in cache:
+        doc = campaign_report(cfg, st, start, end, validity=with_validity, alpha=alpha)
+        for k in [k for k in cache if k[0] == "report"]:
+            del cache[k]
+        cache[key] = doc
+    return dict(cache[key])
+
+
+@bp.get("/balances")
+def balances():  # type: ignore[no-untyped-def]
+    return jsonify(_report()["balances"])
+
+
+@bp.get("/report")
+def report():  # type: ignore[no-untyped-def]
+    return jsonify(_report(with_validity=True))
+
+
+@bp.get("/export.xlsx")
+def export_xlsx():  # type: ignore[no-untyped-def]
+    import io
+
+    from flask import send_file
+
+    from analyzer.export import write_xlsx
+    doc = _report(with_validity=True)
+    buf = io.BytesIO()
+    write_xlsx(doc, buf)
+    buf.seek(0)
+    name = "".join(c if c.isalnum() else "-" for c in get_config().campaign.name).strip("-")
+    return send_file(buf, as_attachment=True, download_name=f"{name or 'campaign'}.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@bp.get("/sankey.svg")
+def sankey_svg():  # type: ignore[no-untyped-def]
+    from flask import Response
+
+    from analyzer.sankey import sankey, svg
+    from analyzer.storeframe import balances_from_store
+    layer = request.args.get("layer", "material")
+    lang = request.args.get("lang", "en")
+    node = request.args.get("node") or None
+    if layer not in ("material", "water", "energy"):
+        raise APIError(400, "layer: one of material, water, energy")
+    if lang not in ("en", "zh"):
+        raise APIError(400, "lang: en or zh")
+    cfg = get_config()
+    if node is not None and node not in {n.id for n in cfg.flowsheet.nodes}:
+        raise APIError(400, f"node: unknown node {node!r}")
+    start, end = _window()
+    res = balances_from_store(cfg, get_store(), start, end, (layer,))[layer]
+    return Response(svg(sankey(cfg, res, node), lang=lang), mimetype="image/svg+xml")

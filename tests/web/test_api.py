@@ -135,3 +135,36 @@ def test_validity_is_live_and_carries_the_collectors_skew(live: LiveCampaign) ->
     assert v2["end_ns"] > v1["end_ns"] and v2["start_ns"] == v1["start_ns"]
     bad = requests.get(live.url + "/api/v1/validity?from=2026-01-01T00:00:00", timeout=5)
     assert bad.status_code == 400 and "time zone" in bad.json()["error"]
+
+
+def test_report_exports_and_diagram(live: LiveCampaign) -> None:
+    import io
+
+    from openpyxl import load_workbook
+    time.sleep(2.0)
+    rep = requests.get(live.url + "/api/v1/report", timeout=20).json()
+    assert set(rep["balances"]) == {"material", "water", "energy", "pollutant"}
+    mat = rep["balances"]["material"]
+    assert mat["start_ns"] is not None and mat["nodes"]
+    assert rep["validity"]["verdict"] in ("valid", "invalid")
+    g = rep["reconciliation"]["material"]["global_test"]
+    assert {"statistic", "dof", "p_value", "rejected"} <= set(g)
+    assert rep["sankey"]["material"]["links"]
+    # the same window gives the same numbers as the material balance endpoint
+    w = {"from": str(mat["start_ns"]), "to": str(mat["end_ns"])}
+    one = requests.get(live.url + "/api/v1/balance", params=w, timeout=20).json()
+    two = requests.get(live.url + "/api/v1/balances", params=w, timeout=20).json()["material"]
+    assert [n["closure_pct"] for n in one["nodes"]] == [n["closure_pct"] for n in two["nodes"]]
+    x = requests.get(live.url + "/api/v1/export.xlsx", timeout=30)
+    assert x.status_code == 200 and x.headers["Content-Disposition"].endswith('.xlsx')
+    wb = load_workbook(io.BytesIO(x.content))
+    assert "material balance" in wb.sheetnames and "validity" in wb.sheetnames
+    head = [c.value for c in wb["material balance"][1]]
+    assert "inputs [kg]" in head and "closure [%]" in head
+    svg = requests.get(live.url + "/api/v1/sankey.svg", params={"lang": "zh"}, timeout=20)
+    assert svg.status_code == 200 and svg.headers["Content-Type"].startswith("image/svg+xml")
+    assert svg.text.startswith("<svg") and "</svg>" in svg.text
+    assert requests.get(live.url + "/api/v1/sankey.svg", params={"layer": "heat"},
+                        timeout=5).status_code == 400
+    assert requests.get(live.url + "/api/v1/report", params={"alpha": "2"},
+                        timeout=5).status_code == 400

@@ -1,0 +1,204 @@
+"""The report's tables as CSV and XLSX (openpyxl), units in the headers, and its diagrams as SVG.
+
+:func:`tables` turns a :func:`analyzer.report.campaign_report` document into named tables, each a
+header (with units, e.g. ``inputs [kg]``) and rows; :func:`write_xlsx` puts one table per sheet,
+:func:`write_csv` one table per file, :func:`write_all` everything into a folder.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from analyzer.sankey import svg
+
+Table = tuple[list[str], list[list[Any]]]
+
+
+def _r(x: Any, nd: int = 3) -> Any:
+    return round(x, nd) if isinstance(x, float) else x
+
+
+def _node_rows(layer: dict[str, Any]) -> Table:
+    u = layer["unit"]
+    head = ["node", "name", "名称", f"inputs [{u}]", f"outputs [{u}]", f"accumulation [{u}]",
+            f"deviation [{u}]", "closure [%]", f"within {layer['limit_pct']:g} %"]
+    rows = []
+    for n in layer["nodes"] + ([layer["overall"]] if layer.get("overall") else []):
+        rows.append([n["node"], n["name"], n["name_zh"], _r(n["total_in"]), _r(n["total_out"]),
+                     _r(n.get("accumulation", 0.0)), _r(n["deviation"]), _r(n["closure_pct"]),
+                     "" if n["ok"] is None else ("yes" if n["ok"] else "NO")])
+    return head, rows
+
+
+def _stream_rows(layer: dict[str, Any]) -> Table:
+    u = layer["unit"]
+    head = ["stream", "method", "tag", "amount", "amount unit", f"value [{u}]",
+            "rate integral [amount unit]", "rate vs totalizer [%]", "rate coverage [%]",
+            "good samples", "gaps", "resets", "rollovers", "note"]
+    rows = []
+    for s in layer["streams"]:
+        cov = s.get("rate_coverage")
+        rows.append([s["stream"], s["method"], s["tag"], _r(s["amount"]), s["unit"],
+                     _r(s["value"]), _r(s.get("rate_amount")), _r(s.get("cross_check_pct")),
+                     None if cov is None else _r(100 * cov, 2), s["good_samples"],
+                     len(s["gaps"]), s["resets"], s["rollovers"], s["note"]])
+    return head, rows
+
+
+def tables(doc: dict[str, Any]) -> dict[str, Table]:
+    """Every table of the report, by sheet name (≤ 31 characters, as Excel wants)."""
+    out: dict[str, Table] = {}
+    v = doc.get("validity")
+    if v:
+        out["validity"] = (["check", "clause", "status", "value", "limit", "reason", "fix"],
+                           [[c["id"], c["clause"], c["status"], _r(c["value"]), _r(c["limit"]),
+                             c["reason"], c.get("fix") or ""] for c in v["checks"]])
+    b = doc["balances"]
+    for layer in ("material", "water", "energy"):
+        if b[layer].get("nodes"):
+            out[f"{layer} balance"] = _node_rows(b[layer])
+            out[f"{layer} streams"] = _stream_rows(b[layer])
+    m = b["material"]
+    if m.get("losses"):
+        u = m["unit"]
+        out["material losses"] = (
+            ["node", "node name", "节点", "what", "名称", "to", "kind", f"amount [{u}]",
+             "share of input [%]", "source"],
+            [[x["node"], x["node_name"], x["node_name_zh"], x["what"], x["what_zh"], x["to"],
+              x["kind"], _r(x["amount"]), _r(x["share_of_input_pct"]), x["source"]]
+             for x in m["losses"]])
+    if m.get("utilisation"):
+        out["utilisation"] = (
+            ["basis", "product", "in product [kg]", "input [kg]", "utilisation [%]", "note"],
+            [[x["basis"], x["product"], _r(x["in_product"]), _r(x["input"]),
+              _r(x["utilisation_pct"]), x["note"]] for x in m["utilisation"]])
+    for c in m.get("components", []):
+        if c.get("nodes"):
+            out[c["layer"].replace("component:", "component ")[:31]] = _node_rows(c)
+    w = b["water"].get("indicators", {})
+    if "fresh_t" in w:
+        keys = [k for k, val in w.items() if isinstance(val, (int, float)) or val is None]
+        out["water indicators"] = (["indicator", "value"], [[k, _r(w[k])] for k in keys])
+    e = b["energy"].get("summary", {})
+    if "carriers" in e:
+        out["energy carriers"] = (
+            ["carrier", "amount", "unit", "coefficient [kgce/unit]", "standard coal [kgce]",
+             "coefficient status", "coefficient source"],
+            [[k, _r(c["amount"]), c["unit"], c["coefficient"], _r(c["kgce"]), c["status"],
+              c["source"]] for k, c in e["carriers"].items()])
+    p = b["pollutant"]
+    if p.get("factors"):
+        out["pollutant factors"] = (
+            ["factor", "名称", "collected [kg]", "collection efficiency", "generated [kg]",
+             "fugitive [kg]", "fugitive share [%]", "removal overall [%]", "emitted [kg]",
+             "emitted, extrapolated to invalid hours [kg]", "destination", "notes"],
+            [[f["factor"], f["name_zh"], _r(f["collected_kg"]), f["collection_efficiency"],
+              _r(f["generated_kg"]), _r(f["fugitive_kg"]), _r(f["fugitive_share_pct"]),
+              _r(f["removal_overall_pct"]), _r(f["emitted_kg"]),
+              _r(f["emitted_kg_extrapolated"]), f["destination"], "; ".join(f["notes"])]
+             for f in p["factors"]])
+        out["pollutant points"] = (
+            ["factor", "point", "kind", "tag", "load [kg]", "load extrapolated [kg]",
+             "valid hours [h]", "hours [h]", "mean concentration", "concentration unit",
+             "flow [m3, stack: standard dry]", "converted mean (reference O2)",
+             "converted max hour", "reference O2 [%]"],
+            [[f["factor"], x["where"], x["kind"], x["tag"], _r(x["load_kg"], 4),
+              _r(x["load_kg_extrapolated"], 4), _r(x["valid_hours"]), _r(x["hours"]),
+              _r(x["mean_concentration"]), x["unit"], _r(x["flow_m3"]), _r(x["converted_mean"]),
+              _r(x["converted_max_hour"]), x["o2_reference_pct"]]
+             for f in p["factors"] for x in f["points"]])
+        out["pollutant removal"] = (
+            ["factor", "upstream point", "downstream point", "units between", "in [kg]",
+             "out [kg]", "removal [%]", "hours valid at both [h]"],
+            [[f["factor"], s["upstream"], s["downstream"], ", ".join(s["units"]),
+              _r(s["load_in_kg"]), _r(s["load_out_kg"]), _r(s["removal_pct"]),
+              _r(s["common_hours"])] for f in p["factors"] for s in f["sections"]])
+    for layer, r in doc.get("reconciliation", {}).items():
+        if not isinstance(r, dict):
+            continue
+        u = r.get("unit", "")
+        out[f"reconciliation {layer}"] = (
+            ["stream", f"measured [{u}]", f"sigma [{u}]", f"reconciled [{u}]",
+             f"adjustment [{u}]", "MT", "MT critical", "redundant", "detectability"],
+            [[s["id"], _r(s["measured"]), _r(s["sigma"]), _r(s["reconciled"]),
+              _r(s["adjustment"]), _r(s["mt"]), _r(s["mt_critical"]), s["redundant"],
+              _r(s["detectability"])] for s in r["streams"]])
+        g = r["global_test"]
+        rows = [["global test", _r(g["statistic"]), g["dof"], _r(g["p_value"], 5),
+                 "rejected" if g["rejected"] else "accepted", ""]]
+        rows += [[f"suspect: {s['kind']}", _r(s["statistic"]), "", "", s["where"],
+                  ", ".join(s["equivalent"])] for s in r["suspects"]]
+        out[f"tests {layer}"] = (["test", "statistic", "dof", "p value", "result / where",
+                                  "equivalent (cannot be told apart)"], rows)
+    return out
+
+
+def write_xlsx(doc: dict[str, Any], path: Path | str | io.BytesIO) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    wb = Workbook()
+    wb.remove(wb.active)
+    about = wb.create_sheet("campaign")
+    for row in (["campaign", doc["campaign"]], ["site", doc.get("site", "")],
+                ["audit focus", doc.get("audit_focus", "")],
+                ["审核重点", doc.get("audit_focus_zh", "")], ["time zone", doc["timezone"]],
+                ["balance window", doc["balances"]["material"].get("start"),
+                 doc["balances"]["material"].get("end")],
+                ["validity", (doc.get("validity") or {}).get("verdict", "")],
+                ["material balance", doc["balances"]["material"]["verdict"],
+                 doc["balances"]["material"]["message"]]):
+        about.append(row)
+    for name, (head, rows) in tables(doc).items():
+        ws = wb.create_sheet(_sheet(name))
+        ws.append(head)
+        for c in ws[1]:
+            c.font = Font(bold=True)
+        for r in rows:
+            ws.append([_cell(x) for x in r])
+        ws.freeze_panes = "A2"
+    wb.save(path)
+
+
+def _cell(x: Any) -> Any:
+    if isinstance(x, (list, dict)):
+        return json.dumps(x, ensure_ascii=False)
+    return x
+
+
+def _sheet(name: str) -> str:
+    return re.sub(r"[\[\]:*?/\\]", "_", name)[:31]
+
+
+def write_csv(table: Table) -> str:
+    head, rows = table
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(head)
+    for r in rows:
+        w.writerow(["" if x is None else x for x in r])
+    return buf.getvalue()
+
+
+def write_all(doc: dict[str, Any], folder: Path | str) -> list[Path]:
+    """report.xlsx, report.json, one CSV per table and one SVG per layer's Sankey (English and
+    Chinese labels) into ``folder``."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.xlsx", out / "report.json"]
+    write_xlsx(doc, written[0])
+    written[1].write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+    for name, t in tables(doc).items():
+        p = out / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".csv")
+        p.write_text(write_csv(t), encoding="utf-8-sig")   # with a BOM: Excel reads the CJK right
+        written.append(p)
+    for layer, data in doc.get("sankey", {}).items():
+        if data["links"]:
+            for lang in ("en", "zh"):
+                p = out / f"sankey-{layer}-{lang}.svg"
+                p.write_text(svg(data, lang=lang), encoding="utf-8")
+                written.append(p)
+    return written
