@@ -152,3 +152,4 @@ def test_configuration_mistakes_name_the_field(tmp_path: Path) -> None:
     assert "pollutants.factors[2].points[0].tag: tag 'stack.o2' has unit 'percent'" in text
     line = next(i for i, x in enumerate(bad.splitlines(), 1) if "stack: chimney" in x)
     assert f"bad.yaml:{line}:" in text
+
