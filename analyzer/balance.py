@@ -54,6 +54,7 @@ class BalanceResult:
     verdict: str                  # ok | exceeded | incomplete | no-data | supply-only
     message: str
     product: StreamTotal | None = None   # the main product over the same window
+    effective: list[StreamTotal] = field(default_factory=list)   # energy: effective streams
 
     @property
     def hours(self) -> float:
@@ -225,5 +226,9 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
     if pid and product is None:
         found = stream_totals(cfg, frame, window, "material", {pid}, rates=rates)
         product = found[0] if found else None
+    effective: list[StreamTotal] = []
+    if layer == "energy" and cfg.energy.effective:
+        effective = stream_totals(cfg, frame, window, "material",
+                                  {e.stream for e in cfg.energy.effective}, rates=rates)
     return BalanceResult(layer, unit, window[0], window[1], limit, nodes, overall, totals,
-                         verdict, msg, product)
+                         verdict, msg, product, effective)

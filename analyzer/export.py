@@ -90,6 +90,13 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
              "coefficient status", "coefficient source"],
             [[k, _r(c["amount"]), c["unit"], c["coefficient"], _r(c["kgce"]), c["status"],
               c["source"]] for k, c in e["carriers"].items()])
+    if e.get("units"):
+        out["energy units"] = (
+            ["node", "supplied [kgce]", "effective [kgce]", "losses [kgce]", "efficiency [%]",
+             "effective streams", "source of the enthalpy"],
+            [[x["node"], _r(x["supplied_kgce"]), _r(x["effective_kgce"]), _r(x["losses_kgce"]),
+              _r(x["efficiency_pct"]), ", ".join(x["streams"]), "; ".join(x["sources"])]
+             for x in e["units"]])
     p = b["pollutant"]
     if p.get("factors"):
         out["pollutant factors"] = (

@@ -323,8 +323,10 @@ class Stream(Strict):
     conditions: list[str] = []
     # water layer (GB/T 12452): what the water is — fresh (新水), reused (重复利用), discharged
     # (排水), consumed (耗水: evaporated, into product), steam (boiler output), condensate (returned)
-    water_role: Literal["fresh", "reused", "discharged", "consumed", "steam",
-                        "condensate"] | None = None
+    # cooling_circulating (循环冷却水, counted as reused) and cooling_makeup (补充水, counted as
+    # fresh) give the indirect cooling-water recirculation rate
+    water_role: Literal["fresh", "reused", "discharged", "consumed", "steam", "condensate",
+                        "cooling_circulating", "cooling_makeup"] | None = None
     # energy layer (GB/T 2589): the carrier, for its standard-coal coefficient
     carrier: Literal["electricity", "natural_gas", "steam", "heat", "fresh_water", "diesel",
                      "gasoline", "raw_coal", "coke", "fuel_oil"] | None = None
@@ -342,6 +344,16 @@ class Flowsheet(Strict):
     product: str | None = None          # the main product's stream (per-unit-product indicators)
 
 
+class EffectiveEnergy(Strict):
+    """The effective energy of a unit (GB/T 3484 有效能量): what one of its output streams
+    carries, its mass times the enthalpy it gained there (e.g. steam over feed water), with the
+    source of that figure. The unit's efficiency is effective / supplied."""
+    node: str
+    stream: str
+    kj_per_kg: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
 class EnergySettings(Strict):
     """Standard-coal conversion (GB/T 2589-2020). ``electricity``: ``equivalent`` (当量值, 0.1229
     kgce/kWh) or ``equal_value`` (等价值: the year's average power-supply coal rate, which must be
@@ -350,6 +362,7 @@ class EnergySettings(Strict):
     electricity: Literal["equivalent", "equal_value"] = "equivalent"
     equal_value_kgce_kwh: float | None = Field(default=None, gt=0)
     coefficients: dict[str, float] = {}
+    effective: list["EffectiveEnergy"] = []
 
     @model_validator(mode="after")
     def _equal_value(self) -> "EnergySettings":
@@ -751,6 +764,15 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
     if leak is not None and leak.node not in nodes:
         p.append((("simulation", "leak", "node"), f"unknown node {leak.node!r}"))
     p += _check_pollutants(cfg, index, nodes, stream_ids)
+    for i, e in enumerate(cfg.energy.effective):
+        if e.node not in nodes:
+            p.append((("energy", "effective", i, "node"), f"unknown node {e.node!r}"))
+        es = next((x for x in cfg.flowsheet.streams if x.id == e.stream), None)
+        if es is None:
+            p.append((("energy", "effective", i, "stream"), f"unknown stream {e.stream!r}"))
+        elif es.from_ != e.node or "material" not in es.layers:
+            p.append((("energy", "effective", i, "stream"), f"stream {e.stream!r} must leave "
+                      f"{e.node!r} and be in the material layer (its mass is counted)"))
     return p
 
 

@@ -292,6 +292,11 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
               f"{en['total_kgce']:.1f} kgce" + (
                   f", {en['per_unit_product']['value']:.3f} {en['per_unit_product']['unit']}"
                   if "per_unit_product" in en else ""))
+    for x in en.get("units", []):
+        if x["efficiency_pct"] is not None:
+            print(f"  {x['node']}: supplied {x['supplied_kgce']:.1f} kgce, effective "
+                  f"{x['effective_kgce']:.1f} kgce, losses {x['losses_kgce']:.1f} kgce, "
+                  f"efficiency {x['efficiency_pct']:.1f} % (GB/T 3484)")
     pol = doc["balances"]["pollutant"]
     if pol["factors"]:
         print(f"Pollutant factors (特征污染因子平衡): {pol['message']}")

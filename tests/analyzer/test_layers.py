@@ -163,3 +163,41 @@ def test_totalizer_and_rate_disagreeing_is_reported(site: config.Config) -> None
     assert c.rate_amount == pytest.approx(4.4, rel=1e-9)
     assert c.cross_check_pct == pytest.approx(10.0, rel=1e-6)
     assert "+10.0 % of the totalizer" in c.note
+
+
+def test_cooling_water_recirculation_rate(tmp_path: Path) -> None:
+    """The same hour with the CIP water taken as a cooling tower's make-up (4 t, fresh) and the
+    packaging wastewater as its circulating water (20 t, reused): r_c = 20 / (20 + 4)."""
+    p = tmp_path / "site.yaml"
+    text = site_text().replace("water_role: fresh, name: CIP water",
+                               "water_role: cooling_makeup, name: CIP water")
+    text = text.replace("layers: [material, water], name: Wastewater from packaging",
+                        "layers: [material, water], water_role: cooling_circulating, "
+                        "name: Wastewater from packaging")
+    p.write_text(text)
+    cfg = config.load(p)
+    ind = water_indicators(cfg, layer_balance(cfg, frame(), "water"))
+    assert ind["cooling_recirculation_rate_pct"] == pytest.approx(100 * 20 / 24)
+    assert ind["fresh_t"] == pytest.approx(30 + 4 + 1.46)          # make-up is fresh water
+    assert ind["reused_t"] == pytest.approx(2.874 + 20)             # circulating is reused
+    assert ind["repeated_use_rate_pct"] == pytest.approx(100 * 22.874 / (35.46 + 22.874))
+    # fresh − discharged, no consumption declared: 35.46 − 23.9, labelled unverified
+    assert ind["unaccounted_t"] == pytest.approx(35.46 - 23.9)
+    assert "unverified" in ind["unaccounted_note"]
+
+
+def test_boiler_effective_energy_losses_and_efficiency(site: config.Config) -> None:
+    """GB/T 3484 per unit: the boiler is supplied 300 Nm3 of gas and 20 kWh; its effective
+    output is 4.2 t of steam x 2 342 kJ/kg (declared in the demo site) = 335.62 kgce."""
+    from analyzer.energy import coefficient
+    e = layer_balance(site, frame(), "energy")
+    unit = energy_summary(site, e)["units"][0]
+    supplied = 300 * coefficient(site, "natural_gas").kgce + \
+        20 * coefficient(site, "electricity").kgce
+    effective = 4200 * 2342 / 29307.6
+    assert unit["node"] == "boiler" and unit["streams"] == ["steam_main"]
+    assert unit["supplied_kgce"] == pytest.approx(supplied, rel=1e-9)
+    assert unit["effective_kgce"] == pytest.approx(effective, rel=1e-9)
+    assert unit["losses_kgce"] == pytest.approx(supplied - effective, rel=1e-9)
+    assert unit["efficiency_pct"] == pytest.approx(100 * effective / supplied, rel=1e-9)
+    assert "steam tables" in unit["sources"][0]
