@@ -5,6 +5,7 @@
 #   mbpoll                        an independent Modbus client to check the simulators
 #   socat                         pseudo-terminal pairs for Modbus RTU tests
 #   chromium                      headless browser for the web page tests
+#   fonts-wqy-microhei            a Chinese font, so that the pages' screenshots show 中文 (4 MB)
 #   python3-venv                  only when `python3 -m venv` is missing (argument: venv)
 #   mosquitto                     alone with the argument demo (`make demo`)
 #   gcc, pkg-config, libmodbus-dev the C baseline of `make bench` (argument: bench)
@@ -31,6 +32,7 @@ else
     command -v mbpoll >/dev/null 2>&1 || need="$need mbpoll"
     command -v socat >/dev/null 2>&1 || need="$need socat"
     command -v chromium >/dev/null 2>&1 || need="$need chromium"
+    [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need="$need fonts-wqy-microhei"
 fi
 [ -z "$need" ] && exit 0
 

@@ -520,6 +520,13 @@ class SQLiteStore:
     def max_seq(self) -> int:
         return int(self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM sample").fetchone()[0])
 
+    def quick_stats(self) -> dict[str, Any]:
+        """What a live page needs without a full scan: rows written (the write sequence: every
+        sample row gets the next one) and the newest row's timestamp — both index lookups."""
+        conn = self._conn()
+        row = conn.execute("SELECT seq, ts FROM sample ORDER BY seq DESC LIMIT 1").fetchone()
+        return {"samples": int(row[0]) if row else 0, "last_ts": int(row[1]) if row else None}
+
     def stats(self) -> dict[str, Any]:
         conn = self._conn()
         n, first, last = conn.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM sample").fetchone()

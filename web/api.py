@@ -60,14 +60,33 @@ def _iso(ns: int | None, tz: str) -> str | None:
     return dt.datetime.fromtimestamp(ns / 1e9, ZoneInfo(tz)).isoformat(timespec="seconds")
 
 
+def _value_tag(d: Any) -> str | None:
+    """The tag a device's row shows as its last value: its first total, else its first rate,
+    else its first tag."""
+    from config.models import MqttDevice
+    tags = ([(t.tag, t.kind.value) for t in d.tags] if isinstance(d, MqttDevice) else
+            [(r.tag, r.kind.value) for r in d.registers if r.type.value != "string"]
+            + [(c.tag, c.kind.value) for c in d.computed])
+    for want in ("total", "rate"):
+        for t, k in tags:
+            if k == want:
+                return t
+    return tags[0][0] if tags else None
+
+
 def devices_state() -> list[dict[str, Any]]:
     cfg = get_config()
     st = get_store()
-    last = st.last([f"{HEALTH}{d.name}.{k}" for d in cfg.devices
-                    for k in ("online", "latency_ms", "consecutive_failures", "backoff_s")])
+    keys = ("online", "latency_ms", "lateness_ms", "consecutive_failures", "backoff_s", "polls",
+            "good_polls", "received", "malformed")
+    shown = {d.name: _value_tag(d) for d in cfg.devices}
+    last = st.last([f"{HEALTH}{d.name}.{k}" for d in cfg.devices for k in keys]
+                   + [t for t in shown.values() if t])
     tags, values, stamps = last["tag"].tolist(), last["value"].tolist(), last["ts"].tolist()
     vals: dict[tuple[str, str], Any] = {(t, "v"): v for t, v in zip(tags, values)}
     vals |= {(t, "ts"): ts for t, ts in zip(tags, stamps)}
+    vals |= {(t, "q"): q for t, q in zip(tags, last["quality"].tolist())}
+    index = cfg.tag_index()
     now = time.time_ns()
     out = []
     for d in cfg.devices:
@@ -79,23 +98,41 @@ def devices_state() -> list[dict[str, Any]]:
         state = "online" if online else ("offline" if ts is not None else "unknown")
         if ts is not None and not fresh:
             state = "stale"
+        polls, good = vals.get((p + "polls", "v")), vals.get((p + "good_polls", "v"))
+        vt = shown[d.name]
         out.append({
-            "name": d.name, "model": d.model, "state": state, "online": online,
-            "last_ts": int(ts) if ts is not None else None,
+            "name": d.name, "model": d.model, "protocol": d.protocol, "state": state,
+            "online": online, "last_ts": int(ts) if ts is not None else None,
             "latency_ms": vals.get((p + "latency_ms", "v")),
+            "lateness_ms": vals.get((p + "lateness_ms", "v")),
+            "success_rate": good / polls if polls and good is not None else None,
             "consecutive_failures": vals.get((p + "consecutive_failures", "v")),
             "backoff_s": vals.get((p + "backoff_s", "v")),
+            "received": vals.get((p + "received", "v")),
+            "malformed": vals.get((p + "malformed", "v")),
+            "value_tag": vt, "value": vals.get((vt, "v")) if vt else None,
+            "value_unit": index[vt].unit if vt in index else None,
+            "value_good": vals.get((vt, "q")) == 0 if vt else None,
         })
     return out
+
+
+def sinks_state() -> list[dict[str, Any]]:
+    cfg = get_config()
+    keys = ("backlog", "errors", "forwarded", "since_last_forward_s")
+    last = get_store().last([f"{HEALTH}sink.{s.name}.{k}" for s in cfg.sinks for k in keys])
+    v = dict(zip(last["tag"].tolist(), last["value"].tolist()))
+    return [{"name": s.name, "kind": s.kind,
+             **{k: v.get(f"{HEALTH}sink.{s.name}.{k}") for k in keys}} for s in cfg.sinks]
 
 
 @bp.get("/campaign")
 def campaign():  # type: ignore[no-untyped-def]
     cfg = get_config()
     st = get_store()
-    stats = st.stats()
+    stats = st.quick_stats()          # index lookups: a full scan takes seconds on 80 h
     start_meta = st.get_meta("campaign_start")
-    start = int(start_meta) if start_meta else stats["first_ts"]
+    start = int(start_meta) if start_meta else None
     devs = devices_state()
     now = time.time_ns()
     return jsonify({
@@ -105,15 +142,20 @@ def campaign():  # type: ignore[no-untyped-def]
         "required_hours": cfg.requirements.min_hours,
         "start_ns": start, "start": _iso(start, cfg.campaign.timezone),
         "last_ts": stats["last_ts"], "last": _iso(stats["last_ts"], cfg.campaign.timezone),
-        "elapsed_s": (now - start) / 1e9 if start else 0.0,
+        # to the newest reading: a finished campaign does not keep ageing
+        "elapsed_s": ((stats["last_ts"] or now) - start) / 1e9 if start else 0.0,
         "samples": stats["samples"],
         "devices_online": sum(1 for d in devs if d["online"]), "devices_total": len(devs),
+        "load": {**cfg.requirements.load.model_dump(),
+                 "kind": cfg.tag_index()[cfg.requirements.load.tag].kind.value}
+        if cfg.requirements.load else None,
+        "min_cycles": cfg.requirements.min_cycles,
     })
 
 
 @bp.get("/devices")
 def devices():  # type: ignore[no-untyped-def]
-    return jsonify({"devices": devices_state()})
+    return jsonify({"devices": devices_state(), "sinks": sinks_state()})
 
 
 @bp.get("/balance")
@@ -176,7 +218,7 @@ def balances():  # type: ignore[no-untyped-def]
 
 @bp.get("/report")
 def report():  # type: ignore[no-untyped-def]
-    return jsonify(_report(with_validity=True))
+    return jsonify(_report(with_validity=request.args.get("validity", "1") != "0"))
 
 
 @bp.get("/export.xlsx")
@@ -214,3 +256,128 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     start, end = _window()
     res = balances_from_store(cfg, get_store(), start, end, (layer,))[layer]
     return Response(svg(sankey(cfg, res, node), lang=lang), mimetype="image/svg+xml")
+
+
+# -- the explorer, the history charts, manual entries ------------------------------------------
+
+MAX_POINTS = 5000
+
+
+@bp.get("/tags")
+def tags():  # type: ignore[no-untyped-def]
+    """Every configured tag with its unit, kind and device."""
+    cfg = get_config()
+    return jsonify({"tags": [{"tag": t.name, "unit": t.unit, "kind": t.kind.value,
+                              "device": t.device} for t in cfg.tag_index().values()]})
+
+
+def _int_param(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise APIError(400, f"{name}: expected an integer, got {raw!r}") from None
+    if not lo <= v <= hi:
+        raise APIError(400, f"{name}: between {lo} and {hi}")
+    return v
+
+
+@bp.get("/series")
+def series():  # type: ignore[no-untyped-def]
+    """One tag over [from, to), at most ``points`` buckets: min, mean and max of the good readings
+    in each (from the store's per-minute rollup when a bucket spans a minute or more, from the raw
+    readings otherwise); a bucket without a good reading is a gap (null), not interpolated."""
+    from web.series import downsample
+    cfg = get_config()
+    tag = request.args.get("tag", "")
+    index = cfg.tag_index()
+    if tag not in index and not tag.startswith(HEALTH):
+        raise APIError(400, f"tag: unknown tag {tag!r}")
+    start, end = _window()
+    points = _int_param("points", 1000, 10, MAX_POINTS)
+    out = downsample(get_store(), tag, start, end, points)
+    out["unit"] = index[tag].unit if tag in index else ""
+    return jsonify(out)
+
+
+@bp.get("/closure-history")
+def closure_history():  # type: ignore[no-untyped-def]
+    """Closure per node over time, cumulative since the start and over a trailing window, from
+    the store's per-minute rollup (?layer=material|water|energy&step_min=60&trailing_h=)."""
+    from web.series import closure_history as history
+    cfg = get_config()
+    layer = request.args.get("layer", "material")
+    if layer not in ("material", "water", "energy"):
+        raise APIError(400, "layer: one of material, water, energy")
+    step = _int_param("step_min", 0, 0, 1440)      # 0: about 200 steps over the window
+    default_trailing = 3 if cfg.requirements.mode == "batch" else 8
+    trailing = _int_param("trailing_h", default_trailing, 1, 168)
+    start, end = _window()
+    st = get_store()
+    cache = current_app.extensions["cpaudit_cache"]
+    key = ("history", layer, step, trailing, start, end, st.max_seq())
+    if key not in cache:
+        for k in [k for k in cache if k[0] == "history"]:
+            del cache[k]
+        cache[key] = history(cfg, st, layer, start, end, step, trailing)
+    return jsonify(cache[key])
+
+
+def _require_token() -> None:
+    """State changes need ``Authorization: Bearer <CPAUDIT_TOKEN>``; without a configured token
+    they are refused outright."""
+    import hmac
+    import os
+    token = current_app.config.get("CPAUDIT_TOKEN") or os.environ.get("CPAUDIT_TOKEN")
+    if not token:
+        raise APIError(403, "changes need an access token: start the server with CPAUDIT_TOKEN")
+    got = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+        raise APIError(401, "missing or wrong access token (Authorization: Bearer ...)")
+
+
+@bp.post("/manual")
+def manual():  # type: ignore[no-untyped-def]
+    """A reading entered by hand (a handheld meter, a weighbridge ticket): stored with the
+    reason ``manual``, never as measured. JSON body: tag, value, optional ts (ISO 8601 with an
+    offset, or ns; default now) and note."""
+    from store import Batch, Quality, Reason
+    _require_token()
+    cfg = get_config()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise APIError(400, "expected a JSON object: {\"tag\": ..., \"value\": ...}")
+    tag = body.get("tag")
+    if tag not in cfg.tag_index():
+        raise APIError(400, f"tag: unknown tag {tag!r}")
+    value = body.get("value")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        raise APIError(400, "value: expected a number")
+    raw_ts = body.get("ts")
+    if raw_ts is None:
+        ts = time.time_ns()
+    elif isinstance(raw_ts, int):
+        ts = raw_ts
+    else:
+        try:
+            t = dt.datetime.fromisoformat(str(raw_ts))
+        except ValueError:
+            raise APIError(400, f"ts: expected ISO 8601 or ns, got {raw_ts!r}") from None
+        if t.tzinfo is None:
+            raise APIError(400, "ts: give a time zone offset")
+        ts = int(t.timestamp() * 1e9)
+    st = get_store()
+    st.write(Batch([tag], [ts], [float(value)], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
+    note = str(body.get("note", ""))[:500]
+    if note:
+        st.set_meta(f"manual.{tag}.{ts}", note)
+    return jsonify({"stored": {"tag": tag, "ts": ts, "value": float(value),
+                               "reason": "manual"}}), 201
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    from web.openapi import spec
+    return jsonify(spec())

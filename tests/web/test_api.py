@@ -19,6 +19,9 @@ from tests.servers import free_port
 from web import create_app
 
 
+TOKEN = "test-token-5b1c"
+
+
 class LiveCampaign:
     """Site + collector in a background event loop; web app in a server thread."""
 
@@ -48,7 +51,7 @@ class LiveCampaign:
         self.thread.start()
         self.ready.wait(10)
         app = create_app({"CPAUDIT_CONFIG": str(self.cfg_path),
-                          "CPAUDIT_STORE": str(self.store_path)})
+                          "CPAUDIT_STORE": str(self.store_path), "CPAUDIT_TOKEN": TOKEN})
         self.port = free_port()
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
         self.web = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -109,9 +112,15 @@ def test_window_parameters_and_errors(live: LiveCampaign) -> None:
 def test_page_and_its_script_are_served_locally(live: LiveCampaign) -> None:
     page = requests.get(live.url + "/", timeout=5)
     assert page.status_code == 200 and live.cfg.campaign.name in page.text
-    assert "/static/campaign.js" in page.text and "http" not in page.text.split("<body>")[1]
+    # nothing is fetched from elsewhere: every script and style is the app's own
+    assert "/static/campaign.js" in page.text and "/vendor/plotly.min.js" in page.text
+    assert "http" not in page.text.split("<body", 1)[1]
     js = requests.get(live.url + "/static/campaign.js", timeout=5)
     assert js.status_code == 200 and "api/v1/balance" in js.text
+    vendor = requests.get(live.url + "/vendor/plotly.min.js", timeout=5)
+    assert vendor.status_code == 200 and "plotly.js v3" in vendor.text[:200]
+    for name in ("../app.py", "plotly.js", "%2e%2e%2fapp.py"):
+        assert requests.get(live.url + "/vendor/" + name, timeout=5).status_code == 404
 
 
 def test_validity_is_live_and_carries_the_collectors_skew(live: LiveCampaign) -> None:
@@ -168,3 +177,37 @@ def test_report_exports_and_diagram(live: LiveCampaign) -> None:
                         timeout=5).status_code == 400
     assert requests.get(live.url + "/api/v1/report", params={"alpha": "2"},
                         timeout=5).status_code == 400
+
+
+def test_series_history_manual_and_openapi(live: LiveCampaign) -> None:
+    spec = requests.get(live.url + "/api/v1/openapi.json", timeout=5).json()
+    assert spec["openapi"].startswith("3.") and "/api/v1/series" in spec["paths"]
+    tags = {t["tag"]: t for t in requests.get(live.url + "/api/v1/tags", timeout=5).json()["tags"]}
+    assert tags["water_in.total"]["unit"] == "m3"
+    s = requests.get(live.url + "/api/v1/series", params={"tag": "water_in.flow", "points": 20},
+                     timeout=5).json()
+    assert s["source"] == "raw" and len(s["t_ms"]) <= 20 and s["unit"] == "m3/h"
+    got = [(lo, m, hi) for lo, m, hi in zip(s["min"], s["mean"], s["max"]) if m is not None]
+    assert got and all(lo <= m <= hi for lo, m, hi in got)
+    assert requests.get(live.url + "/api/v1/series", params={"tag": "nope"},
+                        timeout=5).status_code == 400
+    assert requests.get(live.url + "/api/v1/series", params={"tag": "water_in.flow",
+                                                             "points": "5"}, timeout=5).status_code == 400
+    h = requests.get(live.url + "/api/v1/closure-history", timeout=10).json()
+    assert set(h["nodes"]) == {"mash", "kettle", "overall"} and len(h["t_ms"]) >= 1
+    d = requests.get(live.url + "/api/v1/devices", timeout=5).json()
+    assert d["sinks"] == [] and all(x["success_rate"] is not None for x in d["devices"])
+    # a manual reading: refused without the token, stored as manual with it
+    body = {"tag": "malt_in.total", "value": 99.5}
+    assert requests.post(live.url + "/api/v1/manual", json=body, timeout=5).status_code == 401
+    r = requests.post(live.url + "/api/v1/manual", json=body, timeout=5,
+                      headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 201 and r.json()["stored"]["reason"] == "manual"
+    ts = r.json()["stored"]["ts"]
+    st = SQLiteStore(live.store_path, readonly=True)
+    row = st.read(["malt_in.total"], ts, ts + 1)
+    st.close()
+    assert list(row["value"]) == [99.5] and list(row["reason"]) == [9]      # Reason.MANUAL
+    bad = requests.post(live.url + "/api/v1/manual", json={"tag": "malt_in.total", "value": "x"},
+                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert bad.status_code == 400 and "value" in bad.json()["error"]

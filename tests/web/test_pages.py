@@ -1,0 +1,147 @@
+"""Every page in a real browser (Debian's Chromium driven by Playwright, no browser download)
+against a live campaign: figures equal the API's, the view updates by itself and recovers from a
+lost connection, the language switches, the XLSX export downloads and opens, a manual reading needs
+the token. Screenshots of each page go to test-output/ (English and Chinese)."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+from openpyxl import load_workbook
+
+from tests.web.test_api import TOKEN, LiveCampaign
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install '.[test]' installs it")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    exe = shutil.which("chromium")
+    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1000},  # type: ignore[attr-defined]
+                              accept_downloads=True, timezone_id="Asia/Shanghai")
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+def test_balances_page_draws_the_api_figures(live: LiveCampaign, page: object,
+                                             output_dir: Path) -> None:
+    pg = page
+    pg.goto(live.url + "/balances")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#sankey[data-links]", timeout=30_000)  # type: ignore[attr-defined]
+    api = requests.get(live.url + "/api/v1/report", params={"validity": "0"}, timeout=30).json()
+    sk = api["sankey"]["material"]
+    assert pg.get_attribute("#sankey", "data-nodes") == str(len(sk["nodes"]))  # type: ignore[attr-defined]
+    assert pg.get_attribute("#sankey", "data-links") == str(len([x for x in sk["links"] if x["value"]]))  # type: ignore[attr-defined]
+    # the plotly Sankey is drawn: one SVG path per link
+    assert pg.locator("#sankey .sankey-link").count() == len(sk["links"])  # type: ignore[attr-defined]
+    rows = pg.locator("#bnodes tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() == 3
+    assert "χ²" in pg.inner_text("#recon")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#history .main-svg", state="attached", timeout=20_000)  # type: ignore[attr-defined]
+    pg.screenshot(path=str(output_dir / "balances.png"), full_page=True)  # type: ignore[attr-defined]
+    pg.click("#layers button[data-layer=pollutant]")  # type: ignore[attr-defined]
+    assert pg.is_hidden("#sankeysec")  # type: ignore[attr-defined]
+
+
+def test_numbers_match_the_api_and_the_view_stays_live(live: LiveCampaign, page: object,
+                                                       output_dir: Path) -> None:
+    pg = page
+    pg.goto(live.url + "/")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#link[data-state=live]")  # type: ignore[attr-defined]
+    pg.wait_for_function("Number(document.body.dataset.refreshes) >= 2")  # type: ignore[attr-defined]
+    start = pg.get_attribute("#window", "data-start-ns")  # type: ignore[attr-defined]
+    end = pg.get_attribute("#window", "data-end-ns")  # type: ignore[attr-defined]
+    shown = {r.get_attribute("data-node"): r.locator(".closure").inner_text()
+             for r in pg.locator("#nodes tbody tr").all()}  # type: ignore[attr-defined]
+    api = requests.get(live.url + "/api/v1/balance", params={"from": start, "to": end},
+                       timeout=10).json()
+    if str(api["end_ns"]) == end:          # the page may have refreshed in between
+        want = {n["node"]: f"{n['closure_pct']:.2f}" for n in api["nodes"] + [api["overall"]]}
+        assert shown == want
+    e1 = float(pg.get_attribute("#elapsed", "data-seconds"))  # type: ignore[attr-defined]
+    pg.wait_for_function(f"Number(document.getElementById('elapsed').dataset.seconds) > {e1}")  # type: ignore[attr-defined]
+    # a lost connection is shown, and the page recovers by itself
+    pg.route("**/api/v1/**", lambda route: route.abort())  # type: ignore[attr-defined]
+    pg.wait_for_selector("#link[data-state=lost]", timeout=10_000)  # type: ignore[attr-defined]
+    pg.unroute("**/api/v1/**")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#link[data-state=live]", timeout=10_000)  # type: ignore[attr-defined]
+    pg.screenshot(path=str(output_dir / "campaign-en.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_language_switch(live: LiveCampaign, page: object, output_dir: Path) -> None:
+    pg = page
+    pg.goto(live.url + "/")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#link[data-state=live]")  # type: ignore[attr-defined]
+    assert pg.inner_text("nav a[data-i18n=nav_balances]") == "Balances"  # type: ignore[attr-defined]
+    pg.click("#lang")  # type: ignore[attr-defined]
+    assert pg.get_attribute("html", "lang") == "zh-CN"  # type: ignore[attr-defined]
+    assert pg.inner_text("nav a[data-i18n=nav_balances]") == "平衡"  # type: ignore[attr-defined]
+    assert pg.inner_text("[data-i18n=material_card]") == "物料平衡"  # type: ignore[attr-defined]
+    assert pg.inner_text("#focus") == live.cfg.campaign.audit_focus_zh  # type: ignore[attr-defined]
+    assert pg.inner_text("#link") == "实时"  # type: ignore[attr-defined]
+    # the figures already on the page are redrawn in Chinese at once, not at the next refresh
+    assert pg.inner_text("#validity") == "尚未有效"  # type: ignore[attr-defined]
+    assert "在限值内" in pg.inner_text("#nodes tbody")  # type: ignore[attr-defined]
+    pg.screenshot(path=str(output_dir / "campaign-zh.png"), full_page=True)  # type: ignore[attr-defined]
+    pg.goto(live.url + "/devices")  # type: ignore[attr-defined]   # the choice is remembered
+    assert pg.inner_text("nav a[data-i18n=nav_devices]") == "设备"  # type: ignore[attr-defined]
+    pg.click("#lang")  # type: ignore[attr-defined]
+    assert pg.inner_text("nav a[data-i18n=nav_devices]") == "Devices"  # type: ignore[attr-defined]
+
+
+def test_devices_and_explorer(live: LiveCampaign, page: object, output_dir: Path) -> None:
+    pg = page
+    pg.goto(live.url + "/devices")  # type: ignore[attr-defined]
+    pg.wait_for_function(  # type: ignore[attr-defined]
+        f"document.querySelectorAll('#devfull tbody tr').length === {len(live.cfg.devices)}")
+    api = requests.get(live.url + "/api/v1/devices", timeout=5).json()["devices"]
+    for d in api:
+        row = pg.locator(f"#devfull tr[data-device='{d['name']}']")  # type: ignore[attr-defined]
+        assert row.locator("td").nth(2).inner_text() in ("online", "stale", "offline")
+        assert d["success_rate"] is not None and d["success_rate"] > 0.5
+    pg.screenshot(path=str(output_dir / "devices.png"), full_page=True)  # type: ignore[attr-defined]
+    pg.goto(live.url + "/explorer")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#series[data-points]", timeout=20_000)  # type: ignore[attr-defined]
+    assert int(pg.get_attribute("#series", "data-points")) > 0  # type: ignore[attr-defined]
+    pg.screenshot(path=str(output_dir / "explorer.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_export_downloads_a_valid_xlsx_and_manual_entry_needs_the_token(
+        live: LiveCampaign, page: object, output_dir: Path) -> None:
+    pg = page
+    pg.goto(live.url + "/exports")  # type: ignore[attr-defined]
+    with pg.expect_download(timeout=60_000) as dl:  # type: ignore[attr-defined]
+        pg.click("#xlsx")  # type: ignore[attr-defined]
+    path = dl.value.path()
+    wb = load_workbook(io.BytesIO(Path(path).read_bytes()))
+    assert {"campaign", "validity", "material balance"} <= set(wb.sheetnames)
+    assert wb["material balance"]["D1"].value == "inputs [kg]"
+    pg.wait_for_function("document.getElementById('mtag').options.length > 0")  # type: ignore[attr-defined]
+    pg.select_option("#mtag", "malt_in.total")  # type: ignore[attr-defined]
+    pg.fill("#mvalue", "1234.5")  # type: ignore[attr-defined]
+    pg.fill("#mtoken", "wrong")  # type: ignore[attr-defined]
+    pg.click("#manual button[type=submit]")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#mresult.bad")  # type: ignore[attr-defined]
+    assert "token" in pg.inner_text("#mresult")  # type: ignore[attr-defined]
+    pg.fill("#mtoken", TOKEN)  # type: ignore[attr-defined]
+    pg.click("#manual button[type=submit]")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#mresult.ok")  # type: ignore[attr-defined]
+    assert "1234.5" in pg.inner_text("#mresult")  # type: ignore[attr-defined]
+    pg.screenshot(path=str(output_dir / "exports.png"), full_page=True)  # type: ignore[attr-defined]

@@ -1,0 +1,146 @@
+// Shared by every page: language (English / 中文, terms as in DB11/T 1156), fetching from
+// /api/v1, the live link indicator and the refresh loop (short polling of small documents; a lost
+// connection is shown and the loop keeps trying, so it recovers by itself).
+"use strict";
+const I18N = {
+  en: {
+    audit_focus: "audit focus", nav_campaign: "Campaign", nav_balances: "Balances",
+    nav_devices: "Devices", nav_explorer: "Tag explorer", nav_exports: "Exports",
+    elapsed: "Elapsed", of: "of", h_required: "h required (7.3.3.3 e)",
+    devices_online: "Devices online", samples_recorded: "samples recorded",
+    validity_card: "Campaign validity (7.3.3.3)", material_card: "Material balance",
+    what_to_fix: "What to fix", check: "Check", clause: "Clause", status: "Status",
+    reason: "Reason", fix: "Fix", load_chart: "Production load against the audit period's average",
+    closure_per_node: "Closure per node", limit: "limit", node: "Node", inputs_kg: "Inputs [kg]",
+    outputs_kg: "Outputs [kg]", deviation_kg: "Deviation [kg]", closure_pct: "Closure [%]",
+    device: "Device", model: "Model", state: "State", latency_ms: "Latency [ms]",
+    lateness_ms: "Lateness [ms]", success_rate: "Success [%]", last_value: "Last value",
+    last_seen: "Last seen", sinks: "Forwarding to InfluxDB", sink: "Sink",
+    backlog: "Backlog [samples]", forwarded: "Forwarded", errors: "Errors",
+    since_last: "Since last forward [s]", no_sinks: "No InfluxDB sink configured: the raw data stay in the embedded store.",
+    material: "Material", water: "Water", energy: "Energy", pollutant: "Pollutants",
+    verdict: "Verdict", reconciliation: "Reconciliation", diagram: "Balance diagram",
+    diagram_note: "unit colour: closure within the limit green, beyond red, not judged grey",
+    closure_over_time: "Closure over time", nodes_table: "Nodes", tag: "Tag", range: "Range",
+    all: "all", explorer_note: "Zoom with the mouse: the server sends at most 1,000 buckets (min, mean, max) for any range; gaps stay gaps.",
+    exports_title: "Report tables and diagrams (for the DB11/T 1040 report)",
+    xlsx: "Campaign report, XLSX (one sheet per table, units in headers)",
+    json: "Campaign report, JSON (validity, balances, reconciliation)",
+    validity_json: "Validity report, JSON",
+    csv_note: "CSV of every table: cpaudit export CONFIG --store STORE --out DIR",
+    manual_title: "Enter a manual reading (stored as manual, never as measured)",
+    value: "Value", token: "Access token", store: "Store",
+    live: "live", lost: "connection lost, retrying…", connecting: "connecting…",
+    closes: "closes ✓", exceeds: "exceeds limit", incomplete: "incomplete", waiting: "waiting",
+    valid: "valid ✓", not_valid: "not valid yet", within: "✓ within limit", beyond: "✗ beyond limit",
+    overall: "Overall", duration_met: "duration met from", no_window: "no common window yet",
+    best_window: "Best window", cumulative: "cumulative since start", trailing: "trailing",
+    average: "audit-period average", load: "load", hourly_mean: "hourly mean",
+    global_test: "Global test", accepted: "consistent with the meters' accuracy",
+    rejected: "not consistent with the meters' accuracy", suspects: "Most likely gross errors",
+    leak_at: "an unmetered loss (leak) at", bias_on: "a biased meter on",
+    cannot_tell: "the data cannot tell it apart from", no_suspect: "no gross error found",
+    detect_note: "Meters with low detectability could hide an error; see the export.",
+    collected: "collected", emitted: "emitted", removal: "removal", fugitive: "fugitive",
+    factor: "Factor", destination: "destination", indicators: "Indicators", losses: "Losses",
+    carriers: "Energy carriers", units_eff: "Units: supplied, effective, efficiency",
+    stored: "stored as manual", dof: "degrees of freedom",
+  },
+  zh: {
+    audit_focus: "审核重点", nav_campaign: "实测", nav_balances: "平衡", nav_devices: "设备",
+    nav_explorer: "数据浏览", nav_exports: "导出", elapsed: "实测时长", of: "共需",
+    h_required: "小时（7.3.3.3 e）", devices_online: "在线设备", samples_recorded: "条数据已记录",
+    validity_card: "实测有效性（7.3.3.3）", material_card: "物料平衡", what_to_fix: "待整改",
+    check: "检查项", clause: "条款", status: "状态", reason: "原因", fix: "整改",
+    load_chart: "生产负荷与审核期平均负荷", closure_per_node: "各单元平衡偏差", limit: "限值",
+    node: "单元", inputs_kg: "输入 [kg]", outputs_kg: "输出 [kg]", deviation_kg: "偏差 [kg]",
+    closure_pct: "偏差率 [%]", device: "设备", model: "型号", state: "状态",
+    latency_ms: "响应 [ms]", lateness_ms: "滞后 [ms]", success_rate: "成功率 [%]",
+    last_value: "最新值", last_seen: "最近通讯", sinks: "转发至 InfluxDB", sink: "目标",
+    backlog: "积压 [条]", forwarded: "已转发", errors: "错误", since_last: "距上次转发 [s]",
+    no_sinks: "未配置 InfluxDB：原始数据保存在本地数据库。",
+    material: "物料平衡", water: "水平衡", energy: "能量平衡", pollutant: "特征污染因子平衡",
+    verdict: "结论", reconciliation: "数据协调", diagram: "平衡图",
+    diagram_note: "单元颜色：偏差在限值内为绿色，超限为红色，未判定为灰色",
+    closure_over_time: "偏差率随时间变化", nodes_table: "各单元", tag: "测点", range: "时段",
+    all: "全部", explorer_note: "可用鼠标缩放：服务器对任何时段最多返回 1000 个区间（最小、平均、最大）；缺测保持为空。",
+    exports_title: "报告用表格与图（DB11/T 1040 审核报告）",
+    xlsx: "实测报告 XLSX（每表一页，表头含单位）", json: "实测报告 JSON（有效性、平衡、数据协调）",
+    validity_json: "实测有效性报告 JSON", csv_note: "全部表格的 CSV：cpaudit export CONFIG --store STORE --out DIR",
+    manual_title: "录入人工读数（标记为人工录入，不作为实测）", value: "数值", token: "访问令牌",
+    store: "保存", live: "实时", lost: "连接中断，正在重试…", connecting: "连接中…",
+    closes: "平衡 ✓", exceeds: "超出限值", incomplete: "数据不全", waiting: "等待数据",
+    valid: "有效 ✓", not_valid: "尚未有效", within: "✓ 在限值内", beyond: "✗ 超出限值",
+    overall: "总体", duration_met: "满足时长最早于", no_window: "尚无共同时段",
+    best_window: "最佳时段", cumulative: "自开始累计", trailing: "滑动窗口",
+    average: "审核期平均", load: "负荷", hourly_mean: "小时均值",
+    global_test: "整体检验", accepted: "与仪表精度相符", rejected: "与仪表精度不符",
+    suspects: "最可能的粗大误差", leak_at: "未计量流失（泄漏）于", bias_on: "仪表偏差于",
+    cannot_tell: "数据无法与下列情况区分", no_suspect: "未发现粗大误差",
+    detect_note: "可检测性低的仪表可能隐藏误差，详见导出表。",
+    collected: "收集", emitted: "排放", removal: "去除率", fugitive: "无组织",
+    factor: "污染因子", destination: "去向", indicators: "指标", losses: "流失",
+    carriers: "能源品种", units_eff: "用能单元：供入、有效、效率",
+    stored: "已作为人工读数保存", dof: "自由度",
+  },
+};
+let LANG = localStorage.getItem("cpaudit.lang") === "zh" ? "zh" : "en";
+const $ = (id) => document.getElementById(id);
+const t = (key) => (I18N[LANG] && I18N[LANG][key]) || I18N.en[key] || key;
+const nameOf = (o) => (LANG === "zh" && o.name_zh) ? o.name_zh : (o.name || o.node || o.id);
+const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x)) ? "–" :
+  Number(x).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+
+function applyLang() {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  const focus = $("focus");
+  if (focus) focus.textContent = focus.dataset[LANG] || focus.dataset.en;
+  $("lang").textContent = LANG === "zh" ? "English" : "中文";
+  $("lang").dataset.lang = LANG;
+  const link = $("link");
+  link.textContent = t(link.dataset.state);
+  document.dispatchEvent(new Event("langchange"));
+}
+$("lang").addEventListener("click", () => {
+  LANG = LANG === "zh" ? "en" : "zh";
+  localStorage.setItem("cpaudit.lang", LANG);
+  applyLang();
+});
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+function setLink(state) {
+  const link = $("link");
+  link.dataset.state = state;
+  link.textContent = t(state);
+}
+
+// Run ``fn`` now and every ``ms``; the link shows live or lost, and a failure never stops the loop.
+function every(ms, fn) {
+  async function tick() {
+    try {
+      await fn();
+      setLink("live");
+      document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+    } catch (e) {
+      setLink("lost");
+    }
+    setTimeout(tick, ms);
+  }
+  tick();
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+applyLang();

@@ -1,0 +1,38 @@
+// Exports page: downloads come straight from /api/v1; PNG is drawn from the SVG in the browser;
+// a manual reading needs the access token.
+"use strict";
+document.querySelectorAll("a.png").forEach((a) => a.addEventListener("click", async (e) => {
+  e.preventDefault();
+  const layer = a.dataset.layer;
+  const svg = await (await fetch(`api/v1/sankey.svg?layer=${layer}&lang=${LANG}`)).text();
+  const img = new Image();
+  const url = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+  img.onload = () => {
+    const c = document.createElement("canvas");
+    c.width = img.width * 2; c.height = img.height * 2;
+    const g = c.getContext("2d");
+    g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height); g.scale(2, 2); g.drawImage(img, 0, 0);
+    const out = document.createElement("a");
+    out.href = c.toDataURL("image/png"); out.download = `sankey-${layer}-${LANG}.png`; out.click();
+    URL.revokeObjectURL(url);
+  };
+  img.src = url;
+}));
+
+async function loadTags() {
+  const d = await getJSON("api/v1/tags");
+  $("mtag").replaceChildren(...d.tags.map((x) => {
+    const o = document.createElement("option"); o.value = x.tag; o.textContent = `${x.tag} [${x.unit}]`; return o;
+  }));
+}
+
+$("manual").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await fetch("api/v1/manual", { method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
+    body: JSON.stringify({ tag: $("mtag").value, value: Number($("mvalue").value) }) });
+  const body = await r.json();
+  $("mresult").textContent = r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : body.error;
+  $("mresult").className = "small " + (r.ok ? "ok" : "bad");
+});
+every(60000, async () => { if (!$("mtag").options.length) await loadTags(); });
