@@ -42,7 +42,11 @@ def _load(url: str, clients: int = 20, per_client: int = 25) -> list[float]:
 
 def run(hours: float = 80.0) -> None:
     import requests
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log(self, *a: object) -> None:   # 1,500 requests: no access log
+            pass
 
     import config
     from simulators.generate import generate
@@ -59,7 +63,7 @@ def run(hours: float = 80.0) -> None:
         st.close()
         app = create_app({"CPAUDIT_CONFIG": path, "CPAUDIT_STORE": db})
         port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet)
         th = threading.Thread(target=server.serve_forever, daemon=True)
         th.start()
         base = f"http://127.0.0.1:{port}/api/v1"

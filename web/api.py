@@ -16,6 +16,7 @@ GET /api/v1/validity   the campaign's validity (DB11/T 1156 7.3.3.3): checks, ve
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,6 +53,36 @@ def _window() -> tuple[int | None, int | None]:
     if start is not None and end is not None and end <= start:
         raise APIError(400, "to must be after from")
     return start, end
+
+
+def _cached_json(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
+                 max_age_s: int = 0) -> Any:
+    """A document computed once per write sequence (``MAX(seq)``, an index lookup: new data,
+    new document) and, with ``per_second``, at most once a second (for what depends on the clock,
+    e.g. a device going stale), serialised once and served to every client meanwhile. With
+    ``max_age_s`` (a balance over an open window, seconds to compute on a long campaign that gets
+    new data every second) it is recomputed at most that often. One
+    computation at a time per kind: twenty clients arriving together wait for one result."""
+    from flask import Response
+    ext = current_app.extensions
+    st = get_store()
+    if max_age_s:     # an open window on a live site: recomputed every max_age_s at most
+        full = (kind, *key, int(time.time() // max_age_s))
+    else:
+        full = (kind, *key, st.max_seq(), int(time.time()) if per_second else 0)
+    cache = ext["cpaudit_cache"]
+    body = cache.get(full)
+    if body is None:
+        with ext["cpaudit_lock"]:
+            lock = ext.setdefault("cpaudit_locks", {}).setdefault(kind, threading.Lock())
+        with lock:
+            body = cache.get(full)
+            if body is None:
+                body = current_app.json.dumps(compute()).encode()
+                for k in [k for k in cache if k[0] == kind]:
+                    del cache[k]
+                cache[full] = body
+    return Response(body, mimetype="application/json")
 
 
 def _iso(ns: int | None, tz: str) -> str | None:
@@ -128,6 +159,10 @@ def sinks_state() -> list[dict[str, Any]]:
 
 @bp.get("/campaign")
 def campaign():  # type: ignore[no-untyped-def]
+    return _cached_json("campaign", (), _campaign_doc, per_second=True)
+
+
+def _campaign_doc() -> dict[str, Any]:
     cfg = get_config()
     st = get_store()
     stats = st.quick_stats()          # index lookups: a full scan takes seconds on 80 h
@@ -135,7 +170,7 @@ def campaign():  # type: ignore[no-untyped-def]
     start = int(start_meta) if start_meta else None
     devs = devices_state()
     now = time.time_ns()
-    return jsonify({
+    return {
         "name": cfg.campaign.name, "site": cfg.campaign.site,
         "audit_focus": cfg.campaign.audit_focus, "audit_focus_zh": cfg.campaign.audit_focus_zh,
         "timezone": cfg.campaign.timezone, "mode": cfg.requirements.mode,
@@ -150,42 +185,43 @@ def campaign():  # type: ignore[no-untyped-def]
                  "kind": cfg.tag_index()[cfg.requirements.load.tag].kind.value}
         if cfg.requirements.load else None,
         "min_cycles": cfg.requirements.min_cycles,
-    })
+    }
 
 
 @bp.get("/devices")
 def devices():  # type: ignore[no-untyped-def]
-    return jsonify({"devices": devices_state(), "sinks": sinks_state()})
+    return _cached_json("devices", (), lambda: {"devices": devices_state(),
+                                                "sinks": sinks_state()}, per_second=True)
 
 
 @bp.get("/balance")
 def balance():  # type: ignore[no-untyped-def]
     cfg = get_config()
     start, end = _window()
-    st = get_store()
-    cache = current_app.extensions["cpaudit_cache"]
-    # new data = a new write sequence; MAX(seq) is an index lookup, stats() a full scan
-    key = ("balance", start, end, st.max_seq())
-    if key not in cache:
-        result = material_balance_from_store(cfg, st, start, end).to_dict()
+
+    def doc() -> dict[str, Any]:
+        result = material_balance_from_store(cfg, get_store(), start, end).to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
         result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
-        cache.clear()
-        cache[key] = result
-    return jsonify(cache[key])
+        return result
+    # an open window on a live campaign is at most 10 s old; a closed one is exact
+    return _cached_json("balance", (start, end), doc, max_age_s=10 if end is None else 0)
 
 
 @bp.get("/validity")
 def validity():  # type: ignore[no-untyped-def]
     cfg = get_config()
     start, end = _window()
-    ext = current_app.extensions
-    with ext["cpaudit_lock"]:
-        live = ext.setdefault("cpaudit_validity", LiveValidity(cfg))
+
+    def doc() -> dict[str, Any]:
+        ext = current_app.extensions
+        with ext["cpaudit_lock"]:
+            live = ext.setdefault("cpaudit_validity", LiveValidity(cfg))
         out = live.report(get_store(), start, end).to_dict()
-    tz = cfg.campaign.timezone
-    out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
-    return jsonify(out)
+        tz = cfg.campaign.timezone
+        out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
+        return out   # type: ignore[no-any-return]
+    return _cached_json("validity", (start, end), doc)
 
 
 def _report(with_validity: bool = False) -> dict[str, Any]:
@@ -202,7 +238,9 @@ def _report(with_validity: bool = False) -> dict[str, Any]:
         raise APIError(400, "alpha must be between 0 and 1")
     st = get_store()
     cache = current_app.extensions["cpaudit_cache"]
-    key = ("report", start, end, alpha, with_validity, st.max_seq())
+    # an open window on a live campaign: at most 15 s old (seconds to compute on a long one)
+    fresh = int(time.time() // 15) if end is None else st.max_seq()
+    key = ("report", start, end, alpha, with_validity, fresh)
     if key not in cache:
         doc = campaign_report(cfg, st, start, end, validity=with_validity, alpha=alpha)
         for k in [k for k in cache if k[0] == "report"]:
