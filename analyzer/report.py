@@ -38,6 +38,9 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
     if validity:
         doc["validity"] = from_store(cfg, store, start,
                                      None if end is None else end + 1).to_dict()
+    from analyzer.cycles import campaign_end
+    if end is None:          # a campaign stopped by hand ends there
+        end = campaign_end(store)
     layers = balances_from_store(cfg, store, start, end)
     mat = layers["material"]
     comps = [component_balance(cfg, mat, c) for c in cfg.components]

@@ -72,6 +72,10 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
     """:func:`layer_balance` of each layer over [start, end], read through the thin frame: the
     windows are found first, then the minutes at their edges are read raw and the balances taken
     again."""
+    from analyzer.cycles import campaign_end, effective_config
+    cfg = effective_config(cfg, store)
+    if end is None:
+        end = campaign_end(store)
     cyc = cfg.requirements.cycles
     tags = [t for t in balance_tags(cfg, rates=False) if cyc is None or t != cyc.tag]
     hi = None if end is None else end + 1

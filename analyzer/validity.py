@@ -901,9 +901,14 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
         r = from_store(load("campaign.yaml"), SQLiteStore("campaign.db", readonly=True))
         r.verdict, [c.id for c in r.checks if c.status == "fail"]
     """
+    from analyzer.cycles import campaign_end, effective_config
+    cfg = effective_config(cfg, store)
     if start is None:
         meta = store.get_meta("campaign_start")
         start = int(meta) if meta else None
+    if end is None:
+        stopped = campaign_end(store)
+        end = None if stopped is None else stopped + 1
     tags = list(campaign_tags(cfg)) + [SKEW_TAG]
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
@@ -926,8 +931,11 @@ class LiveValidity:
 
     def report(self, store: Any, start: int | None = None, end: int | None = None
                ) -> ValidityReport:
-        if end is not None or (start is not None and start != self._start(store)):
+        from analyzer.cycles import campaign_end, effective_config
+        if end is not None or (start is not None and start != self._start(store)) or \
+                campaign_end(store) is not None:
             return from_store(self.cfg, store, start, end)
+        cfg = effective_config(self.cfg, store)
         start = self._start(store)
         cyc = self.cfg.requirements.cycles
         if self.rollup is None:
@@ -954,7 +962,7 @@ class LiveValidity:
                 keep = np.concatenate([[True], both["value"].to_numpy()[1:] !=
                                        both["value"].to_numpy()[:-1]])
                 self.states = both[keep].reset_index(drop=True)
-        return assess(self.cfg, self.rollup, self.states, start, None)
+        return assess(cfg, self.rollup, self.states, start, None)
 
     @staticmethod
     def _start(store: Any) -> int | None:

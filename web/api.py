@@ -393,19 +393,7 @@ def manual():  # type: ignore[no-untyped-def]
     value = body.get("value")
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
         raise APIError(400, "value: expected a number")
-    raw_ts = body.get("ts")
-    if raw_ts is None:
-        ts = time.time_ns()
-    elif isinstance(raw_ts, int):
-        ts = raw_ts
-    else:
-        try:
-            t = dt.datetime.fromisoformat(str(raw_ts))
-        except ValueError:
-            raise APIError(400, f"ts: expected ISO 8601 or ns, got {raw_ts!r}") from None
-        if t.tzinfo is None:
-            raise APIError(400, "ts: give a time zone offset")
-        ts = int(t.timestamp() * 1e9)
+    ts = _body_ts(body)
     st = get_store()
     st.write(Batch([tag], [ts], [float(value)], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
     note = str(body.get("note", ""))[:500]
@@ -413,6 +401,84 @@ def manual():  # type: ignore[no-untyped-def]
         st.set_meta(f"manual.{tag}.{ts}", note)
     return jsonify({"stored": {"tag": tag, "ts": ts, "value": float(value),
                                "reason": "manual"}}), 201
+
+
+def _body_ts(body: Any) -> int:
+    """``ts`` of a JSON body: ISO 8601 with an offset, or ns; now when absent."""
+    raw_ts = body.get("ts") if isinstance(body, dict) else None
+    if raw_ts is None:
+        return time.time_ns()
+    if isinstance(raw_ts, int) and not isinstance(raw_ts, bool):
+        return raw_ts
+    try:
+        t = dt.datetime.fromisoformat(str(raw_ts))
+    except ValueError:
+        raise APIError(400, f"ts: expected ISO 8601 or ns, got {raw_ts!r}") from None
+    if t.tzinfo is None:
+        raise APIError(400, "ts: give a time zone offset")
+    return int(t.timestamp() * 1e9)
+
+
+def _changed() -> None:
+    """The campaign's definition changed (start, end, cycle marks): every cached document and the
+    live validity are recomputed."""
+    ext = current_app.extensions
+    with ext["cpaudit_lock"]:
+        ext["cpaudit_cache"].clear()
+        ext.pop("cpaudit_validity", None)
+
+
+@bp.post("/campaign/start")
+def campaign_start():  # type: ignore[no-untyped-def]
+    """Start (or restart) the campaign at ``ts`` (default now): the analyses count from there."""
+    from analyzer.cycles import CAMPAIGN_END
+    _require_token()
+    ts = _body_ts(request.get_json(silent=True))
+    st = get_store()
+    st.set_meta("campaign_start", str(ts))
+    st.set_meta(CAMPAIGN_END, "")
+    _changed()
+    return jsonify({"campaign_start": ts, "start": _iso(ts, get_config().campaign.timezone)})
+
+
+@bp.post("/campaign/stop")
+def campaign_stop():  # type: ignore[no-untyped-def]
+    """Stop the campaign at ``ts`` (default now): the analyses end there; recording goes on, and
+    the raw data are kept."""
+    from analyzer.cycles import CAMPAIGN_END
+    _require_token()
+    ts = _body_ts(request.get_json(silent=True))
+    st = get_store()
+    start = st.get_meta("campaign_start")
+    if start and ts <= int(start):
+        raise APIError(400, "ts: the campaign cannot stop before it started")
+    st.set_meta(CAMPAIGN_END, str(ts))
+    _changed()
+    return jsonify({"campaign_end": ts, "end": _iso(ts, get_config().campaign.timezone)})
+
+
+@bp.post("/cycle-mark")
+def cycle_mark():  # type: ignore[no-untyped-def]
+    """Mark a production cycle boundary at ``ts`` (default now), for a campaign that counts its
+    cycles from marks (``requirements.cycles.source: marked``)."""
+    import json as _json
+
+    from analyzer.cycles import CYCLE_MARKS, marks
+    _require_token()
+    cfg = get_config()
+    spec = cfg.requirements.cycles
+    if spec is None or spec.source != "marked":
+        how = "no production cycles" if spec is None else f"cycles from its {spec.source}"
+        raise APIError(400, f"this campaign has {how}; boundaries are marked by hand only with "
+                            "requirements.cycles.source: marked")
+    ts = _body_ts(request.get_json(silent=True))
+    st = get_store()
+    with current_app.extensions["cpaudit_lock"]:
+        now = marks(st)
+        if ts not in now:
+            st.set_meta(CYCLE_MARKS, _json.dumps(sorted(now + [ts])))
+    _changed()
+    return jsonify({"marked": ts, "marks": len(marks(st))}), 201
 
 
 @bp.get("/openapi.json")

@@ -20,6 +20,15 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None,
                                   "400": _ERROR}}}
 
 
+def _post(summary: str) -> dict[str, Any]:
+    return {"post": {"summary": summary, "security": [{"token": []}],
+                     "requestBody": {"content": {"application/json": {"schema": {
+                         "type": "object", "properties": {"ts": {"type": ["string", "integer"]}}}}}},
+                     "responses": {"200": {"description": "done"}, "201": {"description": "done"},
+                                   "400": _ERROR, "401": {"description": "missing or wrong token"},
+                                   "403": {"description": "no token configured"}}}}
+
+
 def spec() -> dict[str, Any]:
     q = lambda name, desc, typ="string": {"name": name, "in": "query",  # noqa: E731
                                           "schema": {"type": typ}, "description": desc}
@@ -65,6 +74,10 @@ def spec() -> dict[str, Any]:
                 "responses": {"201": {"description": "stored"}, "400": _ERROR,
                               "401": {"description": "missing or wrong token"},
                               "403": {"description": "no token configured"}}}},
+            "/api/v1/campaign/start": _post("start (or restart) the campaign at ts"),
+            "/api/v1/campaign/stop": _post("stop the campaign at ts (recording goes on)"),
+            "/api/v1/cycle-mark": _post("mark a production cycle boundary at ts "
+                                        "(cycles.source: marked)"),
             "/api/v1/openapi.json": _get("this description"),
         },
         "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer",

@@ -211,3 +211,31 @@ def test_series_history_manual_and_openapi(live: LiveCampaign) -> None:
     bad = requests.post(live.url + "/api/v1/manual", json={"tag": "malt_in.total", "value": "x"},
                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
     assert bad.status_code == 400 and "value" in bad.json()["error"]
+
+
+def test_campaign_stop_start_and_cycle_marks_need_the_token(live: LiveCampaign) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    st = SQLiteStore(live.store_path, readonly=True)
+    original = int(st.get_meta("campaign_start") or 0)
+    st.close()
+    assert requests.post(live.url + "/api/v1/campaign/stop", timeout=5).status_code == 401
+    stop = time.time_ns() - 1_000_000_000
+    r = requests.post(live.url + "/api/v1/campaign/stop", json={"ts": stop}, headers=auth,
+                      timeout=5)
+    assert r.status_code == 200 and r.json()["campaign_end"] == stop
+    time.sleep(1.5)
+    # the analyses end where the campaign was stopped, while recording goes on
+    assert requests.get(live.url + "/api/v1/validity", timeout=10).json()["end_ns"] == stop + 1
+    assert requests.get(live.url + "/api/v1/balance", timeout=10).json()["end_ns"] <= stop
+    bad = requests.post(live.url + "/api/v1/campaign/stop", json={"ts": original - 1},
+                        headers=auth, timeout=5)
+    assert bad.status_code == 400
+    # this campaign is continuous: there are no cycles to mark
+    m = requests.post(live.url + "/api/v1/cycle-mark", json={}, headers=auth, timeout=5)
+    assert m.status_code == 400 and "no production cycles" in m.json()["error"]
+    # started again from its original start: running, and its end moves on
+    r = requests.post(live.url + "/api/v1/campaign/start", json={"ts": original}, headers=auth,
+                      timeout=5)
+    assert r.status_code == 200
+    v1 = requests.get(live.url + "/api/v1/validity", timeout=10).json()
+    assert v1["start_ns"] == original and v1["end_ns"] > stop + 1

@@ -9,13 +9,12 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import playwright.sync_api as playwright
 import pytest
 import requests
 from openpyxl import load_workbook
 
 from tests.web.test_api import TOKEN, LiveCampaign
-
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install '.[test]' installs it")
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +139,9 @@ def test_export_downloads_a_valid_xlsx_and_manual_entry_needs_the_token(
     pg.click("#manual button[type=submit]")  # type: ignore[attr-defined]
     pg.wait_for_selector("#mresult.bad")  # type: ignore[attr-defined]
     assert "token" in pg.inner_text("#mresult")  # type: ignore[attr-defined]
+    pg.click("button.ctl[data-action='campaign/stop']")  # type: ignore[attr-defined]
+    pg.wait_for_selector("#ctlresult.bad")  # type: ignore[attr-defined]   # refused: wrong token
+    assert "token" in pg.inner_text("#ctlresult")  # type: ignore[attr-defined]
     pg.fill("#mtoken", TOKEN)  # type: ignore[attr-defined]
     pg.click("#manual button[type=submit]")  # type: ignore[attr-defined]
     pg.wait_for_selector("#mresult.ok")  # type: ignore[attr-defined]

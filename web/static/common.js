@@ -45,6 +45,8 @@ const I18N = {
     factor: "Factor", destination: "destination", indicators: "Indicators", losses: "Losses",
     carriers: "Energy carriers", units_eff: "Units: supplied, effective, efficiency",
     stored: "stored as manual", dof: "degrees of freedom",
+    control_title: "Campaign control (needs the access token)", start_campaign: "Start the campaign now",
+    stop_campaign: "Stop the campaign now", mark_cycle: "Mark a cycle boundary now",
   },
   zh: {
     audit_focus: "审核重点", nav_campaign: "实测", nav_balances: "平衡", nav_devices: "设备",
@@ -82,6 +84,8 @@ const I18N = {
     factor: "污染因子", destination: "去向", indicators: "指标", losses: "流失",
     carriers: "能源品种", units_eff: "用能单元：供入、有效、效率",
     stored: "已作为人工读数保存", dof: "自由度",
+    control_title: "实测控制（需访问令牌）", start_campaign: "现在开始实测", stop_campaign: "现在结束实测",
+    mark_cycle: "标记生产周期起点",
   },
 };
 let LANG = localStorage.getItem("cpaudit.lang") === "zh" ? "zh" : "en";

@@ -6,7 +6,7 @@ let tagsLoaded = false, busy = false, lastMs = null;   // the newest reading (th
 async function loadTags() {
   const d = await getJSON("api/v1/tags");
   const sel = $("tag");
-  sel.replaceChildren(...d.tags.filter((x) => x.kind !== "state" || true).map((x) => {
+  sel.replaceChildren(...d.tags.map((x) => {
     const o = document.createElement("option"); o.value = x.tag; o.textContent = `${x.tag} [${x.unit}]`; return o;
   }));
   const saved = localStorage.getItem("cpaudit.tag");

@@ -35,4 +35,12 @@ $("manual").addEventListener("submit", async (e) => {
   $("mresult").textContent = r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : body.error;
   $("mresult").className = "small " + (r.ok ? "ok" : "bad");
 });
+document.querySelectorAll("button.ctl").forEach((b) => b.addEventListener("click", async () => {
+  const r = await fetch(`api/v1/${b.dataset.action}`, { method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
+    body: "{}" });
+  const body = await r.json();
+  $("ctlresult").textContent = r.ok ? `${t(b.dataset.i18n)}: ✓ ${JSON.stringify(body)}` : body.error;
+  $("ctlresult").className = "small " + (r.ok ? "ok" : "bad");
+}));
 every(60000, async () => { if (!$("mtag").options.length) await loadTags(); });
