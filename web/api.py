@@ -275,6 +275,29 @@ def export_xlsx():  # type: ignore[no-untyped-def]
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
+@bp.get("/tables")
+def tables_list():  # type: ignore[no-untyped-def]
+    """The names of the report's tables (each one is /export.csv?table=NAME)."""
+    from analyzer.export import tables
+    return jsonify({"tables": list(tables(_report(with_validity=True)))})
+
+
+@bp.get("/export.csv")
+def export_csv():  # type: ignore[no-untyped-def]
+    """One table of the report as CSV (UTF-8 with a BOM, so that Excel shows the Chinese names),
+    units in the header."""
+    from flask import Response
+
+    from analyzer.export import tables, write_csv
+    name = request.args.get("table", "")
+    all_tables = tables(_report(with_validity=True))
+    if name not in all_tables:
+        raise APIError(400, f"table: one of {', '.join(all_tables)}")
+    fname = "".join(c if c.isalnum() else "-" for c in name)
+    return Response("\ufeff" + write_csv(all_tables[name]), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{fname}.csv"'})
+
+
 @bp.get("/sankey.svg")
 def sankey_svg():  # type: ignore[no-untyped-def]
     from flask import Response

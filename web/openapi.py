@@ -52,6 +52,9 @@ def spec() -> dict[str, Any]:
             "/api/v1/export.xlsx": _get("the report as XLSX, one sheet per table", _WINDOW,
                                         "application/vnd.openxmlformats-officedocument."
                                         "spreadsheetml.sheet"),
+            "/api/v1/tables": _get("the names of the report's tables"),
+            "/api/v1/export.csv": _get("one table of the report as CSV", _WINDOW + [
+                q("table", "a name from /api/v1/tables")], "text/csv"),
             "/api/v1/sankey.svg": _get("a layer's balance diagram", _WINDOW + [
                 q("layer", "material | water | energy"), q("node", "one unit operation"),
                 q("lang", "en | zh")], "image/svg+xml"),

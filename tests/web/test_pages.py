@@ -132,6 +132,11 @@ def test_export_downloads_a_valid_xlsx_and_manual_entry_needs_the_token(
     wb = load_workbook(io.BytesIO(Path(path).read_bytes()))
     assert {"campaign", "validity", "material balance"} <= set(wb.sheetnames)
     assert wb["material balance"]["D1"].value == "inputs [kg]"
+    # every table also as CSV, linked from the page
+    pg.wait_for_selector("#csvlist a[data-table='material balance']")  # type: ignore[attr-defined]
+    href = pg.get_attribute("#csvlist a[data-table='material balance']", "href")  # type: ignore[attr-defined]
+    csv = requests.get(f"{live.url}/{href}", timeout=30)
+    assert csv.status_code == 200 and csv.text.lstrip("\ufeff").startswith("node,name,名称,inputs [kg]")
     pg.wait_for_function("document.getElementById('mtag').options.length > 0")  # type: ignore[attr-defined]
     pg.select_option("#mtag", "malt_in.total")  # type: ignore[attr-defined]
     pg.fill("#mvalue", "1234.5")  # type: ignore[attr-defined]

@@ -43,4 +43,19 @@ document.querySelectorAll("button.ctl").forEach((b) => b.addEventListener("click
   $("ctlresult").textContent = r.ok ? `${t(b.dataset.i18n)}: ✓ ${JSON.stringify(body)}` : body.error;
   $("ctlresult").className = "small " + (r.ok ? "ok" : "bad");
 }));
-every(60000, async () => { if (!$("mtag").options.length) await loadTags(); });
+async function loadTables() {
+  const d = await getJSON("api/v1/tables");
+  $("csvlist").replaceChildren(...d.tables.map((name) => {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = `api/v1/export.csv?table=${encodeURIComponent(name)}`;
+    a.textContent = `${name}.csv`;
+    a.dataset.table = name;
+    li.appendChild(a);
+    return li;
+  }));
+}
+every(60000, async () => {
+  if (!$("mtag").options.length) await loadTags();
+  if (!$("csvlist").children.length) await loadTables();
+});
