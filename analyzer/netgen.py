@@ -94,3 +94,27 @@ def with_leak(net: Network, node: str, amount: float) -> Network:
            for s in net.streams]
     truth = {k: v + amount if k in raised else v for k, v in net.truth.items()}
     return Network(out, truth)
+
+
+def pick_faults(net: Network) -> tuple[str, str]:
+    """Where to inject faults the reconciliation should find: a well-instrumented node (it and its neighbours' streams all measured) for a leak and a
+    measured stream elsewhere with good detectability for a bias."""
+    from analyzer.reconcile import reconcile
+    clean = reconcile(net.streams)
+    det = {r["id"]: r["detectability"] or 0.0 for r in clean.streams}
+    unmeasured = {s.id for s in net.streams if s.value is None}
+    touching: dict[str, list[StreamData]] = {}
+    for s in net.streams:
+        for n in (s.src, s.dst):
+            touching.setdefault(n, []).append(s)
+    nodes = [n for n, ss in sorted(touching.items()) if n != ENV
+             and all(s.id not in unmeasured and s.src != ENV and s.dst != ENV for s in ss)
+             and all(t.id not in unmeasured for s in ss for m in (s.src, s.dst)
+                     for t in touching.get(m, []) if m != ENV)]
+    # the busiest of them: a 10 % leak there is well above the meters' noise
+    node = max(nodes, key=lambda n: sum(s.value or 0.0 for s in touching[n] if s.dst == n))
+    near = {s.id for s in touching[node]}
+    half = net.streams[len(net.streams) // 2:]
+    stream = next(s.id for s in half if s.id not in near and s.id not in unmeasured
+                  and det[s.id] > 0.7)
+    return node, stream

@@ -211,6 +211,19 @@ def layer_streams(cfg: Config, layer: str = "material") -> list[Stream]:
     return [s for s in cfg.flowsheet.streams if layer in s.layers]
 
 
+def theoretical_per_hour(s: Stream) -> tuple[float, str]:
+    """A theoretical stream's declared amount per hour and its unit: ``value`` in ``unit`` per
+    hour, or in a rate unit (kg/h, m3/h …) taken to kg or m3 per hour."""
+    unit = s.unit or "kg"
+    per_h = float(s.value or 0.0)
+    dim = dimension(unit)
+    if dim in ("mass_rate", "volume_rate"):
+        base = "kg" if dim == "mass_rate" else "m3"
+        per_h *= factor(unit, base + "/h")
+        unit = base
+    return per_h, unit
+
+
 def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
                   layer: str = "material", only: set[str] | None = None,
                   rates: pd.DataFrame | None = None) -> list[StreamTotal]:
@@ -232,13 +245,8 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
         if only is not None and s.id not in only:
             continue
         if s.provenance == "theoretical" or (s.tag is None and s.value is not None):
-            unit = s.unit or "kg"
-            amount = float(s.value or 0.0) * hours      # a value per hour, in ``unit`` (or unit/h)
-            dim = dimension(unit)
-            if dim in ("mass_rate", "volume_rate"):
-                base = "kg" if dim == "mass_rate" else "m3"
-                amount *= factor(unit, base + "/h")
-                unit = base
+            per_h, unit = theoretical_per_hour(s)
+            amount = per_h * hours
             value, vnote = layer_value(cfg, layer, amount, unit, s)
             out.append(StreamTotal(s.id, None, s.provenance, amount, unit, _kg(amount, unit, s),
                                    "theoretical", note=_join(f"theoretical: {s.source}", vnote),

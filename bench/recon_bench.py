@@ -36,32 +36,8 @@ def _best(f, *args, n: int = 3) -> float:   # type: ignore[no-untyped-def]
     return best
 
 
-def pick_faults(net):   # type: ignore[no-untyped-def]
-    """A well-instrumented node (it and its neighbours' streams all measured) for a leak and a
-    measured stream elsewhere with good detectability for a bias."""
-    from analyzer.reconcile import ENV, reconcile
-    clean = reconcile(net.streams)
-    det = {r["id"]: r["detectability"] or 0.0 for r in clean.streams}
-    unmeasured = {s.id for s in net.streams if s.value is None}
-    touching: dict[str, list] = {}
-    for s in net.streams:
-        for n in (s.src, s.dst):
-            touching.setdefault(n, []).append(s)
-    nodes = [n for n, ss in sorted(touching.items()) if n != ENV
-                and all(s.id not in unmeasured and s.src != ENV and s.dst != ENV for s in ss)
-                and all(t.id not in unmeasured for s in ss for m in (s.src, s.dst)
-                        for t in touching.get(m, []) if m != ENV)]
-    # the busiest of them: a 10 % leak there is well above the meters' noise
-    node = max(nodes, key=lambda n: sum(s.value or 0.0 for s in touching[n] if s.dst == n))
-    near = {s.id for s in touching[node]}
-    half = net.streams[len(net.streams) // 2:]
-    stream = next(s.id for s in half if s.id not in near and s.id not in unmeasured
-                  and det[s.id] > 0.7)
-    return node, stream
-
-
 def run() -> None:
-    from analyzer.netgen import network, with_bias, with_leak
+    from analyzer.netgen import network, pick_faults, with_bias, with_leak
     from analyzer.reconcile import reconcile
     header("reconciliation: generated network, 1 % meters, 10 % unmeasured")
     net = network(1000, 400, seed=1)

@@ -784,16 +784,29 @@ _STACK_TAGS = (("flow_tag", "volume_rate", "a volume flow"),
                ("o2_tag", "dimensionless", "a volume share (percent)"))
 
 
+def _duplicate_ids(ids: list[str], path: tuple[Any, ...], what: str
+                   ) -> list[tuple[tuple[Any, ...], str]]:
+    """Each repeated id, at its second and later places."""
+    seen: set[str] = set()
+    out = []
+    for i, x in enumerate(ids):
+        if x in seen:
+            out.append((path + (i, "id"), f"duplicate {what} id {x!r}"))
+        seen.add(x)
+    return out
+
+
 def _check_pollutants(cfg: Config, index: dict[str, TagInfo], nodes: set[str],
                       stream_ids: set[str]) -> list[tuple[tuple[Any, ...], str]]:
     p: list[tuple[tuple[Any, ...], str]] = []
     streams = {s.id: s for s in cfg.flowsheet.streams}
-    stacks: set[str] = set()
+    p += _duplicate_ids([st.id for st in cfg.pollutants.stacks], ("pollutants", "stacks"),
+                        "stack")
+    p += _duplicate_ids([f.id for f in cfg.pollutants.factors], ("pollutants", "factors"),
+                        "factor")
+    stacks = {st.id for st in cfg.pollutants.stacks}
     for i, st in enumerate(cfg.pollutants.stacks):
         base = ("pollutants", "stacks", i)
-        if st.id in stacks:
-            p.append((base + ("id",), f"duplicate stack id {st.id!r}"))
-        stacks.add(st.id)
         if st.node not in nodes:
             p.append((base + ("node",), f"unknown node {st.node!r}"))
         for key, dim, words in _STACK_TAGS:
@@ -805,12 +818,8 @@ def _check_pollutants(cfg: Config, index: dict[str, TagInfo], nodes: set[str],
             elif dimension(index[tag].unit) != dim:
                 p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r}; "
                           f"{key} needs {words}"))
-    seen: set[str] = set()
     for i, f in enumerate(cfg.pollutants.factors):
         base = ("pollutants", "factors", i)
-        if f.id in seen:
-            p.append((base + ("id",), f"duplicate factor id {f.id!r}"))
-        seen.add(f.id)
         for j, pt in enumerate(f.points):
             at = base + ("points", j)
             if pt.tag not in index:

@@ -185,7 +185,10 @@ def _open_store(cfg_path: str, store_path: str) -> tuple[Any, Any] | int:
     return cfg, SQLiteStore(store_path, readonly=True)
 
 
-def cmd_analyze(a: argparse.Namespace) -> int:
+def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0.05
+            ) -> tuple[Any, dict[str, Any]] | int:
+    """(config, report document) for the store and window of ``a``, or an exit code. With
+    ``validity_only`` the document holds the campaign's name and its validity alone."""
     from analyzer.report import campaign_report
     from analyzer.validity import from_store
     from store import StoreError
@@ -196,54 +199,42 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     tz = cfg.campaign.timezone
     start, end = _time(a.start, tz), _time(a.end, tz)
     try:
-        if a.validity_only:
-            validity = from_store(cfg, st, start, None if end is None else end + 1)
-            if a.json:
-                print(json.dumps({"campaign": cfg.campaign.name, "validity": validity.to_dict()},
-                                 indent=2, ensure_ascii=False))
-            else:
-                _print_validity(validity, tz)
-            return 0
-        doc = campaign_report(cfg, st, start, end, alpha=a.alpha)
+        if validity_only:
+            v = from_store(cfg, st, start, None if end is None else end + 1)
+            return cfg, {"campaign": cfg.campaign.name, "validity": v.to_dict()}
+        return cfg, campaign_report(cfg, st, start, end, alpha=alpha)
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
     finally:
         st.close()
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    got = _report(a, a.validity_only, a.alpha)
+    if isinstance(got, int):
+        return got
+    cfg, doc = got
     if a.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         return 0
-    from types import SimpleNamespace
-    v = doc["validity"]
-    _print_validity(SimpleNamespace(**{**v, "checks": [SimpleNamespace(**c)
-                                                        for c in v["checks"]]}), tz)
-    _print_balances(cfg, doc)
+    _print_validity(doc["validity"], cfg.campaign.timezone)
+    if not a.validity_only:
+        _print_balances(cfg, doc)
     return 0
 
 
 def cmd_export(a: argparse.Namespace) -> int:
     from analyzer.export import write_all
-    from analyzer.report import campaign_report
-    from store import StoreError
-    opened = _open_store(a.config, a.store)
-    if isinstance(opened, int):
-        return opened
-    cfg, st = opened
-    tz = cfg.campaign.timezone
-    try:
-        doc = campaign_report(cfg, st, _time(a.start, tz), _time(a.end, tz))
-    except StoreError as e:
-        print(f"cpaudit: {e}", file=sys.stderr)
-        return 1
-    finally:
-        st.close()
-    for p in write_all(doc, a.out):
+    got = _report(a)
+    if isinstance(got, int):
+        return got
+    for p in write_all(got[1], a.out):
         print(p)
     return 0
 
 
 def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
-    tz = cfg.campaign.timezone
     result = doc["balances"]["material"]
     print(f"Material balance (物料平衡), {cfg.campaign.name}")
     if result["start_ns"] is None:
@@ -306,36 +297,36 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
             print(f"  {f['factor']:<12} collected {f['collected_kg']:.3f} kg"
                   + (f", removed {rem:.1f} %" if rem is not None else "")
                   + (f", emitted {em:.3f} kg to {f['destination']}" if em is not None else ""))
-    del tz
 
 
-def _print_validity(r: Any, tz: str) -> None:
-    """The validity report as a field team reads it: verdict, what fails, what to fix."""
+def _print_validity(r: dict[str, Any], tz: str) -> None:
+    """The validity report (its JSON form) as a field team reads it: verdict, what fails, what to
+    fix."""
     z = ZoneInfo(tz)
 
     def at(ns: int | None) -> str:
         return "-" if ns is None else f"{dt.datetime.fromtimestamp(ns / 1e9, z):%Y-%m-%d %H:%M}"
 
-    print(f"Campaign validity (DB11/T 1156 7.3.3.3): {r.verdict.upper()}")
-    print(f"  window {at(r.start_ns)} → {at(r.end_ns)}")
-    print(f"  {r.message}")
-    shown = [c for c in r.checks if c.status != "pass" or not c.id.startswith(
+    print(f"Campaign validity (DB11/T 1156 7.3.3.3): {r['verdict'].upper()}")
+    print(f"  window {at(r['start_ns'])} → {at(r['end_ns'])}")
+    print(f"  {r['message']}")
+    shown = [c for c in r['checks'] if c['status'] != "pass" or not c['id'].startswith(
         ("coverage:", "calibration:"))]
-    hidden = len(r.checks) - len(shown)
+    hidden = len(r['checks']) - len(shown)
     for c in shown:
-        print(f"  {c.status.upper():<8}{c.id:<28}{c.reason}")
+        print(f"  {c['status'].upper():<8}{c['id']:<28}{c['reason']}")
     if hidden:
         print(f"  PASS    ({hidden} coverage and calibration checks more; --json lists them)")
-    p = r.progress
+    p = r['progress']
     if p:
         done = f"{p['done']:.1f}" if p["unit"] == "h" else str(p["done"])
         print(f"  progress: {done} {p['unit']} done, {p['required']:g} required; the duration is "
               f"met from {at(p.get('earliest_valid_ns'))} if nothing breaks")
-    if r.best_window:
-        print(f"  best window: {r.best_window['reason']}")
-    for i, f in enumerate(r.fixes, 1):
+    if r['best_window']:
+        print(f"  best window: {r['best_window']['reason']}")
+    for i, f in enumerate(r['fixes'], 1):
         print(f"  fix {i}: {f['fix']} [{f['check']}]")
-    for h in r.hints:
+    for h in r['hints']:
         print(f"  hint: {h}")
     print()
 

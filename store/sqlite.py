@@ -527,6 +527,12 @@ class SQLiteStore:
         row = conn.execute("SELECT seq, ts FROM sample ORDER BY seq DESC LIMIT 1").fetchone()
         return {"samples": int(row[0]) if row else 0, "last_ts": int(row[1]) if row else None}
 
+    def first_minute(self) -> int | None:
+        """The first minute the rollup holds [ns] (a scan of the rollup: a few ms a day of data;
+        for a store without ``campaign_start``)."""
+        row = self._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
+        return int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
+
     def stats(self) -> dict[str, Any]:
         conn = self._conn()
         n, first, last = conn.execute("SELECT COUNT(*), MIN(ts), MAX(ts) FROM sample").fetchone()

@@ -55,33 +55,40 @@ def _window() -> tuple[int | None, int | None]:
     return start, end
 
 
-def _cached_json(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
-                 max_age_s: int = 0) -> Any:
-    """A document computed once per write sequence (``MAX(seq)``, an index lookup: new data,
-    new document) and, with ``per_second``, at most once a second (for what depends on the clock,
-    e.g. a device going stale), serialised once and served to every client meanwhile. With
-    ``max_age_s`` (a balance over an open window, seconds to compute on a long campaign that gets
-    new data every second) it is recomputed at most that often. One
-    computation at a time per kind: twenty clients arriving together wait for one result."""
-    from flask import Response
+def _memo(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
+          max_age_s: int = 0) -> Any:
+    """A result computed once per write sequence (``MAX(seq)``, an index lookup: new data, new
+    result) and, with ``per_second``, at most once a second (for what depends on the clock, e.g. a
+    device going stale), then served to every client meanwhile. With ``max_age_s`` (a balance over
+    an open window: seconds to compute on a long campaign that gets new data every second) it is
+    recomputed at most that often. One computation at a time per kind: twenty clients arriving
+    together wait for one result. One entry per kind is kept."""
     ext = current_app.extensions
-    st = get_store()
     if max_age_s:     # an open window on a live site: recomputed every max_age_s at most
         full = (kind, *key, int(time.time() // max_age_s))
     else:
-        full = (kind, *key, st.max_seq(), int(time.time()) if per_second else 0)
+        full = (kind, *key, get_store().max_seq(), int(time.time()) if per_second else 0)
     cache = ext["cpaudit_cache"]
-    body = cache.get(full)
-    if body is None:
+    value = cache.get(full)
+    if value is None:
         with ext["cpaudit_lock"]:
             lock = ext.setdefault("cpaudit_locks", {}).setdefault(kind, threading.Lock())
         with lock:
-            body = cache.get(full)
-            if body is None:
-                body = current_app.json.dumps(compute()).encode()
+            value = cache.get(full)
+            if value is None:
+                value = compute()
                 for k in [k for k in cache if k[0] == kind]:
                     del cache[k]
-                cache[full] = body
+                cache[full] = value
+    return value
+
+
+def _cached_json(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
+                 max_age_s: int = 0) -> Any:
+    """:func:`_memo` of a JSON document, serialised once."""
+    from flask import Response
+    body = _memo(kind, key, lambda: current_app.json.dumps(compute()).encode(), per_second,
+                 max_age_s)
     return Response(body, mimetype="application/json")
 
 
@@ -225,7 +232,7 @@ def validity():  # type: ignore[no-untyped-def]
 
 
 def _report(with_validity: bool = False) -> dict[str, Any]:
-    """The campaign report for the request's window, cached until new data arrive."""
+    """The campaign report for the request's window (:func:`_memo`)."""
     from analyzer.report import campaign_report
     cfg = get_config()
     start, end = _window()
@@ -236,17 +243,11 @@ def _report(with_validity: bool = False) -> dict[str, Any]:
         raise APIError(400, f"alpha: expected a number, got {raw_alpha!r}") from None
     if not 0 < alpha < 1:
         raise APIError(400, "alpha must be between 0 and 1")
-    st = get_store()
-    cache = current_app.extensions["cpaudit_cache"]
     # an open window on a live campaign: at most 15 s old (seconds to compute on a long one)
-    fresh = int(time.time() // 15) if end is None else st.max_seq()
-    key = ("report", start, end, alpha, with_validity, fresh)
-    if key not in cache:
-        doc = campaign_report(cfg, st, start, end, validity=with_validity, alpha=alpha)
-        for k in [k for k in cache if k[0] == "report"]:
-            del cache[k]
-        cache[key] = doc
-    return dict(cache[key])
+    doc = _memo("report", (start, end, alpha, with_validity),
+                lambda: campaign_report(cfg, get_store(), start, end, validity=with_validity,
+                                        alpha=alpha), max_age_s=15 if end is None else 0)
+    return dict(doc)
 
 
 @bp.get("/balances")
@@ -376,14 +377,8 @@ def closure_history():  # type: ignore[no-untyped-def]
     default_trailing = 3 if cfg.requirements.mode == "batch" else 8
     trailing = _int_param("trailing_h", default_trailing, 1, 168)
     start, end = _window()
-    st = get_store()
-    cache = current_app.extensions["cpaudit_cache"]
-    key = ("history", layer, step, trailing, start, end, st.max_seq())
-    if key not in cache:
-        for k in [k for k in cache if k[0] == "history"]:
-            del cache[k]
-        cache[key] = history(cfg, st, layer, start, end, step, trailing)
-    return jsonify(cache[key])
+    return _cached_json("history", (layer, step, trailing, start, end),
+                        lambda: history(cfg, get_store(), layer, start, end, step, trailing))
 
 
 def _require_token() -> None:

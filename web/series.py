@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.totals import layer_streams, layer_value
+from analyzer.totals import layer_streams, layer_value, theoretical_per_hour, unwrap
 from config import ENV, Config
 
 MINUTE = 60_000_000_000
@@ -26,8 +26,8 @@ def _span(store: Any, start: int | None, end: int | None) -> tuple[int, int]:
         if meta:
             start = int(meta)
         else:
-            row = store._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
-            start = int(row[0]) * MINUTE if row and row[0] is not None else time.time_ns()
+            first = store.first_minute()
+            start = first if first is not None else time.time_ns()
     if end is None:        # the newest reading: a finished campaign is shown whole
         last = store.quick_stats()["last_ts"]
         end = int(last) + 1 if last is not None else time.time_ns()
@@ -78,20 +78,12 @@ def downsample(store: Any, tag: str, start: int | None, end: int | None,
 
 def _increments(r: pd.DataFrame, rollover: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per minute with a good reading: (bucket, amount counted since the previous such minute),
-    from the minute's highest reading; a fall is a rollover (near the maximum) or a reset."""
+    from the minute's highest reading, a fall taken as a rollover or a reset as
+    :func:`analyzer.totals.unwrap` takes it."""
     r = r[r["good"] > 0]
     b = r["bucket"].to_numpy(np.int64)
-    v = r["vmax"].to_numpy(np.float64)
-    if len(v) == 0:
-        return b, v
-    d = np.diff(v, prepend=v[0])
-    fell = d < 0
-    if fell.any():
-        prev = np.concatenate([[v[0]], v[:-1]])
-        roll = fell & (rollover is not None) & (prev >= 0.5 * (rollover or 0.0))
-        d[roll] = v[roll] + (rollover or 0.0) - prev[roll]
-        d[fell & ~roll] = v[fell & ~roll]
-    return b, d
+    cum, _, _ = unwrap(r["vmax"].to_numpy(np.float64), rollover)
+    return b, np.diff(cum, prepend=0.0)
 
 
 def closure_history(cfg: Config, store: Any, layer: str, start: int | None, end: int | None,
@@ -111,16 +103,9 @@ def closure_history(cfg: Config, store: Any, layer: str, start: int | None, end:
     missing: list[str] = []
     for s in streams:
         if s.tag is None:
-            if s.value is not None:         # theoretical: a rate per hour
-                unit = s.unit or "kg"
-                per_h = float(s.value)
+            if s.value is not None:         # theoretical: an amount per hour
+                per_h, unit = theoretical_per_hour(s)
                 try:
-                    from config.units import dimension, factor
-                    dim = dimension(unit)
-                    if dim in ("mass_rate", "volume_rate"):
-                        base = "kg" if dim == "mass_rate" else "m3"
-                        per_h *= factor(unit, base + "/h")
-                        unit = base
                     f, _ = layer_value(cfg, layer, 1.0, unit, s)
                 except ValueError:
                     f = float("nan")

@@ -5,6 +5,7 @@ the token. Screenshots of each page go to test-output/ (English and Chinese)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -65,15 +66,27 @@ def test_numbers_match_the_api_and_the_view_stays_live(live: LiveCampaign, page:
     pg.goto(live.url + "/")  # type: ignore[attr-defined]
     pg.wait_for_selector("#link[data-state=live]")  # type: ignore[attr-defined]
     pg.wait_for_function("Number(document.body.dataset.refreshes) >= 2")  # type: ignore[attr-defined]
-    start = pg.get_attribute("#window", "data-start-ns")  # type: ignore[attr-defined]
-    end = pg.get_attribute("#window", "data-end-ns")  # type: ignore[attr-defined]
-    shown = {r.get_attribute("data-node"): r.locator(".closure").inner_text()
-             for r in pg.locator("#nodes tbody tr").all()}  # type: ignore[attr-defined]
-    api = requests.get(live.url + "/api/v1/balance", params={"from": start, "to": end},
-                       timeout=10).json()
-    if str(api["end_ns"]) == end:          # the page may have refreshed in between
-        want = {n["node"]: f"{n['closure_pct']:.2f}" for n in api["nodes"] + [api["overall"]]}
-        assert shown == want
+    # the window and the closures the page shows, read in one go (it refreshes every 2 s)
+    seen = pg.evaluate("""() => ({
+        start: document.getElementById('window').dataset.startNs,
+        end: document.getElementById('window').dataset.endNs,
+        shown: Object.fromEntries([...document.querySelectorAll('#nodes tbody tr')]
+            .map((r) => [r.dataset.node, r.querySelector('.closure').textContent]))})""")  # type: ignore[attr-defined]
+    api = requests.get(live.url + "/api/v1/balance",
+                       params={"from": seen["start"], "to": seen["end"]}, timeout=10).json()
+    assert (str(api["start_ns"]), str(api["end_ns"])) == (seen["start"], seen["end"])
+    want = {n["node"]: f"{n['closure_pct']:.2f}" for n in api["nodes"] + [api["overall"]]}
+    assert seen["shown"] == want
+    assert pg.inner_text("#devices") == f"{len(live.cfg.devices)} / {len(live.cfg.devices)}"  # type: ignore[attr-defined]
+    # validity: a campaign of seconds is not valid yet, and the page says why, duration first
+    assert pg.get_attribute("#validity", "data-verdict") == "invalid"  # type: ignore[attr-defined]
+    assert pg.inner_text("#validity") == "not valid yet"  # type: ignore[attr-defined]
+    checks = [r.get_attribute("data-check")
+              for r in pg.locator("#checks tbody tr").all()]  # type: ignore[attr-defined]
+    v = requests.get(live.url + "/api/v1/validity", timeout=10).json()
+    assert "duration" in checks and checks[0] == v["fixes"][0]["check"]
+    assert re.fullmatch(r"[\d.]+ of 72 h; duration met from \d{4}-.*",
+                        pg.inner_text("#vprogress"))  # type: ignore[attr-defined]
     e1 = float(pg.get_attribute("#elapsed", "data-seconds"))  # type: ignore[attr-defined]
     pg.wait_for_function(f"Number(document.getElementById('elapsed').dataset.seconds) > {e1}")  # type: ignore[attr-defined]
     # a lost connection is shown, and the page recovers by itself
