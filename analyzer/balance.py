@@ -55,6 +55,8 @@ class BalanceResult:
     message: str
     product: StreamTotal | None = None   # the main product over the same window
     effective: list[StreamTotal] = field(default_factory=list)   # energy: effective streams
+    # energy: the enthalpy gain of each effective stream over the window [kJ/kg] and how found
+    enthalpy: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def hours(self) -> float:
@@ -180,7 +182,7 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
                              f"no balance yet: no complete production cycle ({src}) in the "
                              f"window {_span(full)}")
     window = cyc
-    totals = stream_totals(cfg, frame, window, layer, rates=rates)
+    totals = stream_totals(cfg, frame, window, layer, rates=rates, cycles=n_cycles or None)
     by_id = {t.stream: t for t in totals}
     nodes = []
     for n in cfg.flowsheet.nodes:
@@ -224,11 +226,53 @@ def layer_balance(cfg: Config, frame: pd.DataFrame, layer: str, start: int | Non
     pid = cfg.flowsheet.product
     product = by_id.get(pid) if pid and layer == "material" else None
     if pid and product is None:
-        found = stream_totals(cfg, frame, window, "material", {pid}, rates=rates)
+        found = stream_totals(cfg, frame, window, "material", {pid}, rates=rates,
+                              cycles=n_cycles or None)
         product = found[0] if found else None
     effective: list[StreamTotal] = []
     if layer == "energy" and cfg.energy.effective:
         effective = stream_totals(cfg, frame, window, "material",
-                                  {e.stream for e in cfg.energy.effective}, rates=rates)
+                                  {e.stream for e in cfg.energy.effective}, rates=rates,
+                                  cycles=n_cycles or None)
+    enthalpy = effective_enthalpy(cfg, frame, window, rates) if layer == "energy" else {}
     return BalanceResult(layer, unit, window[0], window[1], limit, nodes, overall, totals,
-                         verdict, msg, product, effective)
+                         verdict, msg, product, effective, enthalpy)
+
+
+def effective_enthalpy(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
+                       rates: pd.DataFrame | None) -> dict[str, tuple[float, str]]:
+    """Per ``energy.effective`` stream, its enthalpy gain [kJ/kg] over ``window``: saturated
+    steam at the mean of the metered pressure's good minutes (IAPWS-IF97; a gauge reading plus
+    101.325 kPa) less the feed water's enthalpy; the design point when the pressure has no good
+    reading in the window (said so)."""
+    from analyzer.energy import saturated_steam_kj_kg
+    from analyzer.totals import minute_rates
+    from config.units import factor
+    out: dict[str, tuple[float, str]] = {}
+    index = cfg.tag_index()
+    for e in cfg.energy.effective:
+        if e.pressure_tag is None:
+            assert e.kj_per_kg is not None
+            out[e.stream] = (e.kj_per_kg, f"design point {e.kj_per_kg:g} kJ/kg ({e.source})")
+            continue
+        src = rates if rates is not None and len(rates) and \
+            (rates["tag"] == e.pressure_tag).any() else minute_rates(frame, [e.pressure_tag])
+        rows = src[(src["tag"] == e.pressure_tag) & (src["bucket"] >= window[0] // 60_000_000_000
+                                                     * 60_000_000_000)
+                   & (src["bucket"] < window[1]) & (src["good"] > 0)]
+        if not len(rows):
+            if e.kj_per_kg is not None:
+                out[e.stream] = (e.kj_per_kg, f"design point {e.kj_per_kg:g} kJ/kg: "
+                                 f"{e.pressure_tag} has no good reading in the window")
+            else:
+                out[e.stream] = (float("nan"), f"{e.pressure_tag} has no good reading")
+            continue
+        p = float(rows["vsum"].sum() / rows["good"].sum()) * factor(
+            index[e.pressure_tag].unit, "MPa")
+        p_abs = p + 0.101325 if e.pressure_basis == "gauge" else p
+        assert e.feed_kj_per_kg is not None
+        h = saturated_steam_kj_kg(p_abs)
+        out[e.stream] = (h - e.feed_kj_per_kg, f"saturated steam at {p_abs:.4f} MPa abs (mean of "
+                         f"{e.pressure_tag}, {e.pressure_basis}) {h:.1f} kJ/kg (IAPWS-IF97) less "
+                         f"feed water {e.feed_kj_per_kg:g} kJ/kg")
+    return out

@@ -27,8 +27,8 @@ COEFFICIENTS: dict[str, Coefficient] = {
     "electricity": Coefficient(0.1229, "kWh", _SRC + "; 860 kcal/kWh, equivalent value",
                                "secondary"),
     "natural_gas": Coefficient(1.2143, "m3", _SRC + "; repositories quote 1.2143 and 1.3300, the "
-                               "table's range 1.1000-1.3300 is unverified: give your gas's LHV",
-                               "unverified"),
+                               "table's range 1.1000-1.3300 is unverified: give your gas's LHV; "
+                               "per m3 at energy.gas_reference", "unverified"),
     "steam": Coefficient(128.6, "t", _SRC + "; the low-pressure qualifier is unverified",
                          "unverified"),
     "heat": Coefficient(0.03412, "MJ", _SRC, "secondary"),
@@ -47,11 +47,39 @@ def coefficient(cfg: Config, carrier: str) -> Coefficient:
     base = COEFFICIENTS[carrier]
     e = cfg.energy
     if carrier in e.coefficients:
-        return Coefficient(e.coefficients[carrier], base.unit,
-                           "campaign file (energy.coefficients)", "configured")
+        spec = e.coefficients[carrier]
+        if isinstance(spec, float | int):
+            return Coefficient(float(spec), base.unit, "campaign file (energy.coefficients)",
+                               "configured")
+        return Coefficient(spec.kgce, spec.unit or base.unit,
+                           f"campaign file (energy.coefficients): {spec.source}", "configured")
     if carrier == "electricity" and e.electricity == "equal_value":
         assert e.equal_value_kgce_kwh is not None
         return Coefficient(e.equal_value_kgce_kwh, "kWh",
                            "campaign file: equal value (等价值), the year's power-supply coal rate",
                            "configured")
     return base
+
+
+GASES = ("natural_gas",)
+T0_K = 273.15
+
+
+def gas_state_factor(cfg: Config, carrier: str, from_unit: str, to_unit: str) -> tuple[float, str]:
+    """Volume of a gas in ``from_unit`` expressed in ``to_unit`` where one of them is ``Nm3``
+    (0 °C, 101.325 kPa) and the other ``m3`` at ``energy.gas_reference`` (ideal gas:
+    V_ref = V_N × T_ref/T_0 × p_0/p_ref). Returns (factor, note); 1 when no conversion applies."""
+    if carrier not in GASES or {from_unit, to_unit} != {"Nm3", "m3"}:
+        return 1.0, ""
+    g = cfg.energy.gas_reference
+    f = (T0_K + g.temperature_c) / T0_K * 101.325 / g.pressure_kpa
+    note = (f"Nm3 (0 °C, 101.325 kPa) taken to m3 at {g.temperature_c:g} °C, "
+            f"{g.pressure_kpa:g} kPa (x{f:.4f}; {g.source})")
+    return (f, note) if from_unit == "Nm3" else (1.0 / f, note)
+
+
+def saturated_steam_kj_kg(p_mpa_abs: float) -> float:
+    """Specific enthalpy of saturated steam [kJ/kg] at ``p_mpa_abs`` [MPa absolute] (IAPWS-IF97,
+    the ``iapws`` package; Wagner et al. 2000, doi:10.1115/1.483186)."""
+    from iapws import IAPWS97
+    return float(IAPWS97(P=p_mpa_abs, x=1.0).h)

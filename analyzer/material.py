@@ -28,14 +28,74 @@ def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+def production_line(cfg: Config, product: str | None = None) -> set[str]:
+    """The nodes that make the product: the product's source node and every node upstream of
+    it through material streams, shared utilities (``allocation.utilities``) left out — a
+    boiler's steam heats the wort, it is not a raw material of it."""
+    pid = product or cfg.flowsheet.product
+    utility = {n for u in cfg.allocation.utilities for n in u.nodes}
+    streams = [s for s in cfg.flowsheet.streams if "material" in s.layers]
+    src = next((s.from_ for s in streams if s.id == pid), None)
+    if src is None or src == ENV:
+        return {n.id for n in cfg.flowsheet.nodes if n.id not in utility}
+    line, todo = {src}, [src]
+    while todo:
+        n = todo.pop()
+        for s in streams:
+            if s.to == n and s.from_ != ENV and s.from_ not in line and s.from_ not in utility:
+                line.add(s.from_)
+                todo.append(s.from_)
+    return line
+
+
+def raw_materials(cfg: Config, res: BalanceResult) -> list[StreamTotal]:
+    """What enters the production line from the boundary (raw materials, water), in the
+    balance's window."""
+    line = production_line(cfg)
+    streams = {s.id: s for s in cfg.flowsheet.streams}
+    return [t for t in res.streams if streams[t.stream].from_ == ENV
+            and streams[t.stream].to in line]
+
+
 def losses(cfg: Config, res: BalanceResult) -> list[dict[str, Any]]:
-    """The loss table of a material balance, largest first."""
+    """The loss table of a material balance, largest first. Each loss has its share of its
+    node's input and, when it leaves the production line, of the line's raw materials (the
+    inputs from the boundary of the nodes that make the product); a loss of a shared utility
+    (a wastewater station treating other workshops' water too) is not a share of the product's
+    raw materials: its node share is given, with the part charged to the focus where a share
+    rule is declared."""
     if res.overall is None:
         return []
-    total_in = res.overall.total_in
+    line = production_line(cfg)
+    raw = raw_materials(cfg, res)
+    raw_in = float(sum(t.value for t in raw if np.isfinite(t.value)))
     product = cfg.flowsheet.product
     streams = {s.id: s for s in cfg.flowsheet.streams}
     nodes = {n.id: n for n in cfg.flowsheet.nodes}
+    node_in = {nb.node: nb.total_in for nb in res.nodes}
+    util = {n: u for u in cfg.allocation.utilities for n in u.nodes}
+    from analyzer.accounting import utility_share
+    totals = {t.stream: t for t in res.streams}
+    basis = (f"share of the production line's raw materials ({', '.join(t.stream for t in raw)}"
+             f": {raw_in:.6g} {res.unit})")
+
+    def shares(node: str, amount: float) -> dict[str, Any]:
+        nin = node_in.get(node, float("nan"))
+        d: dict[str, Any] = {"share_of_node_input_pct": _num(100.0 * amount / nin)
+                             if nin and nin > 0 else None}
+        if node in line and raw_in > 0:
+            d["share_of_input_pct"] = _num(100.0 * amount / raw_in)
+            d["share_basis"] = basis
+        else:
+            u = util.get(node)
+            d["share_of_input_pct"] = None
+            d["share_basis"] = (f"a loss of the shared utility {u.id if u else node}: its share "
+                                "of the node's input only")
+            if u is not None and u.rule != "deduct_exports":
+                sh, how = utility_share(u, totals)
+                d["charged_to_focus"] = _num(amount * sh)
+                d["charged_rule"] = f"{u.rule}: {how}"
+        return d
     rows: list[dict[str, Any]] = []
     for t in res.streams:
         s = streams[t.stream]
@@ -47,17 +107,15 @@ def losses(cfg: Config, res: BalanceResult) -> list[dict[str, Any]]:
                      "what_zh": s.name_zh, "stream": s.id, "to": "boundary (ENV)",
                      "kind": (s.fate or "loss or waste").replace("_", "-") + (
                          ", theoretical" if t.method == "theoretical" else ", measured"),
-                     "amount": _num(t.value), "unit": res.unit,
-                     "share_of_input_pct": _num(100.0 * t.value / total_in)
-                     if total_in > 0 else None, "source": s.source or ""})
+                     "amount": _num(t.value), "unit": res.unit, **shares(s.from_, t.value),
+                     "source": s.source or ""})
     for nb in res.nodes:
         if nb.closure_pct is not None and nb.deviation > 0:
             rows.append({"node": nb.node, "node_name": nb.name, "node_name_zh": nb.name_zh,
                          "what": "unaccounted (inputs − outputs − accumulation)",
                          "what_zh": "未计量流失", "stream": None, "to": "unknown",
                          "kind": "deviation", "amount": nb.deviation, "unit": res.unit,
-                         "share_of_input_pct": 100.0 * nb.deviation / total_in
-                         if total_in > 0 else None, "source": ""})
+                         **shares(nb.node, nb.deviation), "source": ""})
     return sorted(rows, key=lambda r: -(r["amount"] or 0.0))
 
 
@@ -108,25 +166,62 @@ def component_balance(cfg: Config, res: BalanceResult, comp: Component) -> Balan
 
 def utilisation(cfg: Config, res: BalanceResult,
                 components: list[BalanceResult] | None = None) -> list[dict[str, Any]]:
-    """Product over inputs from the boundary, by mass and per component [%]."""
+    """Product over the production line's raw materials (:func:`raw_materials`), by mass and
+    per component [%] — the dry-matter figure is the meaningful one (the extract yield): water
+    taken in mostly leaves with the product, so the mass figure says little."""
     pid = cfg.flowsheet.product
     if res.overall is None or pid is None or res.product is None:
         return []
     rows = []
     p = res.product.value
-    tin = res.overall.total_in
+    raw = raw_materials(cfg, res)
+    tin = float(sum(t.value for t in raw if np.isfinite(t.value)))
+    names = ", ".join(t.stream for t in raw)
     if np.isfinite(p) and tin > 0:
         rows.append({"basis": "mass", "product": pid, "in_product": p, "input": tin,
                      "unit": res.unit, "utilisation_pct": 100.0 * p / tin,
-                     "note": "product mass over everything that enters from the boundary "
-                             "(water included)"})
+                     "inputs": [t.stream for t in raw],
+                     "note": f"product mass over the production line's raw materials ({names}),"
+                             " water included; utilities and other workshops' streams left out"})
+    line = production_line(cfg)
+    streams = {s.id: s for s in cfg.flowsheet.streams}
     for c in components or []:
         if c.overall is None:
             continue
         prod = next((t.value for t in c.streams if t.stream == pid), float("nan"))
-        cin = c.overall.total_in
+        cin_rows = [t for t in c.streams if streams[t.stream].from_ == ENV
+                    and streams[t.stream].to in line and np.isfinite(t.value)]
+        cin = float(sum(t.value for t in cin_rows))
         if np.isfinite(prod) and cin > 0:
             rows.append({"basis": c.layer, "product": pid, "in_product": prod, "input": cin,
                          "unit": c.unit, "utilisation_pct": 100.0 * prod / cin,
-                         "note": "component in the product over the component entering"})
+                         "inputs": [t.stream for t in cin_rows],
+                         "note": "component in the product over the component in the raw "
+                                 "materials"})
     return rows
+
+
+def per_raw_material(cfg: Config, res: BalanceResult,
+                     components: list[BalanceResult] | None = None) -> list[dict[str, Any]]:
+    """Each raw material of the production line: its amount, its consumption per unit of
+    product (DB11/T 1156 7.3.3.3 g: batch products per unit product) and its share of the raw
+    materials, with each component it carries."""
+    if res.overall is None or res.product is None or not np.isfinite(res.product.amount) \
+            or res.product.amount <= 0:
+        return []
+    raw = raw_materials(cfg, res)
+    tin = float(sum(t.value for t in raw if np.isfinite(t.value)))
+    q, qu = res.product.amount, res.product.unit
+    out = []
+    for t in raw:
+        row: dict[str, Any] = {"stream": t.stream, "amount": _num(t.value), "unit": res.unit,
+                               "per_unit_product": _num(t.value / q),
+                               "per_unit_product_unit": f"{res.unit}/{qu}",
+                               "share_of_raw_materials_pct": _num(100.0 * t.value / tin)
+                               if tin > 0 else None, "components": {}}
+        for c in components or []:
+            ct = next((x for x in c.streams if x.stream == t.stream), None)
+            if ct is not None:
+                row["components"][c.layer.removeprefix("component:")] = _num(ct.value)
+        out.append(row)
+    return out

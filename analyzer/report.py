@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from analyzer.balance import reconcile_balance
 from analyzer.indicators import energy_summary, water_indicators
-from analyzer.material import component_balance, losses, utilisation
+from analyzer.material import component_balance, losses, per_raw_material, utilisation
 from analyzer.pollutant import pollutant_from_store
 from analyzer.sankey import sankey
 from analyzer.storeframe import balances_from_store
@@ -51,11 +51,12 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
     balances: dict[str, Any] = {
         "material": {**mat.to_dict(), "losses": losses(cfg, mat),
                      "utilisation": utilisation(cfg, mat, comps),
+                     "raw_materials": per_raw_material(cfg, mat, comps),
                      "components": [c.to_dict() for c in comps]},
         "water": {**layers["water"].to_dict(),
-                  "indicators": water_indicators(cfg, layers["water"])},
+                  "indicators": water_indicators(cfg, layers["water"], mat)},
         "energy": {**layers["energy"].to_dict(),
-                   "summary": energy_summary(cfg, layers["energy"])},
+                   "summary": energy_summary(cfg, layers["energy"], mat)},
         "pollutant": pol.to_dict(),
     }
     for v in balances.values():

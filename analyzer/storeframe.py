@@ -92,7 +92,8 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
     if not edges:
         return first
     thin = frame(edges)
-    rate_tags = [s.rate_tag for s in cfg.flowsheet.streams if s.rate_tag]
+    rate_tags = [s.rate_tag for s in cfg.flowsheet.streams if s.rate_tag] + [
+        e.pressure_tag for e in cfg.energy.effective if e.pressure_tag]
     rates = store.rollup(rate_tags, start, hi)
     out = {layer: layer_balance(cfg, thin, layer, start, end, rates) for layer in layers}
     for res in out.values():

@@ -194,27 +194,56 @@ def layer_value(cfg: Config, layer: str, amount: float, unit: str, stream: Strea
     if layer in ("material", "pollutant"):
         return to_kg(amount, unit, stream), ""
     if layer == "water":
-        return to_kg(amount, unit, stream) / 1000.0, ""
+        w = water_fraction(cfg, stream)
+        if w is None:
+            return float("nan"), "no water content declared"
+        note = "" if w == 1.0 and "water" in stream.layers else f"water content {w:.4g}"
+        return to_kg(amount, unit, stream) * w / 1000.0, note
     from analyzer.energy import coefficient
     if stream.carrier is None:
         return float("nan"), "no carrier declared: cannot convert to kgce"
+    from analyzer.energy import gas_state_factor
     c = coefficient(cfg, stream.carrier)
     if dimension(unit) != dimension(c.unit):
         return float("nan"), f"{unit} cannot be converted to {c.unit} for the {stream.carrier} " \
             "coefficient"
-    return amount * factor(unit, c.unit) * c.kgce, \
-        f"{c.kgce:g} kgce/{c.unit} ({c.status}: {c.source})"
+    state, snote = gas_state_factor(cfg, stream.carrier, unit, c.unit)
+    return amount * factor(unit, c.unit) * state * c.kgce, _join(
+        f"{c.kgce:g} kgce/{c.unit} ({c.status}: {c.source})", snote)
+
+
+def water_fraction(cfg: Config, s: Stream) -> float | None:
+    """The water content of stream ``s`` [kg water / kg]: declared per stream
+    (``water.fractions``), else the complement of the dry-matter component named by
+    ``water.from_component`` (water = 1 − dry matter), else 1 for a stream of the water layer;
+    None when nothing says."""
+    w = cfg.water
+    if s.id in w.fractions:
+        return w.fractions[s.id]
+    if w.from_component is not None:
+        comp = next((c for c in cfg.components if c.id == w.from_component), None)
+        if comp is not None and s.id in comp.fractions:
+            return 1.0 - comp.fractions[s.id]
+    return 1.0 if "water" in s.layers else None
 
 
 def layer_streams(cfg: Config, layer: str = "material") -> list[Stream]:
-    """The flowsheet's streams that belong to ``layer``."""
+    """The flowsheet's streams that belong to ``layer``; the water layer also takes the material
+    streams whose water content is declared (``water``: water in raw materials, products, wastes,
+    GB/T 12452)."""
+    if layer == "water":
+        return [s for s in cfg.flowsheet.streams if "water" in s.layers or (
+            "material" in s.layers and water_fraction(cfg, s) is not None)]
     return [s for s in cfg.flowsheet.streams if layer in s.layers]
 
 
 def theoretical_per_hour(s: Stream) -> tuple[float, str]:
     """A theoretical stream's declared amount per hour and its unit: ``value`` in ``unit`` per
-    hour, or in a rate unit (kg/h, m3/h …) taken to kg or m3 per hour."""
+    hour, or in a rate unit (kg/h, m3/h …) taken to kg or m3 per hour. NaN for a value declared
+    per cycle, per unit of product or per kg of another stream (see :func:`theoretical_amount`)."""
     unit = s.unit or "kg"
+    if s.per != "hour" and dimension(unit) not in ("mass_rate", "volume_rate"):
+        return float("nan"), unit
     per_h = float(s.value or 0.0)
     dim = dimension(unit)
     if dim in ("mass_rate", "volume_rate"):
@@ -226,7 +255,8 @@ def theoretical_per_hour(s: Stream) -> tuple[float, str]:
 
 def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
                   layer: str = "material", only: set[str] | None = None,
-                  rates: pd.DataFrame | None = None) -> list[StreamTotal]:
+                  rates: pd.DataFrame | None = None, cycles: int | None = None
+                  ) -> list[StreamTotal]:
     """Totals of every stream of ``layer`` (or of the streams ``only`` names) over ``window`` =
     (start, end) [ns]: from the totalizer, or from the rate tag integrated when there is no
     totalizer; with both, the rate integral is given beside the totalizer's amount and their
@@ -234,6 +264,7 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
     from ``frame`` when not given."""
     start, end = window
     rate_tags = [s.rate_tag for s in layer_streams(cfg, layer) if s.rate_tag]
+    theoretical: list[Stream] = []
     if rates is None:
         rates = minute_rates(frame, rate_tags)
     by_rate = dict(tuple(rates.groupby("tag", sort=False, observed=True))) if len(rates) else {}
@@ -245,12 +276,9 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
         if only is not None and s.id not in only:
             continue
         if s.provenance == "theoretical" or (s.tag is None and s.value is not None):
-            per_h, unit = theoretical_per_hour(s)
-            amount = per_h * hours
-            value, vnote = layer_value(cfg, layer, amount, unit, s)
-            out.append(StreamTotal(s.id, None, s.provenance, amount, unit, _kg(amount, unit, s),
-                                   "theoretical", note=_join(f"theoretical: {s.source}", vnote),
-                                   value=value))
+            theoretical.append(s)
+            out.append(StreamTotal(s.id, None, s.provenance, float("nan"), s.unit or "kg",
+                                   float("nan"), "theoretical"))
             continue
         if s.tag is None:
             assert s.rate_tag is not None
@@ -288,7 +316,40 @@ def stream_totals(cfg: Config, frame: pd.DataFrame, window: tuple[int, int],
             _cross_check(total, by_rate[s.rate_tag], start, end, index[s.rate_tag].unit,
                          info.accuracy_pct, index[s.rate_tag].accuracy_pct, s)
         out.append(total)
+    for s in theoretical:
+        i = next(k for k, t in enumerate(out) if t.stream == s.id)
+        amount, unit, how = theoretical_amount(cfg, frame, window, s, hours, cycles, out, rates)
+        value, vnote = layer_value(cfg, layer, amount, unit, s)
+        out[i] = StreamTotal(s.id, None, s.provenance, amount, unit, _kg(amount, unit, s),
+                             "theoretical", note=_join(f"theoretical: {how}; {s.source}", vnote),
+                             value=value)
     return out
+
+
+def theoretical_amount(cfg: Config, frame: pd.DataFrame, window: tuple[int, int], s: Stream,
+                       hours: float, cycles: int | None, known: list[StreamTotal],
+                       rates: pd.DataFrame | None) -> tuple[float, str, str]:
+    """A theoretical stream's amount over ``window``: its declared value times what it is per —
+    hours, complete production cycles, the product's amount (``flowsheet.product`` in its own
+    unit) or another stream's mass [kg]. Returns (amount, unit, how it was scaled)."""
+    unit = s.unit or "kg"
+    v = float(s.value or 0.0)
+    if s.per == "hour":
+        per_h, unit = theoretical_per_hour(s)
+        return per_h * hours, unit, f"{per_h:g} {unit}/h x {hours:.2f} h"
+    if s.per == "cycle":
+        if not cycles:
+            return float("nan"), unit, "per cycle: no complete cycle in the window"
+        return v * cycles, unit, f"{v:g} {unit} per cycle x {cycles} cycles"
+    ref = cfg.flowsheet.product if s.per == "product" else s.per
+    t = next((x for x in known if x.stream == ref), None)
+    if t is None and ref is not None:
+        found = stream_totals(cfg, frame, window, "material", {ref}, rates, cycles)
+        t = found[0] if found else None
+    if t is None:
+        return float("nan"), unit, f"per {s.per}: no total of {ref}"
+    base, base_unit = (t.amount, t.unit) if s.per == "product" else (t.amount_kg, "kg")
+    return v * base, unit, f"{v:g} {unit} per {base_unit} of {ref} x {base:.6g} {base_unit}"
 
 
 def _cross_check(t: StreamTotal, rows: pd.DataFrame, start: int, end: int, rate_unit: str,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.units import dimension, parse_unit
+from config.allocation import Allocation, WaterContent, check_allocation
 
 ENV = "ENV"  # the system boundary in a flowsheet
 
@@ -316,8 +317,12 @@ class Stream(Strict):
     tag: str | None = None
     rate_tag: str | None = None
     source: str | None = None          # where a theoretical or manual value comes from
-    value: float | None = None         # theoretical amount per hour, in ``unit``
+    value: float | None = None         # theoretical amount per ``per``, in ``unit``
     unit: str | None = None
+    # what a theoretical value is per: an hour, a production cycle, a unit of the product's
+    # amount (flowsheet.product, in its unit), or a kg of another stream (its id); a design
+    # figure scales with production, not with the clock (DB11/T 1156 7.3.3.3 g)
+    per: str = "hour"
     main: bool = False                 # a main inlet or outlet of the audit focus (7.3.3.3 b)
     # process-condition tags recorded beside the stream (temperature, pressure: 7.3.3.3 g)
     conditions: list[str] = []
@@ -325,8 +330,13 @@ class Stream(Strict):
     # (排水), consumed (耗水: evaporated, into product), steam (boiler output), condensate (returned)
     # cooling_circulating (循环冷却水, counted as reused) and cooling_makeup (补充水, counted as
     # fresh) give the indirect cooling-water recirculation rate
+    # received (wastewater or water from others, passed through), non_conventional (reclaimed,
+    # rain or sea water: 非常规水), reused_wastewater (treated wastewater used again: 废水回用),
+    # direct_cooling_circulating / direct_cooling_makeup (直接冷却水)
     water_role: Literal["fresh", "reused", "discharged", "consumed", "steam", "condensate",
-                        "cooling_circulating", "cooling_makeup"] | None = None
+                        "cooling_circulating", "cooling_makeup", "received", "non_conventional",
+                        "reused_wastewater", "direct_cooling_circulating",
+                        "direct_cooling_makeup"] | None = None
     # energy layer (GB/T 2589): the carrier, for its standard-coal coefficient
     carrier: Literal["electricity", "natural_gas", "steam", "heat", "fresh_water", "diesel",
                      "gasoline", "raw_coal", "coke", "fuel_oil"] | None = None
@@ -350,8 +360,40 @@ class EffectiveEnergy(Strict):
     source of that figure. The unit's efficiency is effective / supplied."""
     node: str
     stream: str
-    kj_per_kg: float = Field(gt=0)
+    kj_per_kg: float | None = Field(default=None, gt=0)   # the design point's enthalpy gain
+    # a metered steam pressure picks the saturated-steam enthalpy (IAPWS-IF97) instead, over
+    # the feed water's enthalpy ``feed_kj_per_kg``
+    pressure_tag: str | None = None
+    pressure_basis: Literal["gauge", "absolute"] = "gauge"
+    feed_kj_per_kg: float | None = Field(default=None, ge=0)
     source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _enthalpy(self) -> "EffectiveEnergy":
+        if self.kj_per_kg is None and self.pressure_tag is None:
+            raise ValueError("give kj_per_kg (design point) or pressure_tag with feed_kj_per_kg")
+        if self.pressure_tag is not None and self.feed_kj_per_kg is None:
+            raise ValueError("pressure_tag needs feed_kj_per_kg (the feed water's enthalpy)")
+        return self
+
+
+class CoefficientSpec(Strict):
+    """A standard-coal coefficient of the campaign's own (a measured low calorific value):
+    kgce per ``unit`` — for gas ``Nm3`` (0 °C, 101.325 kPa) or ``m3`` at the reference state
+    of ``energy.gas_reference`` — with its source."""
+    kgce: float = Field(gt=0)
+    unit: str | None = None
+    source: str = Field(min_length=1)
+
+
+class GasReference(Strict):
+    """The reference state of a gas coefficient given per ``m3`` (and of a gas meter's ``m3``):
+    a ``Nm3`` (0 °C, 101.325 kPa) is converted to it by the ideal-gas law."""
+    temperature_c: float = 20.0
+    pressure_kpa: float = Field(default=101.325, gt=0)
+    source: str = ("Chinese natural-gas trade reference conditions, 101.325 kPa and 20 °C "
+                   "(GB 17820 / GB/T 19205, recalled [unverified]); the quoted GB/T 2589 "
+                   "coefficient does not state its own")
 
 
 class EnergySettings(Strict):
@@ -361,8 +403,12 @@ class EnergySettings(Strict):
     ``analyzer.energy.COEFFICIENTS`` (kgce per unit), e.g. with a measured low calorific value."""
     electricity: Literal["equivalent", "equal_value"] = "equivalent"
     equal_value_kgce_kwh: float | None = Field(default=None, gt=0)
-    coefficients: dict[str, float] = {}
+    coefficients: dict[str, float | CoefficientSpec] = {}
     effective: list["EffectiveEnergy"] = []
+    gas_reference: GasReference = GasReference()
+    # a unit's efficiency (GB/T 3484): effective over the fuel supplied (auxiliary electricity
+    # reported apart), or over everything supplied
+    efficiency_basis: Literal["fuel", "all_supplied"] = "fuel"
 
     @model_validator(mode="after")
     def _equal_value(self) -> "EnergySettings":
@@ -599,6 +645,8 @@ class Config(Strict):
     energy: EnergySettings = EnergySettings()
     pollutants: Pollutants = Pollutants()
     components: list[Component] = []
+    allocation: Allocation = Allocation()
+    water: WaterContent = WaterContent()
 
     # -- derived views -------------------------------------------------------------------------
     def tag_index(self) -> dict[str, "TagInfo"]:
@@ -737,6 +785,14 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             p.append((base + ("source",), f"a {s.provenance} stream needs its source"))
         if s.provenance == "theoretical" and (s.value is None or s.unit is None):
             p.append((base + ("value",), "a theoretical stream needs value and unit (per hour)"))
+        if s.per not in ("hour", "cycle", "product") and s.per not in {
+                x.id for x in cfg.flowsheet.streams}:
+            p.append((base + ("per",), f"per must be hour, cycle, product or a stream id, not "
+                      f"{s.per!r}"))
+        elif s.per == "cycle" and cfg.requirements.cycles is None:
+            p.append((base + ("per",), "per: cycle needs requirements.cycles"))
+        elif s.per == "product" and cfg.flowsheet.product is None:
+            p.append((base + ("per",), "per: product needs flowsheet.product"))
         for key, tag in (("tag", s.tag), ("rate_tag", s.rate_tag)):
             if tag is None:
                 continue
@@ -764,6 +820,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
     if leak is not None and leak.node not in nodes:
         p.append((("simulation", "leak", "node"), f"unknown node {leak.node!r}"))
     p += _check_pollutants(cfg, index, nodes, stream_ids)
+    p += check_allocation(cfg)
     for i, e in enumerate(cfg.energy.effective):
         if e.node not in nodes:
             p.append((("energy", "effective", i, "node"), f"unknown node {e.node!r}"))
@@ -773,6 +830,13 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
         elif es.from_ != e.node or "material" not in es.layers:
             p.append((("energy", "effective", i, "stream"), f"stream {e.stream!r} must leave "
                       f"{e.node!r} and be in the material layer (its mass is counted)"))
+        if e.pressure_tag is not None:
+            if e.pressure_tag not in index:
+                p.append((("energy", "effective", i, "pressure_tag"),
+                          f"unknown tag {e.pressure_tag!r}"))
+            elif dimension(index[e.pressure_tag].unit) != "pressure":
+                p.append((("energy", "effective", i, "pressure_tag"), f"tag {e.pressure_tag!r} "
+                          f"has unit {index[e.pressure_tag].unit!r}; it needs a pressure"))
     return p
 
 

@@ -248,10 +248,15 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
         print(f"  {n['node']:<14}{n['total_in']:>14.1f}{n['total_out']:>14.1f}{c:>13}  {v}")
     print(f"  {result['message']}")
     for x in result["losses"][:6]:
-        print(f"  loss: {x['node']}: {x['what']} {x['amount']:.1f} kg "
-              f"({x['share_of_input_pct']:.2f} % of the input), {x['kind']}")
+        share = (f"{x['share_of_input_pct']:.2f} % of the raw materials"
+                 if x["share_of_input_pct"] is not None else "a shared utility's loss")
+        node = (f", {x['share_of_node_input_pct']:.2f} % of the node's input"
+                if x["share_of_node_input_pct"] is not None else "")
+        print(f"  loss: {x['node']}: {x['what']} {x['amount']:.1f} kg ({share}{node}), "
+              f"{x['kind']}")
     for u in result["utilisation"]:
-        print(f"  utilisation ({u['basis']}): {u['utilisation_pct']:.1f} %")
+        print(f"  utilisation ({u['basis']}): {u['utilisation_pct']:.1f} % of "
+              f"{', '.join(u.get('inputs', []))}")
     for c in result["components"]:
         oc = c["overall"]["closure_pct"] if c["overall"] else None
         print(f"  {c['layer']}: {c['verdict']}" + (f", overall {oc:+.2f} %" if oc is not None
@@ -275,19 +280,31 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
                  if w.get("repeated_use_rate_pct") is not None else "")
               + (f", condensate reuse {w['condensate_reuse_rate_pct']:.1f} %"
                  if w.get("condensate_reuse_rate_pct") is not None else ""))
+        bal = w.get("balance", {})
+        if "classes" in bal:
+            print("  " + "; ".join(f"{c['what']} {c['t']:.1f} t" for c in bal["classes"].values()))
+            print(f"  residual {bal['residual_t']:+.2f} t: {bal['residual_note']}"
+                  if bal.get("residual_t") is not None else "  residual not judged")
+        pu = w.get("fresh_per_unit_product")
+        if pu:
+            print(f"  fresh water per unit product {pu['value']:.3f} {pu['unit']} (charged to "
+                  f"the focus; {pu['gross']:.3f} before deductions) — {pu['rule']}")
     en = doc["balances"]["energy"]["summary"]
     if "total_kgce" in en:
         parts = [f"{k} {v['amount']:.1f} {v['unit']} = {v['kgce']:.1f} kgce"
                  for k, v in en["carriers"].items()]
         print(f"Energy (能量平衡, GB/T 2589 coefficients): {'; '.join(parts)}; total "
-              f"{en['total_kgce']:.1f} kgce" + (
-                  f", {en['per_unit_product']['value']:.3f} {en['per_unit_product']['unit']}"
-                  if "per_unit_product" in en else ""))
+              f"{en['total_kgce']:.1f} kgce")
+        pu = en.get("per_unit_product")
+        if pu:
+            print(f"  charged to the focus {en['charged_kgce']:.1f} kgce, {pu['value']:.3f} "
+                  f"{pu['unit']} ({pu['gross']:.3f} before deductions) — {pu['rule']}")
     for x in en.get("units", []):
         if x["efficiency_pct"] is not None:
-            print(f"  {x['node']}: supplied {x['supplied_kgce']:.1f} kgce, effective "
+            print(f"  {x['node']}: fuel {x['fuel_kgce']:.1f} kgce (auxiliary electricity "
+                  f"{x['auxiliary_electricity_kgce']:.1f} kgce apart), effective "
                   f"{x['effective_kgce']:.1f} kgce, losses {x['losses_kgce']:.1f} kgce, "
-                  f"efficiency {x['efficiency_pct']:.1f} % (GB/T 3484)")
+                  f"efficiency {x['efficiency_pct']:.1f} % (GB/T 3484, {x['efficiency_basis']})")
     pol = doc["balances"]["pollutant"]
     if pol["factors"]:
         print(f"Pollutant factors (特征污染因子平衡): {pol['message']}")

@@ -103,7 +103,7 @@ def closure_history(cfg: Config, store: Any, layer: str, start: int | None, end:
     missing: list[str] = []
     for s in streams:
         if s.tag is None:
-            if s.value is not None:         # theoretical: an amount per hour
+            if s.value is not None and s.per == "hour":    # theoretical: an amount per hour
                 per_h, unit = theoretical_per_hour(s)
                 try:
                     f, _ = layer_value(cfg, layer, 1.0, unit, s)

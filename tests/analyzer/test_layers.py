@@ -16,27 +16,36 @@ from tests.conftest import site_text
 T0 = 1_795_000_000_000_000_000
 MIN = 60_000_000_000
 
-# amount of each totalizer over the hour, in the tag's unit
+# amount of each totalizer over the hour (one brew), in the tag's unit. Water content of the
+# material streams: 1 − the demo's dry-matter fractions (water: from_component: dry_matter)
 AMOUNTS = {
     "water_in.total": 30.0,        # m3, fresh → 30 t
-    "hot_wort.total": 25.0,        # m3, the product
+    "malt_in.total": 6000.0,       # kg, dry matter 0.955 → 0.270 t of water
+    "adjunct_in.total": 1500.0,    # kg, 0.87 → 0.195 t
+    "spent_grains.total": 9000.0,  # kg, 0.20 → 7.2 t
+    "sweet_wort.total": 27.5,      # m3 × 1 040 = 28 600 kg, 0.1837 → 23.34618 t
+    "hops_in.total": 60.0,         # kg, 0.90 → 0.006 t
+    "vapour.total": 2.0,           # m3 × 1 000 → 2 t, evaporation (consumed)
+    "hot_wort.total": 25.0,        # m3 × 1 045 = 26 125 kg, 0.1983 → 20.9444125 t; the product
     "steam_kettle.total": 3.6,     # t
-    "condensate.total": 3.0,       # m3 × 958 kg/m3 = 2.874 t (reused, returned condensate)
+    "condensate.total": 3.75,      # m3 × 958 kg/m3 = 3.5925 t (reused, returned condensate)
     "cip_water.total": 4.0,        # m3, fresh → 4 t
     "cip_waste.total": 4.0,        # m3 → 4 t
-    "makeup_water.total": 1.46,    # m3, fresh → 1.46 t
+    "makeup_water.total": 0.83,    # m3, fresh → 0.83 t
     "steam_main.total": 4.2,       # t (the boiler's steam output)
-    "steam_other.total": 0.6,      # t
-    "brewery_ww.total": 20.0,      # m3
+    "steam_other.total": 0.6,      # t, to other workshops (fate: transfer)
+    "brewery_ww.total": 20.0,      # m3, other workshops' wastewater (received)
     "ww_influent.total": 24.0,     # m3
     "ww_anaerobic.total": 24.0,    # m3
     "ww_effluent.total": 23.9,     # m3, discharged
-    "sludge.total": 100.0,         # kg
+    "sludge.total": 100.0,         # kg (fate: waste)
     "gas.total": 300.0,            # Nm3
     "el_brewhouse.energy": 100.0,  # kWh
     "el_boiler.energy": 20.0,      # kWh
     "el_wwtp.energy": 80.0,        # kWh
 }
+# theoretical: trub 402 kg per brew × 1 brew, water 0.75 → 0.3015 t; blowdown 0.05263 kg per kg
+# of main steam × 4 200 kg = 221.046 kg (water)
 
 
 def frame() -> pd.DataFrame:
@@ -57,57 +66,120 @@ def site(tmp_path: Path) -> config.Config:
     return config.load(p)
 
 
-def test_water_balance_and_its_indicators(site: config.Config) -> None:
+def test_water_balance_closes_with_the_water_in_materials(site: config.Config) -> None:
+    """GB/T 12452 on the hand case: the water carried by the material streams (1 − dry matter)
+    makes the mash and the kettle balances, the whole and the classes of the identity."""
     f = frame()
     w = layer_balance(site, f, "water")
     assert w.unit == "t" and (w.start_ns, w.end_ns) == (T0, T0 + 60 * MIN)
     nodes = {n.node: n for n in w.nodes}
-    # a use point: water into the product at the mash, no water output metered: not judged
-    assert nodes["mash"].total_in == pytest.approx(30.0) and nodes["mash"].closure_pct is None
-    # kettle jacket: 3.6 t of steam in, 2.874 t of condensate out: (3.6 - 2.874) / 3.6
-    assert nodes["kettle"].closure_pct == pytest.approx(100 * 0.726 / 3.6, abs=1e-9)
-    # boiler: 2.874 + 1.46 in; 4.2 + 0.21 (blowdown, theoretical 210 kg/h) out
-    assert nodes["boiler"].total_in == pytest.approx(4.334)
-    assert nodes["boiler"].total_out == pytest.approx(4.41)
-    # header closes exactly: 4.2 = 3.6 + 0.6
+    # mash: in 30 + 0.27 + 0.195 = 30.465; out 7.2 + 23.34618 = 30.54618 → −0.26647 %
+    assert nodes["mash"].total_in == pytest.approx(30.465)
+    assert nodes["mash"].total_out == pytest.approx(30.54618)
+    assert nodes["mash"].closure_pct == pytest.approx(100 * (30.465 - 30.54618) / 30.465)
+    # kettle: in 23.34618 + 0.006 + 3.6 = 26.95218; out 2 + 0.3015 + 20.9444125 + 3.5925
+    assert nodes["kettle"].total_in == pytest.approx(26.95218)
+    assert nodes["kettle"].total_out == pytest.approx(26.8384125)
+    # boiler: 3.5925 + 0.83 in; 4.2 + 0.221046 (blowdown per kg of steam) out
+    assert nodes["boiler"].total_in == pytest.approx(4.4225)
+    assert nodes["boiler"].total_out == pytest.approx(4.421046)
     assert nodes["header"].closure_pct == pytest.approx(0.0, abs=1e-9)
-    # the water into the mash leaves in the wort, unmetered as water: the whole is not judged
-    assert w.overall is not None and w.overall.closure_pct is None
-    assert "use points" in w.message and "mash" in w.message
-    assert w.verdict == "exceeded"      # the kettle's jacket loses 20 % in this made-up case
+    # the whole: in 30 + 0.471 (materials) + 4 + 0.83 + 20 = 55.301;
+    # out 7.2 + 2 + 0.3015 + 20.9444125 + 0.6 + 0.221046 + 23.9 + 0.1 = 55.2669585
+    assert w.overall is not None
+    assert w.overall.total_in == pytest.approx(55.301)
+    assert w.overall.total_out == pytest.approx(55.2669585)
+    assert w.overall.closure_pct == pytest.approx(100 * 0.0340415 / 55.301)
+    assert w.verdict == "ok"
     ind = water_indicators(site, w)
-    assert ind["fresh_t"] == pytest.approx(30 + 4 + 1.46)
-    assert ind["reused_t"] == pytest.approx(2.874)
-    assert ind["total_use_t"] == pytest.approx(35.46 + 2.874)
-    assert ind["repeated_use_rate_pct"] == pytest.approx(100 * 2.874 / 38.334)
-    assert ind["condensate_reuse_rate_pct"] == pytest.approx(100 * 2.874 / 4.2)
-    assert ind["discharged_t"] == pytest.approx(23.9)
-    assert ind["fresh_per_unit_product"] == {"value": pytest.approx(35.46 / 25.0),
-                                             "unit": "t/m3", "product": "hot_wort"}
+    acc = ind["balance"]
+    cls = {k: v["t"] for k, v in acc["classes"].items()}
+    assert cls == {"fresh": pytest.approx(34.83), "non_conventional": 0.0,
+                   "received": pytest.approx(20.0), "in_materials": pytest.approx(0.471),
+                   "consumed": pytest.approx(7.2 + 2 + 0.3015 + 20.9444125 + 0.1),
+                   "discharged": pytest.approx(0.221046 + 23.9),
+                   "exported": pytest.approx(0.6)}
+    assert ind["losses_t"] == pytest.approx(0.0340415) and ind["inconsistency_t"] is None
+    assert ind["fresh_t"] == pytest.approx(34.83)
+    assert ind["reused_t"] == pytest.approx(3.5925)
+    assert ind["repeated_use_rate_pct"] == pytest.approx(100 * 3.5925 / 38.4225)
+    assert ind["condensate_reuse_rate_pct"] == pytest.approx(100 * 3.5925 / 4.2)
+    # charged to the focus: the boiler house's make-up less the 0.6 t of steam exported
+    assert ind["charged_fresh_t"] == pytest.approx(34.23)
+    pu = ind["fresh_per_unit_product"]
+    assert pu["value"] == pytest.approx(34.23 / 25.0) and pu["unit"] == "t/m3"
+    assert pu["product"] == "hot_wort" and pu["gross"] == pytest.approx(34.83 / 25.0)
+    assert "steam_other" in pu["rule"] and "share 0.1667" in pu["rule"]
+    # the station's share 4 / (4 + 20) of its effluent and sludge is the focus's own
+    own_d = 0.221046 + 23.9 / 6
+    assert ind["charged_discharge_t"] == pytest.approx(own_d)
+    assert ind["discharge_rate_pct"] == pytest.approx(100 * own_d / 34.23)
+    assert ind["leak_rate_pct"] == pytest.approx(100 * 0.0340415 / 34.83)
+    own_co = 7.2 + 2 + 0.3015 + 20.9444125 + 0.1 / 6
+    assert ind["consumption_rate_pct"] == pytest.approx(100 * own_co / 34.23)
+    assert ind["wastewater_reuse_rate_pct"] == 0.0 and ind["non_conventional_share_pct"] == 0.0
+    assert ind["direct_cooling_recirculation_rate_pct"] is None
+    m = ind["metering"]
+    assert m["not_metered"] == ["trub", "blowdown"] and m["streams"] == 22
     assert "secondary" in ind["source"]
 
 
-def test_energy_in_standard_coal_with_configurable_coefficients(site: config.Config) -> None:
+def test_a_negative_residual_is_an_inconsistency_not_a_loss(tmp_path: Path) -> None:
+    """The final effluent meter reading 10 % high: outputs exceed inputs by 2.39 t. The
+    residual is reported as an inconsistency, no negative loss appears."""
+    p = tmp_path / "site.yaml"
+    p.write_text(site_text())
+    cfg = config.load(p)
+    f = frame()
+    sel = f["tag"] == "ww_effluent.total"
+    f.loc[sel, "value"] = 500.0 + (f.loc[sel, "value"] - 500.0) * 1.1
+    ind = water_indicators(cfg, layer_balance(cfg, f, "water"))
+    assert ind["losses_t"] is None and ind["leak_rate_pct"] is None
+    assert ind["inconsistency_t"] == pytest.approx(2.39 - 0.0340415)
+    assert "not a loss" in ind["balance"]["residual_note"]
+
+
+def test_energy_charged_to_the_focus(site: config.Config) -> None:
+    """GB/T 2589: gas 300 Nm3 × 1.2128 kgce/Nm3 (the demo's configured LHV) = 363.84 kgce,
+    electricity 200 kWh × 0.1229 = 24.58: 388.42 supplied. The boiler house exports 0.6 t of
+    steam at the design enthalpy 2 342 kJ/kg (no pressure reading here): 47.9466 kgce deducted;
+    the wastewater station is charged 4 / 24 of its 9.832 kgce: 1.638667. Charged: 12.29 +
+    (363.84 + 2.458 − 47.9466) + 1.638667 = 332.28007 kgce, per m3 of hot wort 13.2912."""
     f = frame()
     e = layer_balance(site, f, "energy")
     assert e.unit == "kgce" and e.verdict == "supply-only"
-    assert all(n.closure_pct is None for n in e.nodes)     # no metered energy output
-    s = energy_summary(site, e)
+    s = energy_summary(site, e, layer_balance(site, f, "material"))
     gas, el = s["carriers"]["natural_gas"], s["carriers"]["electricity"]
-    assert gas["amount"] == pytest.approx(300.0) and gas["unit"] == "m3"
-    assert gas["kgce"] == pytest.approx(300 * 1.2143) and gas["status"] == "unverified"
+    assert gas["amount"] == pytest.approx(300.0) and gas["unit"] == "Nm3"
+    assert gas["kgce"] == pytest.approx(300 * 1.2128) and gas["status"] == "configured"
     assert el["amount"] == pytest.approx(200.0) and el["kgce"] == pytest.approx(200 * 0.1229)
-    total = 300 * 1.2143 + 200 * 0.1229
+    total = 300 * 1.2128 + 200 * 0.1229
     assert s["total_kgce"] == pytest.approx(total)
-    assert s["per_node_kgce"]["boiler"] == pytest.approx(300 * 1.2143 + 20 * 0.1229)
-    assert s["per_unit_product"]["value"] == pytest.approx(total / 25.0)
-    assert s["per_unit_product"]["unit"] == "kgce/m3"
-    # the campaign's own gas coefficient (its measured LHV) and electricity at equal value
+    export = 600 * 2342 / 29307.6
+    charged = 12.29 + (363.84 + 2.458 - export) + 9.832 / 6
+    assert s["charged_kgce"] == pytest.approx(charged)
+    pu = s["per_unit_product"]
+    assert pu["value"] == pytest.approx(charged / 25.0) and pu["unit"] == "kgce/m3"
+    assert pu["gross"] == pytest.approx(total / 25.0)
+    assert "steam_other" in pu["rule"] and "deducted" in pu["rule"]
+    ops = {r["node"]: r["per_unit_product"] for r in s["per_unit_operation"]}
+    assert ops == {"mash": pytest.approx(12.29 / 25), "boiler": pytest.approx(
+        (366.298 - export) / 25), "aerobic": pytest.approx(9.832 / 6 / 25)}
+    # the boiler charged by its steam share instead: 3.6 / 4.2 of 366.298
+    alt = site.model_copy(deep=True)
+    u = alt.allocation.utilities[0]
+    alt.allocation.utilities[0] = u.model_copy(update={
+        "rule": "measured_share", "focus_streams": ["steam_kettle"],
+        "basis_streams": ["steam_main"], "exports": []})
+    s3 = energy_summary(alt, layer_balance(alt, f, "energy"), layer_balance(alt, f, "material"))
+    assert s3["charged_kgce"] == pytest.approx(12.29 + 366.298 * 3.6 / 4.2 + 9.832 / 6)
+    # the campaign's own coefficients and electricity at equal value; Nm3 against a coefficient
+    # per m3 at 20 °C: 300 Nm3 = 300 × 293.15 / 273.15 m3
     own = site.model_copy(update={"energy": config.models.EnergySettings(
         electricity="equal_value", equal_value_kgce_kwh=0.305,
         coefficients={"natural_gas": 1.33})})
     s2 = energy_summary(own, layer_balance(own, f, "energy"))
-    assert s2["total_kgce"] == pytest.approx(300 * 1.33 + 200 * 0.305)
+    assert s2["total_kgce"] == pytest.approx(300 * 293.15 / 273.15 * 1.33 + 200 * 0.305)
     assert s2["carriers"]["natural_gas"]["status"] == "configured"
     assert s2["electricity_basis"] == "equal_value"
 
@@ -171,33 +243,45 @@ def test_cooling_water_recirculation_rate(tmp_path: Path) -> None:
     p = tmp_path / "site.yaml"
     text = site_text().replace("water_role: fresh, name: CIP water",
                                "water_role: cooling_makeup, name: CIP water")
-    text = text.replace("layers: [material, water], name: Wastewater from packaging",
-                        "layers: [material, water], water_role: cooling_circulating, "
-                        "name: Wastewater from packaging")
+    text = text.replace("water_role: received, name: Wastewater from packaging",
+                        "water_role: cooling_circulating, name: Wastewater from packaging")
     p.write_text(text)
     cfg = config.load(p)
     ind = water_indicators(cfg, layer_balance(cfg, frame(), "water"))
     assert ind["cooling_recirculation_rate_pct"] == pytest.approx(100 * 20 / 24)
-    assert ind["fresh_t"] == pytest.approx(30 + 4 + 1.46)          # make-up is fresh water
-    assert ind["reused_t"] == pytest.approx(2.874 + 20)             # circulating is reused
-    assert ind["repeated_use_rate_pct"] == pytest.approx(100 * 22.874 / (35.46 + 22.874))
-    # fresh − discharged, no consumption declared: 35.46 − 23.9, labelled unverified
-    assert ind["unaccounted_t"] == pytest.approx(35.46 - 23.9)
-    assert "unverified" in ind["unaccounted_note"]
+    assert ind["fresh_t"] == pytest.approx(30 + 4 + 0.83)          # make-up is fresh water
+    assert ind["reused_t"] == pytest.approx(3.5925 + 20)            # circulating is reused
+    assert ind["repeated_use_rate_pct"] == pytest.approx(100 * 23.5925 / (34.83 + 23.5925))
 
 
 def test_boiler_effective_energy_losses_and_efficiency(site: config.Config) -> None:
     """GB/T 3484 per unit: the boiler is supplied 300 Nm3 of gas and 20 kWh; its effective
-    output is 4.2 t of steam x 2 342 kJ/kg (declared in the demo site) = 335.62 kgce."""
+    output is 4.2 t of steam x 2 342 kJ/kg (the design point: no pressure reading) = 335.62
+    kgce; the efficiency on fuel alone (the default), the electricity reported apart."""
     from analyzer.energy import coefficient
     e = layer_balance(site, frame(), "energy")
     unit = energy_summary(site, e)["units"][0]
-    supplied = 300 * coefficient(site, "natural_gas").kgce + \
-        20 * coefficient(site, "electricity").kgce
+    fuel = 300 * coefficient(site, "natural_gas").kgce
+    supplied = fuel + 20 * coefficient(site, "electricity").kgce
     effective = 4200 * 2342 / 29307.6
     assert unit["node"] == "boiler" and unit["streams"] == ["steam_main"]
     assert unit["supplied_kgce"] == pytest.approx(supplied, rel=1e-9)
     assert unit["effective_kgce"] == pytest.approx(effective, rel=1e-9)
-    assert unit["losses_kgce"] == pytest.approx(supplied - effective, rel=1e-9)
-    assert unit["efficiency_pct"] == pytest.approx(100 * effective / supplied, rel=1e-9)
-    assert "steam tables" in unit["sources"][0]
+    assert unit["fuel_kgce"] == pytest.approx(fuel, rel=1e-9)
+    assert unit["auxiliary_electricity_kgce"] == pytest.approx(20 * 0.1229, rel=1e-9)
+    assert unit["losses_kgce"] == pytest.approx(fuel - effective, rel=1e-9)
+    assert unit["efficiency_pct"] == pytest.approx(100 * effective / fuel, rel=1e-9)
+    assert "design point" in unit["enthalpy"][0]["how"]
+
+
+def test_a_metered_steam_pressure_picks_the_enthalpy(site: config.Config) -> None:
+    """steam_main.pressure reads 0.9 MPa gauge: 1.001325 MPa abs, saturated steam 2 777.17
+    kJ/kg (IAPWS-IF97; steam tables give 2 777.1 at 1.0 MPa), less 436: 2 341.17 kJ/kg."""
+    f = aligned()
+    rows = [(A0 + k * MIN, "steam_main.pressure", 0.9, 0, 0) for k in range(61)]
+    f = pd.concat([f, pd.DataFrame(rows, columns=f.columns)], ignore_index=True)
+    unit = energy_summary(site, layer_balance(site, f, "energy"))["units"][0]
+    kj = unit["enthalpy"][0]["kj_per_kg"]
+    assert kj == pytest.approx(2777.17 - 436, abs=0.05)
+    assert unit["effective_kgce"] == pytest.approx(4200 * kj / 29307.6, rel=1e-9)
+    assert "1.0013 MPa abs" in unit["enthalpy"][0]["how"]
