@@ -67,10 +67,20 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
         u = m["unit"]
         out["material losses"] = (
             ["node", "node name", "节点", "what", "名称", "to", "kind", f"amount [{u}]",
-             "share of input [%]", "source"],
+             "share of the raw materials [%]", "share of the node's input [%]",
+             f"charged to the focus [{u}]", "basis", "source"],
             [[x["node"], x["node_name"], x["node_name_zh"], x["what"], x["what_zh"], x["to"],
-              x["kind"], _r(x["amount"]), _r(x["share_of_input_pct"]), x["source"]]
-             for x in m["losses"]])
+              x["kind"], _r(x["amount"]), _r(x["share_of_input_pct"]),
+              _r(x.get("share_of_node_input_pct")), _r(x.get("charged_to_focus")),
+              x.get("share_basis", ""), x["source"]] for x in m["losses"]])
+    if m.get("raw_materials"):
+        u = m["unit"]
+        out["raw materials"] = (
+            ["stream", f"amount [{u}]", "per unit product", "unit", "share [%]", "components"],
+            [[x["stream"], _r(x["amount"]), _r(x["per_unit_product"], 4),
+              x["per_unit_product_unit"], _r(x["share_of_raw_materials_pct"]),
+              "; ".join(f"{k} {_r(v)}" for k, v in x["components"].items())]
+             for x in m["raw_materials"]])
     if m.get("utilisation"):
         out["utilisation"] = (
             ["basis", "product", "in product [kg]", "input [kg]", "utilisation [%]", "note"],
@@ -80,10 +90,32 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
         if c.get("nodes"):
             out[c["layer"].replace("component:", "component ")[:31]] = _node_rows(c)
     w = b["water"].get("indicators", {})
+    bal = w.get("balance", {})
+    if "classes" in bal:
+        out["water balance"] = (
+            ["class", "what", "water [t]", "streams"],
+            [[k, c["what"], _r(c["t"]), ", ".join(c["streams"])]
+             for k, c in bal["classes"].items()]
+            + [["residual", bal["residual_note"], _r(bal["residual_t"]), ""]])
+    e = b["energy"].get("summary", {})
+    per_unit = [("energy", e.get("per_unit_product")), ("water", w.get("fresh_per_unit_product"))]
+    if any(pu for _, pu in per_unit):
+        out["per unit product"] = (
+            ["layer", "value", "unit", "before deductions", "basis", "rule"],
+            [[k, _r(pu["value"], 4), pu["unit"], _r(pu["gross"], 4), pu["basis"], pu["rule"]]
+             for k, pu in per_unit if pu])
+    alloc = [("energy", a) for a in e.get("allocation", [])] + \
+        [("water", a) for a in w.get("allocation", [])]
+    if alloc:
+        out["allocation"] = (
+            ["layer", "utility", "nodes", "rule", "share", "unit", "supplied", "charged",
+             "deducted or left to others", "how", "source"],
+            [[k, a["utility"], ", ".join(a["nodes"]), a["rule"], _r(a["share"], 5), a["unit"],
+              _r(a["supplied"]), _r(a["charged"]), _r(a["deducted"]), a["note"], a["source"]]
+             for k, a in alloc])
     if "fresh_t" in w:
         keys = [k for k, val in w.items() if isinstance(val, (int, float)) or val is None]
         out["water indicators"] = (["indicator", "value"], [[k, _r(w[k])] for k in keys])
-    e = b["energy"].get("summary", {})
     if "carriers" in e:
         out["energy carriers"] = (
             ["carrier", "amount", "unit", "coefficient [kgce/unit]", "standard coal [kgce]",
@@ -92,11 +124,14 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
               c["source"]] for k, c in e["carriers"].items()])
     if e.get("units"):
         out["energy units"] = (
-            ["node", "supplied [kgce]", "effective [kgce]", "losses [kgce]", "efficiency [%]",
-             "effective streams", "source of the enthalpy"],
-            [[x["node"], _r(x["supplied_kgce"]), _r(x["effective_kgce"]), _r(x["losses_kgce"]),
-              _r(x["efficiency_pct"]), ", ".join(x["streams"]), "; ".join(x["sources"])]
-             for x in e["units"]])
+            ["node", "supplied [kgce]", "fuel [kgce]", "auxiliary electricity [kgce]",
+             "effective [kgce]", "losses [kgce]", "efficiency [%]", "efficiency basis",
+             "effective streams", "enthalpy [kJ/kg]", "how the enthalpy was found"],
+            [[x["node"], _r(x["supplied_kgce"]), _r(x["fuel_kgce"]),
+              _r(x["auxiliary_electricity_kgce"]), _r(x["effective_kgce"]), _r(x["losses_kgce"]),
+              _r(x["efficiency_pct"]), x["efficiency_basis"], ", ".join(x["streams"]),
+              "; ".join(str(_r(h["kj_per_kg"])) for h in x["enthalpy"]),
+              "; ".join(h["how"] for h in x["enthalpy"])] for x in e["units"]])
     p = b["pollutant"]
     if p.get("factors"):
         out["pollutant factors"] = (
