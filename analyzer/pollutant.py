@@ -6,12 +6,20 @@ where it is emitted: a concentration on a wastewater stream (times the stream's 
 shared/reference/balance-math.md 4.6-4.7, marked there as secondary):
 
 - an hour counts when every tag the point needs has at least ``valid_hour_fraction`` of its expected
-  readings good; the others are listed, never filled; totals are over valid hours, and an
-  extrapolation to the whole window (mean valid-hour load × all hours) is given beside, labelled;
+  readings good (HJ 76-2017 App. B as quoted by a vendor: an hour needs 45 valid minutes); a tag
+  reporting less often than once a minute (a cycle analyzer) counts its minutes covered by a
+  scheduled result instead, the result holding for its cycle (analyzer.emission_rules);
+- CEMS status minutes (calibration, blowback, maintenance, fault: the stack's ``status`` map)
+  are no emission: left out of the load and counted invalid;
+- invalid hours are listed and substituted by the configured rule (``pollutants.substitution``,
+  default HJ 75-2017's, [unverified]); the headline total includes the substituted hours, the
+  valid-hours-only sum is given beside it (``load_kg_valid_hours``), and the old extrapolation
+  (mean valid-hour load × all hours) too, each labelled;
 - water: load [kg/h] = C [mg/L] × Q [m3/h] × 10⁻³, from minute means, summed per hour;
 - stack: standard dry flow Q_sn = Q_actual × 273.15/(273.15 + t) × p/101.325 × (1 − X_sw) (an
-  ``actual`` flow; a ``standard_wet`` flow only loses its water); a wet concentration is taken dry
-  as C/(1 − X_sw); emission rate G [kg/h] = C_dry [mg/m3] × Q_sn [m3/h] × 10⁻⁶; the converted
+  ``actual`` flow; a ``standard_wet`` flow only loses its water); each point's concentration has
+  its basis (the stack's by default): at actual conditions it is taken to standard as
+  C × (273.15 + t)/273.15 × 101.325/p, a wet one dry as C/(1 − X_sw); emission rate G [kg/h] = C_dry [mg/m3] × Q_sn [m3/h] × 10⁻⁶; the converted
   concentration (折算浓度) C × (21 − O2_ref)/(21 − O2) is reported beside, not used for mass.
 
 Per factor: what reaches the first point is *collected*; with a declared collection efficiency η,
@@ -28,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.emission_rules import (CYCLE_RULE, cycle_minutes, status_minutes, substitute,
+                                     substitution_text)
 from analyzer.validity import MINUTE, _interval_ns, _series
 from config import ENV, Config
 from config.models import PollutantFactor, PollutantPoint, Stack
@@ -37,8 +47,11 @@ HOUR = 60 * MINUTE
 T0_K = 273.15
 P0_KPA = 101.325
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
-                 "good; HJ 75-2017's own minute-to-hour rule was not retrieved, so this share "
-                 "is a configurable default (pollutants.valid_hour_fraction)")
+                 "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "
+                 "vendor, http://www.caria-chile.com/st85257/article_812098.html: an hour needs "
+                 "at least 45 valid minutes; HJ 75-2017's own text not retrieved); a cycle "
+                 "analyzer's minutes count when its cycle's result came in: {cycle}; CEMS "
+                 "status minutes other than normal are left out and count invalid")
 
 
 @dataclass
@@ -59,6 +72,13 @@ class PointResult:
     converted_max_hour: float | None = None  # stack: highest valid hourly converted value
     o2_reference_pct: float | None = None
     to_env: bool = False
+    load_kg_valid_hours: float = 0.0          # the valid hours only (no substitution)
+    substituted_kg: float = 0.0               # what the substitution adds to load_kg
+    substitution: dict[str, Any] = field(default_factory=dict)   # rule, source, runs
+    interval_s: float | None = None           # the concentration tag's reporting interval
+    hour_rule: str = "readings"               # readings | cycle
+    concentration_basis: str | None = None    # stack points: e.g. "dry, standard"
+    excluded_minutes: dict[str, int] = field(default_factory=dict)   # CEMS state -> minutes
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _num(v) for k, v in asdict(self).items()}
@@ -97,6 +117,9 @@ class FactorBalance:
     destination: str
     removal_overall_pct: float | None
     notes: list[str] = field(default_factory=list)
+    collected_kg_valid_hours: float = 0.0
+    emitted_kg_valid_hours: float | None = None
+    substitution_rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: _num(v) for k, v in asdict(self).items() if k not in ("points", "sections")}
@@ -113,11 +136,14 @@ class PollutantResult:
     verdict: str                   # ok | incomplete | no-data
     message: str
     validity_rule: str
+    substitution: dict[str, Any] = field(default_factory=dict)    # rule and its source
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": "pollutant", "unit": "kg", "start_ns": self.start_ns,
                 "end_ns": self.end_ns, "verdict": self.verdict, "message": self.message,
-                "validity_rule": self.validity_rule,
+                "validity_rule": self.validity_rule, "substitution": self.substitution,
+                "headline": "emitted_kg and load_kg include the substituted invalid hours "
+                            "(substitution); *_valid_hours are the valid hours alone",
                 "factors": [f.to_dict() for f in self.factors]}
 
 
@@ -139,6 +165,7 @@ class _Hours:
     def __init__(self, cfg: Config, rollup: pd.DataFrame, start: int, end: int) -> None:
         self.start, self.end = start, end
         self.frac = cfg.pollutants.valid_hour_fraction
+        self.holds = cfg.pollutants.cycle_value_holds
         self.grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
         # hour of each minute, counted from the hour holding ``start``
         self.h0 = start // HOUR * HOUR
@@ -152,25 +179,50 @@ class _Hours:
         self.interval = _interval_ns(cfg)
         self.base = int(cfg.collector.interval_s * 1e9)
         self.index = cfg.tag_index()
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._states: dict[str, np.ndarray] = {}
 
-    def tag(self, tag: str) -> tuple[np.ndarray, np.ndarray]:
-        """(minute means in the tag's unit — NaN without a good reading, validity of the hour
-        each minute belongs to)."""
-        if tag not in self._cache:
+    def interval_of(self, tag: str) -> int:
+        return self.interval.get(tag, self.base)
+
+    def states(self, st: Stack) -> np.ndarray:
+        """Per minute: "" (normal or no status reading) or the CEMS state that excludes it."""
+        if st.id not in self._states:
+            out = np.full(len(self.grid), "", dtype=object)
+            for w in st.status:
+                s = status_minutes(w, self.by_tag.get(w.tag), self.grid)
+                take = (out == "") & (s != "") & (s != "normal")
+                out[take] = s[take]
+            self._states[st.id] = out
+        return self._states[st.id]
+
+    def tag(self, tag: str, st: Stack | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(minute means in the tag's unit — NaN without a good reading or in a minute the
+        stack's CEMS status excludes, validity of the hour each minute belongs to)."""
+        key = (tag, st.id if st is not None and st.status else "")
+        if key not in self._cache:
             rows = self.by_tag.get(tag)
-            if rows is None:
-                rows = pd.DataFrame({c: [] for c in ("bucket", "good", "vsum", "vmax", "last_ts",
-                                                     "first_ts", "manual")})
-            s = _series(tag, rows, self.grid, self.start, self.end,
-                        self.interval.get(tag, self.base))
-            good = np.bincount(self.hour_of, s.good, self.n)
-            expected = np.bincount(self.hour_of, s.expected, self.n)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan)
-            valid = (expected > 0) & (good >= self.frac * expected)
-            self._cache[tag] = (mean, valid[self.hour_of])
-        return self._cache[tag]
+            iv = self.interval_of(tag)
+            if iv > MINUTE:        # a cycle analyzer: each result holds for its cycle
+                mean, good = cycle_minutes(rows, self.grid, iv, self.holds)
+                expected = np.ones(len(self.grid))
+            else:
+                if rows is None:
+                    rows = pd.DataFrame({c: [] for c in ("bucket", "good", "vsum", "vmax",
+                                                         "last_ts", "first_ts", "manual")})
+                s = _series(tag, rows, self.grid, self.start, self.end, iv)
+                good, expected = s.good.astype(np.float64), s.expected
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan)
+            if key[1]:
+                out = self.states(st) != ""           # type: ignore[arg-type]
+                good = np.where(out, 0.0, good)
+                mean = np.where(out, np.nan, mean)
+            g = np.bincount(self.hour_of, good, self.n)
+            e = np.bincount(self.hour_of, expected, self.n)
+            valid = (e > 0) & (g >= self.frac * e)
+            self._cache[key] = (mean, valid[self.hour_of])
+        return self._cache[key]
 
     def hourly(self, per_minute: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """Hourly amounts from a per-minute rate [x/h]: the mean over the minutes of the hour
@@ -212,16 +264,40 @@ def _stack_flow(h: _Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return q, x, ok, used
 
 
+def _to_standard_dry(h: _Hours, st: Stack, pt: PollutantPoint, c: np.ndarray, x: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """A stack point's concentration at standard dry state [as given: kg/m3], the validity of
+    the tags the conversion needs, those tags, and the basis in words. Actual to standard:
+    × (273.15 + t)/273.15 × 101.325/p; wet to dry: / (1 − X_sw)."""
+    basis = pt.concentration_basis or st.concentration_basis
+    ok = np.ones(len(h.grid), bool)
+    used: list[str] = []
+    if pt.concentration_state == "actual":
+        assert st.temperature_tag is not None and st.pressure_tag is not None
+        t, okt = h.tag(st.temperature_tag)
+        p, okp = h.tag(st.pressure_tag)
+        t_k = _convert(t, h.index[st.temperature_tag].unit, "kelvin")
+        p_kpa = _convert(p, h.index[st.pressure_tag].unit, "kPa")
+        c = c * t_k / T0_K * P0_KPA / p_kpa
+        ok = ok & okt & okp
+        used += [st.temperature_tag, st.pressure_tag]
+    if basis == "wet":
+        c = c / (1.0 - x)
+    return c, ok, used, f"{basis}, {pt.concentration_state}"
+
+
 def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.ndarray,
                                                                  np.ndarray]:
-    """A point's result and its hourly load [kg] and validity. Loads are summed from minute means
-    (concentration × flow), closer than the product of hourly means when both move together (a
-    CIP batch: about 1 % on the demo site); validity is per hour."""
+    """A point's result and its hourly load [kg] (measured, valid hours) and validity. Loads are
+    summed from minute means (concentration × flow), closer than the product of hourly means
+    when both move together (a CIP batch: about 1 % on the demo site); validity is per hour."""
     cu = h.index[pt.tag].unit
-    c, okc = h.tag(pt.tag)
-    c_kg_m3 = c * factor(cu, "kg/m3")
     conv_mean = conv_max = o2_ref = None
+    basis_words = None
+    excluded: dict[str, int] = {}
     if pt.stream is not None:
+        c, okc = h.tag(pt.tag)
+        c_kg_m3 = c * factor(cu, "kg/m3")
         s = next(x for x in cfg.flowsheet.streams if x.id == pt.stream)
         assert s.rate_tag is not None
         q, okq = h.tag(s.rate_tag)
@@ -232,14 +308,20 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
         where = s.id
     else:
         st = next(x for x in cfg.pollutants.stacks if x.id == pt.stack)
+        c, okc = h.tag(pt.tag, st)
         q, x, okq, used = _stack_flow(h, st)
-        used = [pt.tag] + used
-        if st.concentration_basis == "wet":
-            c_kg_m3 = c_kg_m3 / (1.0 - x)
-        ok = okc & okq
+        c_kg_m3, okb, more, basis_words = _to_standard_dry(h, st, pt, c * factor(cu, "kg/m3"),
+                                                           x)
+        used = [pt.tag] + used + [t for t in more if t not in used] + [w.tag for w in st.status]
+        ok = okc & okq & okb
+        for w in st.status:
+            ok = ok & h.tag(w.tag)[1]
+        states = h.states(st)
+        for state in sorted(set(states[states != ""])):
+            excluded[str(state)] = int((states == state).sum())
         kind, name, to_env, where = "stack", st.name or st.id, True, st.id
         if st.o2_reference_pct is not None and st.o2_tag is not None:
-            o2, oko = h.tag(st.o2_tag)
+            o2, oko = h.tag(st.o2_tag, st)
             o2 = _convert(o2, h.index[st.o2_tag].unit, "percent")
             ok = ok & oko
             used.append(st.o2_tag)
@@ -252,8 +334,8 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
             qh = h.hourly(q, ok)
             sel = h.hour_valid(ok) & np.isfinite(ch) & np.isfinite(qh)
             if sel.any():
-                w = qh[sel]
-                conv_mean = float((ch[sel] * w).sum() / w.sum()) if w.sum() > 0 else \
+                w_ = qh[sel]
+                conv_mean = float((ch[sel] * w_).sum() / w_.sum()) if w_.sum() > 0 else \
                     float(ch[sel].mean())
                 conv_max = float(ch[sel].max())
     load_h = h.hourly(c_kg_m3 * q, ok)                    # kg in each hour
@@ -264,18 +346,38 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
     valid_h = float(h.span_h[ok_h].sum())
     hours = float(h.span_h.sum())
     total = float(load.sum())
+    rule = cfg.pollutants.substitution
+    filled, runs = substitute(load, ok_h, h.span_h, h.lo, h.hi, rule)
     invalid = []
+    cems = h.states(st) if pt.stack is not None else None
     for i in np.flatnonzero(~ok_h):
         minutes = h.hour_of == i
-        lacking = [t for t in used if not h.tag(t)[1][minutes].all()]
-        why = ("too few good readings from " + ", ".join(lacking)) if lacking else \
-            "no minute with every reading (or O2 at or above 21 %)"
-        invalid.append({"start_ns": int(h.lo[i]), "end_ns": int(h.hi[i]), "why": why})
+        lacking = [t for t in dict.fromkeys(used) if not h.tag(t)[1][minutes].all()]
+        why = []
+        if cems is not None:
+            cnt = {str(k): int((cems[minutes] == k).sum())
+                   for k in sorted(set(cems[minutes][cems[minutes] != ""]))}
+            if cnt:
+                why.append("CEMS " + ", ".join(f"{k} {v} min" for k, v in cnt.items())
+                           + " (not emission minutes)")
+        if lacking:
+            why.append("too few good readings from " + ", ".join(lacking))
+        if not why:
+            why.append("no minute with every reading (or O2 at or above 21 %)")
+        invalid.append({"start_ns": int(h.lo[i]), "end_ns": int(h.hi[i]), "why": "; ".join(why),
+                        "substituted_kg": float(filled[i]) if rule.rule != "none" and
+                        np.isfinite(filled[i]) else None})
     fl = float(flow.sum())
     mean_c = total / fl / factor(cu, "kg/m3") if fl > 0 else float("nan")
     extrap = total / valid_h * hours if valid_h > 0 else float("nan")
-    res = PointResult(where, kind, pt.tag, name, total, extrap, hours, valid_h, invalid, mean_c, cu,
-                      fl, conv_mean, conv_max, o2_ref, to_env)
+    headline = float(filled.sum())          # 0 without a valid hour: nothing to fill from
+    iv = h.interval_of(pt.tag)
+    sub = {"rule": rule.rule, "source": substitution_text(rule), "hours": float(
+        sum(r["hours"] for r in runs)), "kg": float(sum(r["kg"] for r in runs)), "runs": runs}
+    res = PointResult(where, kind, pt.tag, name, headline, extrap, hours, valid_h, invalid,
+                      mean_c, cu, fl, conv_mean, conv_max, o2_ref, to_env, total,
+                      headline - total if valid_h > 0 else 0.0, sub, iv / 1e9,
+                      "cycle" if iv > MINUTE else "readings", basis_words, excluded)
     return res, load, ok_h
 
 
@@ -346,15 +448,23 @@ def factor_balance(cfg: Config, h: _Hours, f: PollutantFactor) -> FactorBalance:
     else:
         dest = f"not emitted at the last point ({lr.name} stays inside the site)"
         notes.append("the last point does not leave the site: the emission is not measured")
+    rule = cfg.pollutants.substitution
     for r in results:
         if r.invalid:
-            notes.append(f"{r.where}: {len(r.invalid)} invalid hour(s) of {r.hours:.0f}; totals "
-                         "over valid hours, the extrapolation beside them is an estimate")
+            notes.append(f"{r.where}: {len(r.invalid)} invalid hour(s) of {r.hours:.0f}, "
+                         + (f"substituted ({rule.rule}: {r.substituted_kg:.4g} kg); "
+                            f"valid hours alone {r.load_kg_valid_hours:.4g} kg"
+                            if rule.rule != "none" else
+                            "not substituted (substitution: none): the total under-states"))
+        for state, m in r.excluded_minutes.items():
+            notes.append(f"{r.where}: {m} min of CEMS {state} left out (no emission minutes)")
     return FactorBalance(f.id, f.name, f.name_zh, results, sections, collected, eta,
                          f.collection.source if f.collection else None, generated, fugitive,
                          share, lr.load_kg if lr.to_env else float("nan"),
                          lr.load_kg_extrapolated if lr.to_env else float("nan"), dest, removal,
-                         notes)
+                         notes, first[0].load_kg_valid_hours,
+                         lr.load_kg_valid_hours if lr.to_env else None,
+                         f"{rule.rule}: {substitution_text(rule)}")
 
 
 def pollutant_tags(cfg: Config) -> list[str]:
@@ -364,6 +474,7 @@ def pollutant_tags(cfg: Config) -> list[str]:
     for st in cfg.pollutants.stacks:
         out += [t for t in (st.flow_tag, st.temperature_tag, st.pressure_tag, st.moisture_tag,
                             st.o2_tag) if t]
+        out += [w.tag for w in st.status]
     for f in cfg.pollutants.factors:
         for p in f.points:
             out.append(p.tag)
@@ -376,10 +487,13 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
                       end: int | None = None) -> PollutantResult:
     """The pollutant factor balance over [start, end) from the store's per-minute rollup of
     :func:`pollutant_tags` (the window defaults to the span of that data)."""
-    rule = VALIDITY_NOTE.format(f=cfg.pollutants.valid_hour_fraction)
+    rule = VALIDITY_NOTE.format(f=cfg.pollutants.valid_hour_fraction,
+                                cycle=CYCLE_RULE[cfg.pollutants.cycle_value_holds])
+    sub = {"rule": cfg.pollutants.substitution.rule,
+           "source": substitution_text(cfg.pollutants.substitution)}
     if not cfg.pollutants.factors:
         return PollutantResult(None, None, [], "no-data", "no pollutant factors configured "
-                               "(pollutants.factors)", rule)
+                               "(pollutants.factors)", rule, sub)
     good = rollup[rollup["good"] > 0] if len(rollup) else rollup
     if start is None:
         start = int(good["first_ts"].min()) if len(good) else None
@@ -387,7 +501,7 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
         end = int(good["last_ts"].max()) + 1 if len(good) else None
     if start is None or end is None or end <= start:
         return PollutantResult(None, None, [], "no-data", "no pollutant readings in the window",
-                               rule)
+                               rule, sub)
     h = _Hours(cfg, rollup, start, end)
     factors = [factor_balance(cfg, h, f) for f in cfg.pollutants.factors]
     empty = [f.factor for f in factors if all(p.valid_hours == 0 for p in f.points)]
@@ -403,11 +517,21 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
     else:
         verdict = "ok"
         msg = f"every point valid over all {h.span_h.sum():.1f} h"
-    return PollutantResult(start, end, factors, verdict, msg, rule)
+    if partial and cfg.pollutants.substitution.rule != "none":
+        msg += f"; invalid hours substituted ({cfg.pollutants.substitution.rule})"
+    return PollutantResult(start, end, factors, verdict, msg, rule, sub)
 
 
 def pollutant_from_store(cfg: Config, store: Any, start: int | None = None,
                          end: int | None = None) -> PollutantResult:
+    """The balance from a store. A cycle analyzer's result for the window's last (or, with
+    ``following``, first) cycle comes in after (before) the window: the read reaches one
+    longest interval beyond the window on each side so that cycle is covered."""
     tags = pollutant_tags(cfg)
-    r = store.rollup(tags, start, end) if tags else pd.DataFrame()
+    iv = _interval_ns(cfg)
+    pad = max([iv.get(t, 0) for t in tags if iv.get(t, 0) > MINUTE], default=0)
+    lo = None if start is None or not pad else start - pad
+    hi = None if end is None or not pad else end + pad
+    r = store.rollup(tags, start if lo is None else lo, end if hi is None else hi) if tags \
+        else pd.DataFrame()
     return pollutant_balance(cfg, r, start, end)
