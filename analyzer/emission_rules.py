@@ -20,9 +20,11 @@ counts for: pure functions on the pollutant balance's minute grid (used by analy
 - **Substitution.** HJ 75-2017's treatment of missing data as recalled [unverified: the text was
   not retrieved here, see shared/reference/balance-math.md 4.6]: a run of invalid hours of at
   most 24 h is filled with the arithmetic mean of the valid hour before it and the valid hour
-  after it; a longer run with the highest hourly value of the 720 valid hours before it. Here
-  the hourly load (concentration × flow) is filled as a whole, not its concentration and flow
-  apart [convention]; at the window's edge the one neighbour there is used [convention].
+  after it; a longer run with the highest hourly value of the 720 valid hours before it, for
+  the concentration and the flow each. An invalid hour's load is the filled concentration times
+  the hour's flow — measured when the flow's own tags are valid that hour (a calibration leaves
+  the flow meter measuring), else filled the same way; at the window's edge the one neighbour
+  there is used [convention].
 """
 from __future__ import annotations
 
@@ -40,10 +42,12 @@ SUBSTITUTION_SOURCE = {
     "hj75": ("HJ 75-2017 missing-data treatment as recalled, text not retrieved here "
              "[unverified]: a run of invalid hours up to {short:g} h takes the mean of the valid "
              "hour before and the valid hour after it, a longer run the highest hourly value of "
-             "the {look} valid hours before it; the hourly load is filled as a whole "
-             "[convention]"),
-    "mean_valid": ("every invalid hour takes the mean valid-hour load of the point "
-                   "(an extrapolation, a convention, not a standard's rule)"),
+             "the {look} valid hours before it, for the concentration and the flow each; an "
+             "invalid hour's load = filled concentration x the hour's flow, measured where the "
+             "flow is valid [convention]"),
+    "mean_valid": ("every invalid hour takes the flow-weighted mean valid-hour concentration "
+                   "(and the mean valid flow where the flow is invalid too): an extrapolation, "
+                   "a convention, not a standard's rule"),
     "none": "no substitution: invalid hours count zero, the headline is the valid-hours sum",
 }
 
@@ -126,39 +130,39 @@ def status_minutes(word: StatusWord, rows: pd.DataFrame | None, grid: np.ndarray
 
 
 # -- substitution ---------------------------------------------------------------------------
-def substitute(load_h: np.ndarray, ok_h: np.ndarray, span_h: np.ndarray, lo: np.ndarray,
-               hi: np.ndarray, rule: Substitution) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """(load per hour with the invalid hours filled [kg], the runs filled: start_ns, end_ns,
-    hours, rate_kg_h, kg, basis). ``load_h``: measured load per hour (used where ``ok_h``);
-    ``span_h``: each hour's length inside the window [h]; ``lo``/``hi``: its bounds [ns]."""
-    n = len(ok_h)
-    out = np.where(ok_h, load_h, 0.0)
+def fill_hours(values: np.ndarray, ok: np.ndarray, span_h: np.ndarray, lo: np.ndarray,
+               hi: np.ndarray, rule: Substitution, weights: np.ndarray | None = None
+               ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """(hourly values with the invalid hours filled — NaN where nothing can fill them, the runs
+    filled: start_ns, end_ns, hours, value, basis) for an hourly mean (a concentration, a flow).
+    ``span_h``: each hour's length inside the window [h]; ``lo``/``hi``: its bounds [ns];
+    ``weights``: for ``mean_valid``, the weight of each valid hour (default its span)."""
+    n = len(ok)
+    out = np.where(ok, values, np.nan)
     runs: list[dict[str, Any]] = []
-    if rule.rule == "none" or ok_h.all() or not ok_h.any():
+    if rule.rule == "none" or ok.all() or not ok.any():
         return out, runs
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(ok_h & (span_h > 0), load_h / np.where(span_h > 0, span_h, 1.0), np.nan)
-    valid_idx = np.flatnonzero(ok_h)
-    mean_rate = float(out[ok_h].sum() / span_h[ok_h].sum()) if span_h[ok_h].sum() > 0 else 0.0
-    bad = ~ok_h
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+    valid_idx = np.flatnonzero(ok)
+    w = (span_h if weights is None else weights)[ok]
+    mean = float((values[ok] * w).sum() / w.sum()) if w.sum() > 0 else float(values[ok].mean())
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (~ok).astype(np.int8), [0]])))
     for a, b in zip(edges[::2], edges[1::2]):
         dur = float(span_h[a:b].sum())
         if rule.rule == "mean_valid":
-            r, basis = mean_rate, "mean valid-hour load"
+            v, basis = mean, "mean of the valid hours"
         elif dur <= rule.short_run_h:
-            side = [x for x in (a - 1, b) if 0 <= x < n and ok_h[x]]
-            r = float(np.mean(rate[side]))
+            side = [x for x in (a - 1, b) if 0 <= x < n and ok[x]]
+            v = float(np.mean(values[side]))
             basis = ("mean of the valid hour before and the valid hour after" if len(side) == 2
                      else "the valid hour " + ("before" if side[0] < a else "after")
                      + " (window edge)")
         else:
             prior = valid_idx[valid_idx < a][-rule.lookback_h:]
             pool = prior if len(prior) else valid_idx
-            r = float(np.nanmax(rate[pool]))
+            v = float(np.max(values[pool]))
             basis = (f"highest of the {len(prior)} valid hour(s) before" if len(prior)
                      else "highest valid hour after (none before in the window)")
-        out[a:b] = r * span_h[a:b]
+        out[a:b] = v
         runs.append({"start_ns": int(lo[a]), "end_ns": int(hi[b - 1]), "hours": dur,
-                     "rate_kg_h": r, "kg": float(r * dur), "basis": basis})
+                     "value": v, "basis": basis})
     return out, runs

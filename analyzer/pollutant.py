@@ -36,16 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import (CYCLE_RULE, cycle_minutes, status_minutes, substitute,
-                                     substitution_text)
-from analyzer.validity import MINUTE, _interval_ns, _series
+from analyzer.emission_rules import CYCLE_RULE, substitution_text
+from analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
+from analyzer.validity import MINUTE, _interval_ns
 from config import ENV, Config
-from config.models import PollutantFactor, PollutantPoint, Stack
-from config.units import factor, registry
+from config.models import PollutantFactor, PollutantPoint
+from config.units import factor
 
-HOUR = 60 * MINUTE
-T0_K = 273.15
-P0_KPA = 101.325
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
                  "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "
                  "vendor, http://www.caria-chile.com/st85257/article_812098.html: an hour needs "
@@ -153,140 +150,7 @@ def _num(x: Any) -> Any:
     return x
 
 
-def _convert(values: np.ndarray, unit: str, to: str) -> np.ndarray:
-    """Arrays through pint (offset units such as degC included)."""
-    q = registry().Quantity(values, unit)
-    return np.asarray(q.to(to).magnitude, dtype=np.float64)
-
-
-class _Hours:
-    """The window's hour grid and each tag's hourly mean and validity on it."""
-
-    def __init__(self, cfg: Config, rollup: pd.DataFrame, start: int, end: int) -> None:
-        self.start, self.end = start, end
-        self.frac = cfg.pollutants.valid_hour_fraction
-        self.holds = cfg.pollutants.cycle_value_holds
-        self.grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
-        # hour of each minute, counted from the hour holding ``start``
-        self.h0 = start // HOUR * HOUR
-        self.hour_of = ((self.grid - self.h0) // HOUR).astype(np.int64)
-        self.n = int(self.hour_of[-1]) + 1 if len(self.grid) else 0
-        lo = np.maximum(self.h0 + np.arange(self.n) * HOUR, start)
-        hi = np.minimum(self.h0 + (np.arange(self.n) + 1) * HOUR, end)
-        self.lo, self.hi = lo, hi
-        self.span_h = (hi - lo) / HOUR                      # hours of each hour inside the window
-        self.by_tag = dict(tuple(rollup.groupby("tag", sort=False))) if len(rollup) else {}
-        self.interval = _interval_ns(cfg)
-        self.base = int(cfg.collector.interval_s * 1e9)
-        self.index = cfg.tag_index()
-        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._states: dict[str, np.ndarray] = {}
-
-    def interval_of(self, tag: str) -> int:
-        return self.interval.get(tag, self.base)
-
-    def states(self, st: Stack) -> np.ndarray:
-        """Per minute: "" (normal or no status reading) or the CEMS state that excludes it."""
-        if st.id not in self._states:
-            out = np.full(len(self.grid), "", dtype=object)
-            for w in st.status:
-                s = status_minutes(w, self.by_tag.get(w.tag), self.grid)
-                take = (out == "") & (s != "") & (s != "normal")
-                out[take] = s[take]
-            self._states[st.id] = out
-        return self._states[st.id]
-
-    def tag(self, tag: str, st: Stack | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(minute means in the tag's unit — NaN without a good reading or in a minute the
-        stack's CEMS status excludes, validity of the hour each minute belongs to)."""
-        key = (tag, st.id if st is not None and st.status else "")
-        if key not in self._cache:
-            rows = self.by_tag.get(tag)
-            iv = self.interval_of(tag)
-            if iv > MINUTE:        # a cycle analyzer: each result holds for its cycle
-                mean, good = cycle_minutes(rows, self.grid, iv, self.holds)
-                expected = np.ones(len(self.grid))
-            else:
-                if rows is None:
-                    rows = pd.DataFrame({c: [] for c in ("bucket", "good", "vsum", "vmax",
-                                                         "last_ts", "first_ts", "manual")})
-                s = _series(tag, rows, self.grid, self.start, self.end, iv)
-                good, expected = s.good.astype(np.float64), s.expected
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan)
-            if key[1]:
-                out = self.states(st) != ""           # type: ignore[arg-type]
-                good = np.where(out, 0.0, good)
-                mean = np.where(out, np.nan, mean)
-            g = np.bincount(self.hour_of, good, self.n)
-            e = np.bincount(self.hour_of, expected, self.n)
-            valid = (e > 0) & (g >= self.frac * e)
-            self._cache[key] = (mean, valid[self.hour_of])
-        return self._cache[key]
-
-    def hourly(self, per_minute: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Hourly amounts from a per-minute rate [x/h]: the mean over the minutes of the hour
-        that have a value, times the hour's span in the window (NaN for an hour without one)."""
-        have = ok & np.isfinite(per_minute)
-        s = np.bincount(self.hour_of, np.where(have, per_minute, 0.0), self.n)
-        n = np.bincount(self.hour_of, have.astype(np.float64), self.n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, s / np.maximum(n, 1) * self.span_h, np.nan)
-
-    def hour_valid(self, minute_ok: np.ndarray) -> np.ndarray:
-        """An hour is valid when all its minutes' hour flags are (they are the same flag)."""
-        bad = np.bincount(self.hour_of, (~minute_ok).astype(np.float64), self.n)
-        return bad == 0
-
-
-def _stack_flow(h: _Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(standard dry flow [m3/h], water share X_sw, hour valid, tags used) per minute."""
-    q, ok = h.tag(st.flow_tag)
-    q = _convert(q, h.index[st.flow_tag].unit, "m3/h")
-    used = [st.flow_tag]
-    x = np.zeros(len(h.grid))
-    if st.moisture_tag is not None:
-        m, okm = h.tag(st.moisture_tag)
-        x = _convert(m, h.index[st.moisture_tag].unit, "dimensionless")
-        ok = ok & okm
-        used.append(st.moisture_tag)
-    if st.flow_basis == "actual":
-        assert st.temperature_tag is not None and st.pressure_tag is not None
-        t, okt = h.tag(st.temperature_tag)
-        p, okp = h.tag(st.pressure_tag)
-        t_k = _convert(t, h.index[st.temperature_tag].unit, "kelvin")
-        p_kpa = _convert(p, h.index[st.pressure_tag].unit, "kPa")
-        q = q * T0_K / t_k * p_kpa / P0_KPA
-        ok = ok & okt & okp
-        used += [st.temperature_tag, st.pressure_tag]
-    if st.flow_basis != "standard_dry":
-        q = q * (1.0 - x)
-    return q, x, ok, used
-
-
-def _to_standard_dry(h: _Hours, st: Stack, pt: PollutantPoint, c: np.ndarray, x: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-    """A stack point's concentration at standard dry state [as given: kg/m3], the validity of
-    the tags the conversion needs, those tags, and the basis in words. Actual to standard:
-    × (273.15 + t)/273.15 × 101.325/p; wet to dry: / (1 − X_sw)."""
-    basis = pt.concentration_basis or st.concentration_basis
-    ok = np.ones(len(h.grid), bool)
-    used: list[str] = []
-    if pt.concentration_state == "actual":
-        assert st.temperature_tag is not None and st.pressure_tag is not None
-        t, okt = h.tag(st.temperature_tag)
-        p, okp = h.tag(st.pressure_tag)
-        t_k = _convert(t, h.index[st.temperature_tag].unit, "kelvin")
-        p_kpa = _convert(p, h.index[st.pressure_tag].unit, "kPa")
-        c = c * t_k / T0_K * P0_KPA / p_kpa
-        ok = ok & okt & okp
-        used += [st.temperature_tag, st.pressure_tag]
-    if basis == "wet":
-        c = c / (1.0 - x)
-    return c, ok, used, f"{basis}, {pt.concentration_state}"
-
-
-def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.ndarray,
+def _point(cfg: Config, h: Hours, pt: PollutantPoint) -> tuple[PointResult, np.ndarray,
                                                                  np.ndarray]:
     """A point's result and its hourly load [kg] (measured, valid hours) and validity. Loads are
     summed from minute means (concentration × flow), closer than the product of hourly means
@@ -301,7 +165,7 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
         s = next(x for x in cfg.flowsheet.streams if x.id == pt.stream)
         assert s.rate_tag is not None
         q, okq = h.tag(s.rate_tag)
-        q = _convert(q, h.index[s.rate_tag].unit, "m3/h")
+        q = convert(q, h.index[s.rate_tag].unit, "m3/h")
         used = [pt.tag, s.rate_tag]
         ok = okc & okq
         kind, name, to_env = "water", s.name or s.id, s.to == ENV
@@ -309,8 +173,8 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
     else:
         st = next(x for x in cfg.pollutants.stacks if x.id == pt.stack)
         c, okc = h.tag(pt.tag, st)
-        q, x, okq, used = _stack_flow(h, st)
-        c_kg_m3, okb, more, basis_words = _to_standard_dry(h, st, pt, c * factor(cu, "kg/m3"),
+        q, x, okq, used = stack_flow(h, st)
+        c_kg_m3, okb, more, basis_words = to_standard_dry(h, st, pt, c * factor(cu, "kg/m3"),
                                                            x)
         used = [pt.tag] + used + [t for t in more if t not in used] + [w.tag for w in st.status]
         ok = okc & okq & okb
@@ -322,7 +186,7 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
         kind, name, to_env, where = "stack", st.name or st.id, True, st.id
         if st.o2_reference_pct is not None and st.o2_tag is not None:
             o2, oko = h.tag(st.o2_tag, st)
-            o2 = _convert(o2, h.index[st.o2_tag].unit, "percent")
+            o2 = convert(o2, h.index[st.o2_tag].unit, "percent")
             ok = ok & oko
             used.append(st.o2_tag)
             o2_ref = st.o2_reference_pct
@@ -346,8 +210,8 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
     valid_h = float(h.span_h[ok_h].sum())
     hours = float(h.span_h.sum())
     total = float(load.sum())
+    filled, runs = substitute(h, cfg, load_h, flow_h, ok_h, q, okq)
     rule = cfg.pollutants.substitution
-    filled, runs = substitute(load, ok_h, h.span_h, h.lo, h.hi, rule)
     invalid = []
     cems = h.states(st) if pt.stack is not None else None
     for i in np.flatnonzero(~ok_h):
@@ -413,7 +277,7 @@ def _between(cfg: Config, a: PollutantPoint, b: PollutantPoint) -> list[str]:
     return path[::-1]
 
 
-def factor_balance(cfg: Config, h: _Hours, f: PollutantFactor) -> FactorBalance:
+def factor_balance(cfg: Config, h: Hours, f: PollutantFactor) -> FactorBalance:
     pts = [_point(cfg, h, p) for p in f.points]
     results = [r for r, _, _ in pts]
     sections = []
@@ -502,7 +366,7 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
     if start is None or end is None or end <= start:
         return PollutantResult(None, None, [], "no-data", "no pollutant readings in the window",
                                rule, sub)
-    h = _Hours(cfg, rollup, start, end)
+    h = Hours(cfg, rollup, start, end)
     factors = [factor_balance(cfg, h, f) for f in cfg.pollutants.factors]
     empty = [f.factor for f in factors if all(p.valid_hours == 0 for p in f.points)]
     partial = [f.factor for f in factors if any(p.invalid for p in f.points)]

@@ -311,7 +311,8 @@ def test_cems_status_minutes_are_no_emission_and_hours_are_substituted(
     assert so2.emitted_kg_valid_hours == pytest.approx(160 * q_sn * 1e-6, rel=1e-9)
     run = p.substitution["runs"][0]
     assert run["basis"] == "mean of the valid hour before and the valid hour after"
-    assert run["rate_kg_h"] == pytest.approx(50 * q_sn * 1e-6, rel=1e-9)
+    assert run["concentration_kg_m3"] == pytest.approx(50e-6, rel=1e-9)   # 50 mg/m3
+    assert run["flow_measured_h"] == pytest.approx(1.0)        # the flow meter kept measuring
     assert r.substitution["rule"] == "hj75" and "[unverified]" in r.substitution["source"]
     assert so2.substitution_rule.startswith("hj75: HJ 75-2017")
     # the converted concentration leaves the span gas out as well: 40 and 60 mg/m3 hours only
@@ -339,10 +340,13 @@ def test_cems_status_minutes_are_no_emission_and_hours_are_substituted(
 def test_generated_hour_of_cems_calibration(site: config.Config, tmp_path: Path) -> None:
     """Golden: 4 h of the demo site with the CEMS in calibration from 1 h to 2 h (``--fault
     'calibration device=cems start=1h duration=1h'``: status word 3, span gas SO2 100 mg/m3,
-    NOx 200). Hour 1's 60 minutes are no emission minutes; the hour is substituted by the mean of
-    hours 0 and 2. By hand from the plant model's own masses per hour (M0 .. M3): headline =
-    M0 + (M0 + M2)/2 + M2 + M3, valid hours alone M0 + M2 + M3 (tolerance 0.3 % as in the
-    6 h test: float32 and 4-20 mA quantisation of the stack conditions)."""
+    NOx 200). Hour 1's 60 minutes are no emission minutes; its concentration is substituted by
+    the mean of hours 0 and 2 (the plant's SO2 is 4 mg/m3 dry while the boiler runs, NOx 25), its
+    flow is measured (the flow meter kept measuring). By hand from the plant model's own masses
+    per hour (M0 .. M3): headline = 4 mg/m3 x hour 1's measured flow + M0 + M2 + M3 = M0 + M1 +
+    M2 + M3, valid hours alone M0 + M2 + M3 (tolerance 0.3 % as in the 6 h test: float32 and
+    4-20 mA quantisation of the stack conditions). Had the span gas counted: 100 mg/m3 in hour 1,
+    25 x M1 instead of M1."""
     from config.scenario import Scenario, parse_fault
     from simulators.generate import generate
     from simulators.site import BrewerySite
@@ -363,7 +367,9 @@ def test_generated_hour_of_cems_calibration(site: config.Config, tmp_path: Path)
         assert p.excluded_minutes == {"calibration": 60}
         assert len(p.invalid) == 1 and "calibration" in p.invalid[0]["why"]
         assert x.emitted_kg_valid_hours == pytest.approx(m[0] + m[2] + m[3], rel=0.003)
-        assert x.emitted_kg == pytest.approx(m[0] + (m[0] + m[2]) / 2 + m[2] + m[3], rel=0.003)
+        assert x.emitted_kg == pytest.approx(sum(m), rel=0.003)
+        run = p.substitution["runs"][0]
+        assert run["flow_measured_h"] == pytest.approx(1.0)
         assert "hj75" in x.substitution_rule
     assert r.verdict == "incomplete"
 
