@@ -20,7 +20,8 @@ shared/reference/balance-math.md 4.6-4.7, marked there as secondary):
   ``actual`` flow; a ``standard_wet`` flow only loses its water); each point's concentration has
   its basis (the stack's by default): at actual conditions it is taken to standard as
   C × (273.15 + t)/273.15 × 101.325/p, a wet one dry as C/(1 − X_sw); emission rate G [kg/h] = C_dry [mg/m3] × Q_sn [m3/h] × 10⁻⁶; the converted
-  concentration (折算浓度) C × (21 − O2_ref)/(21 − O2) is reported beside, not used for mass.
+  concentration (折算浓度) C × (21 − O2_ref)/(21 − O2) is reported beside, not used for mass (so
+  an hour's mass does not need the O2 reading; its converted figure does).
 
 Per factor: what reaches the first point is *collected*; with a declared collection efficiency η,
 generation = collected / η and the fugitive part (无组织) = generation − collected; between two
@@ -176,27 +177,28 @@ def _point(cfg: Config, h: Hours, pt: PollutantPoint) -> tuple[PointResult, np.n
         q, x, okq, used = stack_flow(h, st)
         c_kg_m3, okb, more, basis_words = to_standard_dry(h, st, pt, c * factor(cu, "kg/m3"),
                                                            x)
-        used = [pt.tag] + used + [t for t in more if t not in used] + [w.tag for w in st.status]
+        words = [w for w in st.status if not w.applies_to or pt.tag in w.applies_to]
+        used = [pt.tag] + used + [t for t in more if t not in used] + [w.tag for w in words]
         ok = okc & okq & okb
-        for w in st.status:
+        for w in words:
             ok = ok & h.tag(w.tag)[1]
-        states = h.states(st)
+        states = h.states(st, pt.tag)
         for state in sorted(set(states[states != ""])):
             excluded[str(state)] = int((states == state).sum())
         kind, name, to_env, where = "stack", st.name or st.id, True, st.id
         if st.o2_reference_pct is not None and st.o2_tag is not None:
             o2, oko = h.tag(st.o2_tag, st)
             o2 = convert(o2, h.index[st.o2_tag].unit, "percent")
-            ok = ok & oko
-            used.append(st.o2_tag)
+            # O2 is for the converted concentration only, not for the mass (C x Q_sn)
+            okv = ok & oko
             o2_ref = st.o2_reference_pct
             with np.errstate(invalid="ignore", divide="ignore"):
                 conv = np.where(o2 < 21.0, c_kg_m3 / factor(cu, "kg/m3") * (21.0 - o2_ref)
                                 / (21.0 - o2), np.nan)
             # hourly converted concentration: the mean of the hour's minutes
-            ch = h.hourly(conv, ok) / np.where(h.span_h > 0, h.span_h, 1.0)
-            qh = h.hourly(q, ok)
-            sel = h.hour_valid(ok) & np.isfinite(ch) & np.isfinite(qh)
+            ch = h.hourly(conv, okv) / np.where(h.span_h > 0, h.span_h, 1.0)
+            qh = h.hourly(q, okv)
+            sel = h.hour_valid(okv) & np.isfinite(ch) & np.isfinite(qh)
             if sel.any():
                 w_ = qh[sel]
                 conv_mean = float((ch[sel] * w_).sum() / w_.sum()) if w_.sum() > 0 else \
@@ -213,7 +215,7 @@ def _point(cfg: Config, h: Hours, pt: PollutantPoint) -> tuple[PointResult, np.n
     filled, runs = substitute(h, cfg, load_h, flow_h, ok_h, q, okq)
     rule = cfg.pollutants.substitution
     invalid = []
-    cems = h.states(st) if pt.stack is not None else None
+    cems = h.states(st, pt.tag) if pt.stack is not None else None
     for i in np.flatnonzero(~ok_h):
         minutes = h.hour_of == i
         lacking = [t for t in dict.fromkeys(used) if not h.tag(t)[1][minutes].all()]
@@ -227,7 +229,7 @@ def _point(cfg: Config, h: Hours, pt: PollutantPoint) -> tuple[PointResult, np.n
         if lacking:
             why.append("too few good readings from " + ", ".join(lacking))
         if not why:
-            why.append("no minute with every reading (or O2 at or above 21 %)")
+            why.append("no minute with every reading")
         invalid.append({"start_ns": int(h.lo[i]), "end_ns": int(h.hi[i]), "why": "; ".join(why),
                         "substituted_kg": float(filled[i]) if rule.rule != "none" and
                         np.isfinite(filled[i]) else None})

@@ -46,26 +46,31 @@ class Hours:
         self.base = int(cfg.collector.interval_s * 1e9)
         self.index = cfg.tag_index()
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._states: dict[str, np.ndarray] = {}
+        self._states: dict[tuple[str, str], np.ndarray] = {}
 
     def interval_of(self, tag: str) -> int:
         return self.interval.get(tag, self.base)
 
-    def states(self, st: Stack) -> np.ndarray:
-        """Per minute: "" (normal or no status reading) or the CEMS state that excludes it."""
-        if st.id not in self._states:
+    def states(self, st: Stack, tag: str) -> np.ndarray:
+        """Per minute: "" (normal or no status reading) or the CEMS state that excludes the
+        minute for ``tag`` (the status words that apply to it)."""
+        key = (st.id, tag)
+        if key not in self._states:
             out = np.full(len(self.grid), "", dtype=object)
             for w in st.status:
+                if w.applies_to and tag not in w.applies_to:
+                    continue
                 s = status_minutes(w, self.by_tag.get(w.tag), self.grid)
                 take = (out == "") & (s != "") & (s != "normal")
                 out[take] = s[take]
-            self._states[st.id] = out
-        return self._states[st.id]
+            self._states[key] = out
+        return self._states[key]
 
     def tag(self, tag: str, st: Stack | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(minute means in the tag's unit — NaN without a good reading or in a minute the
         stack's CEMS status excludes, validity of the hour each minute belongs to)."""
-        key = (tag, st.id if st is not None and st.status else "")
+        key = (tag, st.id if st is not None and any(
+            not w.applies_to or tag in w.applies_to for w in st.status) else "")
         if key not in self._cache:
             rows = self.by_tag.get(tag)
             iv = self.interval_of(tag)
@@ -81,7 +86,7 @@ class Hours:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan)
             if key[1]:
-                out = self.states(st) != ""           # type: ignore[arg-type]
+                out = self.states(st, tag) != ""      # type: ignore[arg-type]
                 good = np.where(out, 0.0, good)
                 mean = np.where(out, np.nan, mean)
             g = np.bincount(self.hour_of, good, self.n)

@@ -509,6 +509,9 @@ class StatusWord(Strict):
     map: dict[str, CemsState] = Field(min_length=1)
     other: CemsState = "fault"
     source: str = Field(min_length=1)           # the device document the map comes from
+    # the tags whose minutes it decides (the analyzer's channels and its O2); empty: every
+    # concentration tag of the stack and its O2
+    applies_to: list[str] = []
 
     @field_validator("map")
     @classmethod
@@ -893,6 +896,9 @@ def _check_pollutants(cfg: Config, index: dict[str, TagInfo], nodes: set[str],
         for k, w in enumerate(st.status):
             if w.tag not in index:
                 p.append((base + ("status", k, "tag"), f"unknown tag {w.tag!r}"))
+            for t in w.applies_to:
+                if t not in index:
+                    p.append((base + ("status", k, "applies_to"), f"unknown tag {t!r}"))
     by_id = {st.id: st for st in cfg.pollutants.stacks}
     for i, f in enumerate(cfg.pollutants.factors):
         base = ("pollutants", "factors", i)

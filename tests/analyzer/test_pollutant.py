@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import config
@@ -371,6 +372,9 @@ def test_generated_hour_of_cems_calibration(site: config.Config, tmp_path: Path)
         run = p.substitution["runs"][0]
         assert run["flow_measured_h"] == pytest.approx(1.0)
         assert "hj75" in x.substitution_rule
+    # the dust monitor is on the PLC, not the gas analyzer: its minutes stay (applies_to)
+    dust = next(f for f in r.factors if f.factor == "particulate").points[0]
+    assert dust.excluded_minutes == {} and not dust.invalid
     assert r.verdict == "incomplete"
 
 
@@ -434,3 +438,50 @@ def test_status_map_and_fault_parsing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a simulated CEMS analyzer"):
         generate(cfg, SQLiteStore(tmp_path / "x.db"), 0.1, start=T0 / 1e9, scenario=Scenario(
             faults=[parse_fault("calibration device=fm_ww_in start=0")]))
+
+
+def test_fill_rules_by_hand() -> None:
+    """The substitution rules on hourly values (kg/m3 or m3/h: any hourly mean), 1 h each.
+    hj75, short run (2 h, <= 24 h): the mean of the neighbours (10 + 30)/2 = 20. A long run
+    (30 h > 24 h): the highest of the valid hours before it, at most lookback_h of them: with
+    lookback 2 the last two valid hours before (5, 8) -> 8; with 720 all four (10, 30, 5, 8)
+    -> 30. mean_valid weighted: (10 x 1 + 30 x 3)/(1 + 3) = 25. none: NaN stays."""
+    from analyzer.emission_rules import fill_hours
+    from config.models import Substitution
+    v = np.array([10.0, np.nan, np.nan, 30.0])
+    ok = np.isfinite(v)
+    span = np.ones(4)
+    lo = np.arange(4) * 3600 * S
+    out, runs = fill_hours(v, ok, span, lo, lo + 3600 * S, Substitution())
+    assert list(out) == [10.0, 20.0, 20.0, 30.0] and runs[0]["hours"] == 2.0
+    assert runs[0]["start_ns"] == 3600 * S and runs[0]["end_ns"] == 3 * 3600 * S
+    w = np.array([1.0, 0.0, 0.0, 3.0])
+    out, _ = fill_hours(v, ok, span, lo, lo + 3600 * S, Substitution(rule="mean_valid"), w)
+    assert out[1] == pytest.approx(25.0)
+    out, runs = fill_hours(v, ok, span, lo, lo + 3600 * S, Substitution(rule="none"))
+    assert np.isnan(out[1]) and runs == []
+    long = np.concatenate([[10.0, 30.0, 5.0, 8.0], np.full(30, np.nan), [1.0]])
+    ok = np.isfinite(long)
+    n = len(long)
+    lo = np.arange(n) * 3600 * S
+    out, runs = fill_hours(long, ok, np.ones(n), lo, lo + 3600 * S, Substitution(lookback_h=2))
+    assert out[4] == 8.0 and runs[0]["basis"] == "highest of the 2 valid hour(s) before"
+    out, _ = fill_hours(long, ok, np.ones(n), lo, lo + 3600 * S, Substitution())
+    assert out[20] == 30.0
+
+
+def test_status_minute_from_its_lowest_and_highest_reading() -> None:
+    """A minute's lowest and highest readings are real readings: 0..1 -> normal; 1..3 holds a
+    3 (calibration); with the map {0: normal, 2: normal} a minute 0..2 could hold a 1, which
+    maps to nothing ('other': fault), so it is not taken as normal."""
+    from analyzer.emission_rules import status_minutes
+    from config.models import StatusWord
+    w = StatusWord(tag="s", map={"0": "normal", "1": "normal", "2-7": "calibration"},
+                   source="x")
+    grid = np.arange(4, dtype=np.int64) * 60 * S
+    rows = pd.DataFrame({"bucket": grid[:3], "good": [60, 60, 60], "vmin": [0.0, 1.0, 0.0],
+                         "vmax": [1.0, 3.0, 0.0]})
+    assert list(status_minutes(w, rows, grid)) == ["normal", "calibration", "normal", ""]
+    w2 = StatusWord(tag="s", map={"0": "normal", "2": "normal"}, source="x")
+    rows2 = pd.DataFrame({"bucket": grid[:1], "good": [60], "vmin": [0.0], "vmax": [2.0]})
+    assert status_minutes(w2, rows2, grid)[0] == "fault"
