@@ -6,13 +6,22 @@ where it is emitted: a concentration on a wastewater stream (times the stream's 
 shared/reference/balance-math.md 4.6-4.7, marked there as secondary):
 
 - an hour counts when every tag the point needs has at least ``valid_hour_fraction`` of its expected
-  readings good; the others are listed, never filled; totals are over valid hours, and an
-  extrapolation to the whole window (mean valid-hour load × all hours) is given beside, labelled;
+  readings good (HJ 76-2017 App. B as quoted by a vendor: an hour needs 45 valid minutes); a tag
+  reporting less often than once a minute (a cycle analyzer) counts its minutes covered by a
+  scheduled result instead, the result holding for its cycle (analyzer.emission_rules);
+- CEMS status minutes (calibration, blowback, maintenance, fault: the stack's ``status`` map)
+  are no emission: left out of the load and counted invalid;
+- invalid hours are listed and substituted by the configured rule (``pollutants.substitution``,
+  default HJ 75-2017's, [unverified]); the headline total includes the substituted hours, the
+  valid-hours-only sum is given beside it (``load_kg_valid_hours``), and the old extrapolation
+  (mean valid-hour load × all hours) too, each labelled;
 - water: load [kg/h] = C [mg/L] × Q [m3/h] × 10⁻³, from minute means, summed per hour;
 - stack: standard dry flow Q_sn = Q_actual × 273.15/(273.15 + t) × p/101.325 × (1 − X_sw) (an
-  ``actual`` flow; a ``standard_wet`` flow only loses its water); a wet concentration is taken dry
-  as C/(1 − X_sw); emission rate G [kg/h] = C_dry [mg/m3] × Q_sn [m3/h] × 10⁻⁶; the converted
-  concentration (折算浓度) C × (21 − O2_ref)/(21 − O2) is reported beside, not used for mass.
+  ``actual`` flow; a ``standard_wet`` flow only loses its water); each point's concentration has
+  its basis (the stack's by default): at actual conditions it is taken to standard as
+  C × (273.15 + t)/273.15 × 101.325/p, a wet one dry as C/(1 − X_sw); emission rate G [kg/h] = C_dry [mg/m3] × Q_sn [m3/h] × 10⁻⁶; the converted
+  concentration (折算浓度) C × (21 − O2_ref)/(21 − O2) is reported beside, not used for mass (so
+  an hour's mass does not need the O2 reading; its converted figure does).
 
 Per factor: what reaches the first point is *collected*; with a declared collection efficiency η,
 generation = collected / η and the fugitive part (无组织) = generation − collected; between two
@@ -28,17 +37,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.validity import MINUTE, _interval_ns, _series
+from analyzer.emission_rules import CYCLE_RULE, substitution_text
+from analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
+from analyzer.validity import MINUTE, _interval_ns
 from config import ENV, Config
-from config.models import PollutantFactor, PollutantPoint, Stack
-from config.units import factor, registry
+from config.models import PollutantFactor, PollutantPoint
+from config.units import factor
 
-HOUR = 60 * MINUTE
-T0_K = 273.15
-P0_KPA = 101.325
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
-                 "good; HJ 75-2017's own minute-to-hour rule was not retrieved, so this share "
-                 "is a configurable default (pollutants.valid_hour_fraction)")
+                 "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "
+                 "vendor, http://www.caria-chile.com/st85257/article_812098.html: an hour needs "
+                 "at least 45 valid minutes; HJ 75-2017's own text not retrieved); a cycle "
+                 "analyzer's minutes count when its cycle's result came in: {cycle}; CEMS "
+                 "status minutes other than normal are left out and count invalid")
 
 
 @dataclass
@@ -59,6 +70,13 @@ class PointResult:
     converted_max_hour: float | None = None  # stack: highest valid hourly converted value
     o2_reference_pct: float | None = None
     to_env: bool = False
+    load_kg_valid_hours: float = 0.0          # the valid hours only (no substitution)
+    substituted_kg: float = 0.0               # what the substitution adds to load_kg
+    substitution: dict[str, Any] = field(default_factory=dict)   # rule, source, runs
+    interval_s: float | None = None           # the concentration tag's reporting interval
+    hour_rule: str = "readings"               # readings | cycle
+    concentration_basis: str | None = None    # stack points: e.g. "dry, standard"
+    excluded_minutes: dict[str, int] = field(default_factory=dict)   # CEMS state -> minutes
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _num(v) for k, v in asdict(self).items()}
@@ -97,6 +115,9 @@ class FactorBalance:
     destination: str
     removal_overall_pct: float | None
     notes: list[str] = field(default_factory=list)
+    collected_kg_valid_hours: float = 0.0
+    emitted_kg_valid_hours: float | None = None
+    substitution_rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: _num(v) for k, v in asdict(self).items() if k not in ("points", "sections")}
@@ -113,11 +134,14 @@ class PollutantResult:
     verdict: str                   # ok | incomplete | no-data
     message: str
     validity_rule: str
+    substitution: dict[str, Any] = field(default_factory=dict)    # rule and its source
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": "pollutant", "unit": "kg", "start_ns": self.start_ns,
                 "end_ns": self.end_ns, "verdict": self.verdict, "message": self.message,
-                "validity_rule": self.validity_rule,
+                "validity_rule": self.validity_rule, "substitution": self.substitution,
+                "headline": "emitted_kg and load_kg include the substituted invalid hours "
+                            "(substitution); *_valid_hours are the valid hours alone",
                 "factors": [f.to_dict() for f in self.factors]}
 
 
@@ -127,133 +151,57 @@ def _num(x: Any) -> Any:
     return x
 
 
-def _convert(values: np.ndarray, unit: str, to: str) -> np.ndarray:
-    """Arrays through pint (offset units such as degC included)."""
-    q = registry().Quantity(values, unit)
-    return np.asarray(q.to(to).magnitude, dtype=np.float64)
-
-
-class _Hours:
-    """The window's hour grid and each tag's hourly mean and validity on it."""
-
-    def __init__(self, cfg: Config, rollup: pd.DataFrame, start: int, end: int) -> None:
-        self.start, self.end = start, end
-        self.frac = cfg.pollutants.valid_hour_fraction
-        self.grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
-        # hour of each minute, counted from the hour holding ``start``
-        self.h0 = start // HOUR * HOUR
-        self.hour_of = ((self.grid - self.h0) // HOUR).astype(np.int64)
-        self.n = int(self.hour_of[-1]) + 1 if len(self.grid) else 0
-        lo = np.maximum(self.h0 + np.arange(self.n) * HOUR, start)
-        hi = np.minimum(self.h0 + (np.arange(self.n) + 1) * HOUR, end)
-        self.lo, self.hi = lo, hi
-        self.span_h = (hi - lo) / HOUR                      # hours of each hour inside the window
-        self.by_tag = dict(tuple(rollup.groupby("tag", sort=False))) if len(rollup) else {}
-        self.interval = _interval_ns(cfg)
-        self.base = int(cfg.collector.interval_s * 1e9)
-        self.index = cfg.tag_index()
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def tag(self, tag: str) -> tuple[np.ndarray, np.ndarray]:
-        """(minute means in the tag's unit — NaN without a good reading, validity of the hour
-        each minute belongs to)."""
-        if tag not in self._cache:
-            rows = self.by_tag.get(tag)
-            if rows is None:
-                rows = pd.DataFrame({c: [] for c in ("bucket", "good", "vsum", "vmax", "last_ts",
-                                                     "first_ts", "manual")})
-            s = _series(tag, rows, self.grid, self.start, self.end,
-                        self.interval.get(tag, self.base))
-            good = np.bincount(self.hour_of, s.good, self.n)
-            expected = np.bincount(self.hour_of, s.expected, self.n)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(s.good > 0, s.vsum / np.maximum(s.good, 1), np.nan)
-            valid = (expected > 0) & (good >= self.frac * expected)
-            self._cache[tag] = (mean, valid[self.hour_of])
-        return self._cache[tag]
-
-    def hourly(self, per_minute: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Hourly amounts from a per-minute rate [x/h]: the mean over the minutes of the hour
-        that have a value, times the hour's span in the window (NaN for an hour without one)."""
-        have = ok & np.isfinite(per_minute)
-        s = np.bincount(self.hour_of, np.where(have, per_minute, 0.0), self.n)
-        n = np.bincount(self.hour_of, have.astype(np.float64), self.n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, s / np.maximum(n, 1) * self.span_h, np.nan)
-
-    def hour_valid(self, minute_ok: np.ndarray) -> np.ndarray:
-        """An hour is valid when all its minutes' hour flags are (they are the same flag)."""
-        bad = np.bincount(self.hour_of, (~minute_ok).astype(np.float64), self.n)
-        return bad == 0
-
-
-def _stack_flow(h: _Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(standard dry flow [m3/h], water share X_sw, hour valid, tags used) per minute."""
-    q, ok = h.tag(st.flow_tag)
-    q = _convert(q, h.index[st.flow_tag].unit, "m3/h")
-    used = [st.flow_tag]
-    x = np.zeros(len(h.grid))
-    if st.moisture_tag is not None:
-        m, okm = h.tag(st.moisture_tag)
-        x = _convert(m, h.index[st.moisture_tag].unit, "dimensionless")
-        ok = ok & okm
-        used.append(st.moisture_tag)
-    if st.flow_basis == "actual":
-        assert st.temperature_tag is not None and st.pressure_tag is not None
-        t, okt = h.tag(st.temperature_tag)
-        p, okp = h.tag(st.pressure_tag)
-        t_k = _convert(t, h.index[st.temperature_tag].unit, "kelvin")
-        p_kpa = _convert(p, h.index[st.pressure_tag].unit, "kPa")
-        q = q * T0_K / t_k * p_kpa / P0_KPA
-        ok = ok & okt & okp
-        used += [st.temperature_tag, st.pressure_tag]
-    if st.flow_basis != "standard_dry":
-        q = q * (1.0 - x)
-    return q, x, ok, used
-
-
-def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.ndarray,
+def _point(cfg: Config, h: Hours, pt: PollutantPoint) -> tuple[PointResult, np.ndarray,
                                                                  np.ndarray]:
-    """A point's result and its hourly load [kg] and validity. Loads are summed from minute means
-    (concentration × flow), closer than the product of hourly means when both move together (a
-    CIP batch: about 1 % on the demo site); validity is per hour."""
+    """A point's result and its hourly load [kg] (measured, valid hours) and validity. Loads are
+    summed from minute means (concentration × flow), closer than the product of hourly means
+    when both move together (a CIP batch: about 1 % on the demo site); validity is per hour."""
     cu = h.index[pt.tag].unit
-    c, okc = h.tag(pt.tag)
-    c_kg_m3 = c * factor(cu, "kg/m3")
     conv_mean = conv_max = o2_ref = None
+    basis_words = None
+    excluded: dict[str, int] = {}
     if pt.stream is not None:
+        c, okc = h.tag(pt.tag)
+        c_kg_m3 = c * factor(cu, "kg/m3")
         s = next(x for x in cfg.flowsheet.streams if x.id == pt.stream)
         assert s.rate_tag is not None
         q, okq = h.tag(s.rate_tag)
-        q = _convert(q, h.index[s.rate_tag].unit, "m3/h")
+        q = convert(q, h.index[s.rate_tag].unit, "m3/h")
         used = [pt.tag, s.rate_tag]
         ok = okc & okq
         kind, name, to_env = "water", s.name or s.id, s.to == ENV
         where = s.id
     else:
         st = next(x for x in cfg.pollutants.stacks if x.id == pt.stack)
-        q, x, okq, used = _stack_flow(h, st)
-        used = [pt.tag] + used
-        if st.concentration_basis == "wet":
-            c_kg_m3 = c_kg_m3 / (1.0 - x)
-        ok = okc & okq
+        c, okc = h.tag(pt.tag, st)
+        q, x, okq, used = stack_flow(h, st)
+        c_kg_m3, okb, more, basis_words = to_standard_dry(h, st, pt, c * factor(cu, "kg/m3"),
+                                                           x)
+        words = [w for w in st.status if not w.applies_to or pt.tag in w.applies_to]
+        used = [pt.tag] + used + [t for t in more if t not in used] + [w.tag for w in words]
+        ok = okc & okq & okb
+        for w in words:
+            ok = ok & h.tag(w.tag)[1]
+        states = h.states(st, pt.tag)
+        for state in sorted(set(states[states != ""])):
+            excluded[str(state)] = int((states == state).sum())
         kind, name, to_env, where = "stack", st.name or st.id, True, st.id
         if st.o2_reference_pct is not None and st.o2_tag is not None:
-            o2, oko = h.tag(st.o2_tag)
-            o2 = _convert(o2, h.index[st.o2_tag].unit, "percent")
-            ok = ok & oko
-            used.append(st.o2_tag)
+            o2, oko = h.tag(st.o2_tag, st)
+            o2 = convert(o2, h.index[st.o2_tag].unit, "percent")
+            # O2 is for the converted concentration only, not for the mass (C x Q_sn)
+            okv = ok & oko
             o2_ref = st.o2_reference_pct
             with np.errstate(invalid="ignore", divide="ignore"):
                 conv = np.where(o2 < 21.0, c_kg_m3 / factor(cu, "kg/m3") * (21.0 - o2_ref)
                                 / (21.0 - o2), np.nan)
             # hourly converted concentration: the mean of the hour's minutes
-            ch = h.hourly(conv, ok) / np.where(h.span_h > 0, h.span_h, 1.0)
-            qh = h.hourly(q, ok)
-            sel = h.hour_valid(ok) & np.isfinite(ch) & np.isfinite(qh)
+            ch = h.hourly(conv, okv) / np.where(h.span_h > 0, h.span_h, 1.0)
+            qh = h.hourly(q, okv)
+            sel = h.hour_valid(okv) & np.isfinite(ch) & np.isfinite(qh)
             if sel.any():
-                w = qh[sel]
-                conv_mean = float((ch[sel] * w).sum() / w.sum()) if w.sum() > 0 else \
+                w_ = qh[sel]
+                conv_mean = float((ch[sel] * w_).sum() / w_.sum()) if w_.sum() > 0 else \
                     float(ch[sel].mean())
                 conv_max = float(ch[sel].max())
     load_h = h.hourly(c_kg_m3 * q, ok)                    # kg in each hour
@@ -264,18 +212,38 @@ def _point(cfg: Config, h: _Hours, pt: PollutantPoint) -> tuple[PointResult, np.
     valid_h = float(h.span_h[ok_h].sum())
     hours = float(h.span_h.sum())
     total = float(load.sum())
+    filled, runs = substitute(h, cfg, load_h, flow_h, ok_h, q, okq)
+    rule = cfg.pollutants.substitution
     invalid = []
+    cems = h.states(st, pt.tag) if pt.stack is not None else None
     for i in np.flatnonzero(~ok_h):
         minutes = h.hour_of == i
-        lacking = [t for t in used if not h.tag(t)[1][minutes].all()]
-        why = ("too few good readings from " + ", ".join(lacking)) if lacking else \
-            "no minute with every reading (or O2 at or above 21 %)"
-        invalid.append({"start_ns": int(h.lo[i]), "end_ns": int(h.hi[i]), "why": why})
+        lacking = [t for t in dict.fromkeys(used) if not h.tag(t)[1][minutes].all()]
+        why = []
+        if cems is not None:
+            cnt = {str(k): int((cems[minutes] == k).sum())
+                   for k in sorted(set(cems[minutes][cems[minutes] != ""]))}
+            if cnt:
+                why.append("CEMS " + ", ".join(f"{k} {v} min" for k, v in cnt.items())
+                           + " (not emission minutes)")
+        if lacking:
+            why.append("too few good readings from " + ", ".join(lacking))
+        if not why:
+            why.append("no minute with every reading")
+        invalid.append({"start_ns": int(h.lo[i]), "end_ns": int(h.hi[i]), "why": "; ".join(why),
+                        "substituted_kg": float(filled[i]) if rule.rule != "none" and
+                        np.isfinite(filled[i]) else None})
     fl = float(flow.sum())
     mean_c = total / fl / factor(cu, "kg/m3") if fl > 0 else float("nan")
     extrap = total / valid_h * hours if valid_h > 0 else float("nan")
-    res = PointResult(where, kind, pt.tag, name, total, extrap, hours, valid_h, invalid, mean_c, cu,
-                      fl, conv_mean, conv_max, o2_ref, to_env)
+    headline = float(filled.sum())          # 0 without a valid hour: nothing to fill from
+    iv = h.interval_of(pt.tag)
+    sub = {"rule": rule.rule, "source": substitution_text(rule), "hours": float(
+        sum(r["hours"] for r in runs)), "kg": float(sum(r["kg"] for r in runs)), "runs": runs}
+    res = PointResult(where, kind, pt.tag, name, headline, extrap, hours, valid_h, invalid,
+                      mean_c, cu, fl, conv_mean, conv_max, o2_ref, to_env, total,
+                      headline - total if valid_h > 0 else 0.0, sub, iv / 1e9,
+                      "cycle" if iv > MINUTE else "readings", basis_words, excluded)
     return res, load, ok_h
 
 
@@ -311,7 +279,7 @@ def _between(cfg: Config, a: PollutantPoint, b: PollutantPoint) -> list[str]:
     return path[::-1]
 
 
-def factor_balance(cfg: Config, h: _Hours, f: PollutantFactor) -> FactorBalance:
+def factor_balance(cfg: Config, h: Hours, f: PollutantFactor) -> FactorBalance:
     pts = [_point(cfg, h, p) for p in f.points]
     results = [r for r, _, _ in pts]
     sections = []
@@ -346,15 +314,23 @@ def factor_balance(cfg: Config, h: _Hours, f: PollutantFactor) -> FactorBalance:
     else:
         dest = f"not emitted at the last point ({lr.name} stays inside the site)"
         notes.append("the last point does not leave the site: the emission is not measured")
+    rule = cfg.pollutants.substitution
     for r in results:
         if r.invalid:
-            notes.append(f"{r.where}: {len(r.invalid)} invalid hour(s) of {r.hours:.0f}; totals "
-                         "over valid hours, the extrapolation beside them is an estimate")
+            notes.append(f"{r.where}: {len(r.invalid)} invalid hour(s) of {r.hours:.0f}, "
+                         + (f"substituted ({rule.rule}: {r.substituted_kg:.4g} kg); "
+                            f"valid hours alone {r.load_kg_valid_hours:.4g} kg"
+                            if rule.rule != "none" else
+                            "not substituted (substitution: none): the total under-states"))
+        for state, m in r.excluded_minutes.items():
+            notes.append(f"{r.where}: {m} min of CEMS {state} left out (no emission minutes)")
     return FactorBalance(f.id, f.name, f.name_zh, results, sections, collected, eta,
                          f.collection.source if f.collection else None, generated, fugitive,
                          share, lr.load_kg if lr.to_env else float("nan"),
                          lr.load_kg_extrapolated if lr.to_env else float("nan"), dest, removal,
-                         notes)
+                         notes, first[0].load_kg_valid_hours,
+                         lr.load_kg_valid_hours if lr.to_env else None,
+                         f"{rule.rule}: {substitution_text(rule)}")
 
 
 def pollutant_tags(cfg: Config) -> list[str]:
@@ -364,6 +340,7 @@ def pollutant_tags(cfg: Config) -> list[str]:
     for st in cfg.pollutants.stacks:
         out += [t for t in (st.flow_tag, st.temperature_tag, st.pressure_tag, st.moisture_tag,
                             st.o2_tag) if t]
+        out += [w.tag for w in st.status]
     for f in cfg.pollutants.factors:
         for p in f.points:
             out.append(p.tag)
@@ -376,10 +353,13 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
                       end: int | None = None) -> PollutantResult:
     """The pollutant factor balance over [start, end) from the store's per-minute rollup of
     :func:`pollutant_tags` (the window defaults to the span of that data)."""
-    rule = VALIDITY_NOTE.format(f=cfg.pollutants.valid_hour_fraction)
+    rule = VALIDITY_NOTE.format(f=cfg.pollutants.valid_hour_fraction,
+                                cycle=CYCLE_RULE[cfg.pollutants.cycle_value_holds])
+    sub = {"rule": cfg.pollutants.substitution.rule,
+           "source": substitution_text(cfg.pollutants.substitution)}
     if not cfg.pollutants.factors:
         return PollutantResult(None, None, [], "no-data", "no pollutant factors configured "
-                               "(pollutants.factors)", rule)
+                               "(pollutants.factors)", rule, sub)
     good = rollup[rollup["good"] > 0] if len(rollup) else rollup
     if start is None:
         start = int(good["first_ts"].min()) if len(good) else None
@@ -387,8 +367,8 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
         end = int(good["last_ts"].max()) + 1 if len(good) else None
     if start is None or end is None or end <= start:
         return PollutantResult(None, None, [], "no-data", "no pollutant readings in the window",
-                               rule)
-    h = _Hours(cfg, rollup, start, end)
+                               rule, sub)
+    h = Hours(cfg, rollup, start, end)
     factors = [factor_balance(cfg, h, f) for f in cfg.pollutants.factors]
     empty = [f.factor for f in factors if all(p.valid_hours == 0 for p in f.points)]
     partial = [f.factor for f in factors if any(p.invalid for p in f.points)]
@@ -403,11 +383,21 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
     else:
         verdict = "ok"
         msg = f"every point valid over all {h.span_h.sum():.1f} h"
-    return PollutantResult(start, end, factors, verdict, msg, rule)
+    if partial and cfg.pollutants.substitution.rule != "none":
+        msg += f"; invalid hours substituted ({cfg.pollutants.substitution.rule})"
+    return PollutantResult(start, end, factors, verdict, msg, rule, sub)
 
 
 def pollutant_from_store(cfg: Config, store: Any, start: int | None = None,
                          end: int | None = None) -> PollutantResult:
+    """The balance from a store. A cycle analyzer's result for the window's last (or, with
+    ``following``, first) cycle comes in after (before) the window: the read reaches one
+    longest interval beyond the window on each side so that cycle is covered."""
     tags = pollutant_tags(cfg)
-    r = store.rollup(tags, start, end) if tags else pd.DataFrame()
+    iv = _interval_ns(cfg)
+    pad = max([iv.get(t, 0) for t in tags if iv.get(t, 0) > MINUTE], default=0)
+    lo = None if start is None or not pad else start - pad
+    hi = None if end is None or not pad else end + pad
+    r = store.rollup(tags, start if lo is None else lo, end if hi is None else hi) if tags \
+        else pd.DataFrame()
     return pollutant_balance(cfg, r, start, end)

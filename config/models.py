@@ -151,10 +151,14 @@ class SimulateHint(Strict):
 class MqttPublish(Strict):
     """What the simulator publishes for an MQTT-only device: one JSON object per interval,
     ``{"ts": <ms>, <field>: <value>, ...}`` on ``topic``. A field's quantity is ``rate_m3h``,
-    ``total_m3`` or a signal of the stream (``cod``, ``nh3n``, ...)."""
+    ``total_m3`` or a signal of the stream (``cod``, ``nh3n``, ...). ``sample``: ``instant``
+    publishes the signal at the tick; ``cycle_composite`` is a cycle analyzer fed by a
+    flow-proportional composite sampler: the value published at T is the flow-weighted mean of
+    the signal over the cycle (T - interval, T] (the device's ``interval_s``)."""
     stream: str
     topic: str = Field(min_length=1)
     fields: dict[str, str] = Field(min_length=1)
+    sample: Literal["instant", "cycle_composite"] = "instant"
 
 
 class ModbusBase(Strict):
@@ -538,6 +542,61 @@ class CampaignInfo(Strict):
         return v
 
 
+CemsState = Literal["normal", "calibration", "blowback", "maintenance", "fault"]
+
+
+class StatusWord(Strict):
+    """A CEMS status tag and what its values mean. ``map`` keys, tried in their order, the first
+    that matches giving the state: an integer (``"3"``, ``"0x0100"``), an inclusive range
+    (``"2-7"``) or a bit mask (``"&0xFF00"``: any of these bits set). A value no key matches is
+    ``other``. Minutes with a reading in any state but ``normal`` are not emission minutes (span
+    gas, blowback air, a fault's output): they are left out and count as invalid."""
+    tag: str
+    map: dict[str, CemsState] = Field(min_length=1)
+    other: CemsState = "fault"
+    source: str = Field(min_length=1)           # the device document the map comes from
+    # the tags whose minutes it decides (the analyzer's channels and its O2); empty: every
+    # concentration tag of the stack and its O2
+    applies_to: list[str] = []
+
+    @field_validator("map")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            status_matcher(k)
+        return v
+
+
+def status_matcher(key: str) -> tuple[str, int, int]:
+    """A status map key as (kind, a, b): ("eq", v, v), ("range", lo, hi) or ("mask", m, 0)."""
+    k = key.strip()
+    try:
+        if k.startswith("&"):
+            return ("mask", int(k[1:], 0), 0)
+        if "-" in k:
+            lo, hi = (int(x, 0) for x in k.split("-", 1))
+            if hi < lo:
+                raise ValueError
+            return ("range", lo, hi)
+        v = int(k, 0)
+        return ("eq", v, v)
+    except ValueError:
+        raise ValueError(f"status map key {key!r}: use a value (3, 0x0100), a range (2-7) or a "
+                         "bit mask (&0xFF00)") from None
+
+
+class Substitution(Strict):
+    """How an invalid hour of a point enters the headline total. ``hj75``: a run of invalid
+    hours up to ``short_run_h`` is filled with the mean hourly load of the valid hour before and
+    the valid hour after it; a longer run with the highest hourly load of the ``lookback_h``
+    valid hours before it (HJ 75-2017's missing-data treatment as recalled, not retrieved here:
+    [unverified]); ``mean_valid``: the mean valid-hour load (an extrapolation, a convention);
+    ``none``: invalid hours count zero (the headline is the valid-hours sum)."""
+    rule: Literal["hj75", "mean_valid", "none"] = "hj75"
+    short_run_h: float = Field(default=24.0, gt=0)
+    lookback_h: int = Field(default=720, ge=1)
+
+
 class Stack(Strict):
     """A stack with a CEMS (HJ 75-2017): the flue gas flow and the conditions that take it to
     standard dry state (273.15 K, 101.325 kPa, water removed), and the reference O2 for the
@@ -556,8 +615,11 @@ class Stack(Strict):
     o2_tag: str | None = None                   # O2, % dry, for the converted concentration
     o2_reference_pct: float | None = Field(default=None, ge=0, lt=21)
     o2_reference_source: str | None = None      # the emission standard that sets it
-    # the analyzer's concentrations: dry (extractive with a cooler) or wet (in situ)
+    # the analyzer's concentrations: dry (extractive with a cooler) or wet (in situ); the
+    # default of the stack's points (a point may declare its own)
     concentration_basis: Literal["dry", "wet"] = "dry"
+    # CEMS status words: minutes of calibration, blowback, maintenance or fault are no emission
+    status: list[StatusWord] = []
 
     @model_validator(mode="after")
     def _needs(self) -> "Stack":
@@ -583,11 +645,18 @@ class PollutantPoint(Strict):
     tag: str
     stream: str | None = None
     stack: str | None = None
+    # stack points: the concentration's basis, if not the stack's: wet or dry, and at standard
+    # (273.15 K, 101.325 kPa) or actual stack temperature and pressure (in-situ monitors)
+    concentration_basis: Literal["dry", "wet"] | None = None
+    concentration_state: Literal["standard", "actual"] = "standard"
 
     @model_validator(mode="after")
     def _one(self) -> "PollutantPoint":
         if (self.stream is None) == (self.stack is None):
             raise ValueError("a point is on a stream or on a stack (exactly one of them)")
+        if self.stream is not None and (self.concentration_basis is not None
+                                        or self.concentration_state != "standard"):
+            raise ValueError("concentration_basis and concentration_state are for stack points")
         return self
 
 
@@ -612,6 +681,12 @@ class Pollutants(Strict):
     least this share of its expected readings good. HJ 75-2017's own minute-to-hour rule was not
     retrieved (shared/reference/balance-math.md 4.6): 0.75 is a default, said so in the output."""
     valid_hour_fraction: float = Field(default=0.75, gt=0, le=1)
+    substitution: Substitution = Substitution()
+    # a tag reporting less often than once a minute (its device's interval_s, e.g. a COD
+    # analyzer's 2 h cycle): the result reported at T holds for the cycle before it, (T - I, T]
+    # (preceding: sampled over that cycle) or after it, [T, T + I) (following: held until the
+    # next result). A convention, not a retrieved text of HJ 356-2019 [unverified].
+    cycle_value_holds: Literal["preceding", "following"] = "preceding"
     stacks: list[Stack] = []
     factors: list[PollutantFactor] = []
 
@@ -882,6 +957,13 @@ def _check_pollutants(cfg: Config, index: dict[str, TagInfo], nodes: set[str],
             elif dimension(index[tag].unit) != dim:
                 p.append((base + (key,), f"tag {tag!r} has unit {index[tag].unit!r}; "
                           f"{key} needs {words}"))
+        for k, w in enumerate(st.status):
+            if w.tag not in index:
+                p.append((base + ("status", k, "tag"), f"unknown tag {w.tag!r}"))
+            for t in w.applies_to:
+                if t not in index:
+                    p.append((base + ("status", k, "applies_to"), f"unknown tag {t!r}"))
+    by_id = {st.id: st for st in cfg.pollutants.stacks}
     for i, f in enumerate(cfg.pollutants.factors):
         base = ("pollutants", "factors", i)
         for j, pt in enumerate(f.points):
@@ -893,6 +975,20 @@ def _check_pollutants(cfg: Config, index: dict[str, TagInfo], nodes: set[str],
                           "concentration needs mass per volume (mg/L, mg/m3)"))
             if pt.stack is not None and pt.stack not in stacks:
                 p.append((at + ("stack",), f"unknown stack {pt.stack!r}"))
+            elif pt.stack is not None:
+                st = by_id[pt.stack]
+                need = []
+                if pt.concentration_basis == "wet" and st.moisture_tag is None:
+                    need.append("moisture_tag")
+                if pt.concentration_state == "actual":
+                    need += [k for k in ("temperature_tag", "pressure_tag")
+                             if getattr(st, k) is None]
+                if need:
+                    p.append((at + ("concentration_basis" if "moisture_tag" in need else
+                                    "concentration_state",),
+                              f"a {pt.concentration_basis or st.concentration_basis}, "
+                              f"{pt.concentration_state} concentration needs the stack's "
+                              f"{', '.join(need)}"))
             if pt.stream is not None:
                 s = streams.get(pt.stream)
                 if s is None:

@@ -112,6 +112,17 @@ class CommFault(_Fault):
     code: int = Field(default=4, ge=1, le=11)        # Modbus exception code (4: device failure)
 
 
+class CemsFault(_Fault):
+    """The CEMS analyzer out of measurement: ``calibration`` sets the status word's low byte to
+    ``status`` (2-7 on the SCS-900UV) and the gas channels read the span gas; ``maintenance``
+    sets the maintenance word (0x000B) to ``status`` and the readings freeze."""
+    kind: Literal["calibration", "maintenance"]
+    device: str
+    status: int = Field(default=3, ge=1, le=0xFFFF)
+    span_so2: float = Field(default=100.0, ge=0)      # span gas [mg/m3]
+    span_nox: float = Field(default=200.0, ge=0)
+
+
 class MqttFault(_Fault):
     kind: Literal["clock_skew", "malformed", "broker_disconnect"]
     device: str
@@ -119,7 +130,7 @@ class MqttFault(_Fault):
 
 
 Fault = Annotated[Union[LeakFault, LoadDropFault, AbortCycleFault, BiasFault, DriftFault,
-                        StuckFault, TotalizerFault, CommFault, MqttFault],
+                        StuckFault, TotalizerFault, CommFault, CemsFault, MqttFault],
                   Field(discriminator="kind")]
 
 
@@ -140,7 +151,8 @@ def parse_fault(text: str) -> dict[str, Any]:
         k, v = p.split("=", 1)
         try:
             out[k] = float(v) if k in ("fraction", "factor", "pct", "pct_per_day", "delay_s",
-                                       "offset_s") else int(v) if k == "code" else v
+                                       "offset_s", "span_so2", "span_nox") else \
+                int(v) if k == "code" else int(v, 0) if k == "status" else v
         except ValueError as e:
             raise ValueError(f"{k}={v!r}: not a number") from e
     return out

@@ -26,7 +26,8 @@ import numpy as np
 from config import Config
 from config.models import MODBUS_DEVICES, ModbusConfig, MqttDevice, Subscription
 from config.scenario import CommFault, MqttFault, Scenario
-from simulators.live import mqtt_values
+from simulators.cems import apply_cems_faults
+from simulators.live import composite_s, mqtt_values
 from simulators.meters import SimMeter, build_meters, build_plant
 from simulators.profiles import find_field, quantise
 from store.sample import Quality, Reason
@@ -132,7 +133,7 @@ def _modbus_series(d: ModbusConfig, m: SimMeter, t: np.ndarray, ts: np.ndarray,
 
 
 def _mqtt_series(d: MqttDevice, m: SimMeter, t: np.ndarray,
-                 faults: list[tuple[MqttFault, float, float]]) -> list[Series]:
+                 faults: list[tuple[MqttFault, float, float]], interval: float) -> list[Series]:
     assert d.simulate is not None
     keep = np.ones(t.shape, bool)
     skew = np.zeros(t.shape)
@@ -144,7 +145,7 @@ def _mqtt_series(d: MqttDevice, m: SimMeter, t: np.ndarray,
             skew = np.where(on, f.offset_s, skew)
     tk = t[keep]
     stamp_ns = np.round((tk + skew[keep]) * 1000).astype(np.int64) * 1_000_000
-    vals = mqtt_values(d.simulate.fields, m, tk)
+    vals = mqtt_values(d.simulate.fields, m, tk, composite_s(d.simulate.sample, interval))
     out: list[Series] = []
     zeros = np.zeros(tk.shape, np.int8)
     for name, v in vals.items():
@@ -170,6 +171,7 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
     end = start + hours * 3600
     plant = build_plant(cfg, start, leak, scenario)
     meters = build_meters(cfg, plant, scenario)
+    apply_cems_faults(meters, scenario)
     comm: dict[str, list[tuple[CommFault, float, float]]] = {}
     mq: dict[str, list[tuple[MqttFault, float, float]]] = {}
     for f in scenario.faults if scenario else []:
@@ -201,7 +203,7 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
             if isinstance(d, MODBUS_DEVICES):
                 series += _modbus_series(d, m, t, ticks_ns, comm.get(d.name, []), late_s)
             elif isinstance(d, MqttDevice):
-                series += _mqtt_series(d, m, t, mq.get(d.name, []))
+                series += _mqtt_series(d, m, t, mq.get(d.name, []), interval)
         stats.samples += store.write_series(series)
         stats.tags.update(s[0] for s in series)
         if progress:

@@ -8,9 +8,12 @@ import math
 import time
 from functools import partial
 
+import numpy as np
+
 from config import Config
 from config.models import MODBUS_DEVICES, ModbusConfig, ModbusRtuDevice, ModbusTcpDevice, MqttDevice
 from config.scenario import CommFault, MqttFault, Scenario
+from simulators.cems import apply_cems_faults
 from simulators.meters import Plant, SimMeter, build_meters, build_plant
 from simulators.modbus_server import Gateway, SimDeviceContext
 from simulators.profiles import Image, image, pattern_image
@@ -33,6 +36,7 @@ class Site:
         self.scenario = scenario
         self.plant: Plant = build_plant(cfg, time.time() if t0 is None else t0, leak, scenario)
         self.meters = build_meters(cfg, self.plant, scenario)
+        apply_cems_faults(self.meters, scenario)
         self.contexts: dict[str, SimDeviceContext] = {}
         groups: dict[tuple[object, ...], dict[int, SimDeviceContext]] = {}
         serial: dict[tuple[object, ...], dict[str, object]] = {}
@@ -152,7 +156,8 @@ class Publisher:
         self.published = 0
 
     def payload(self, t: float) -> bytes:
-        return encode_payload(self.pub.fields, self.meter, t, t + self.clock_skew)
+        return encode_payload(self.pub.fields, self.meter, t, t + self.clock_skew,
+                              composite_s(self.pub.sample, self.interval_s))
 
     async def run(self) -> None:
         import aiomqtt
@@ -179,15 +184,31 @@ class Publisher:
                 backoff = min(10.0, backoff * 2)
 
 
-def mqtt_values(fields: dict[str, str], meter: SimMeter, t: float | object) -> dict[str, object]:
-    """The published quantities at ``t`` (scalar or array): field name -> value."""
+def composite_s(sample: str, interval_s: float) -> float | None:
+    """The composite period of a cycle analyzer (its interval), None for instant values."""
+    return interval_s if sample == "cycle_composite" else None
+
+
+def mqtt_values(fields: dict[str, str], meter: SimMeter, t: float | object,
+                composite: float | None = None) -> dict[str, object]:
+    """The published quantities at ``t`` (scalar or array): field name -> value. With
+    ``composite`` [s] a signal is the flow-weighted mean over (t - composite, t], what a cycle
+    analyzer fed by a flow-proportional composite sampler reports at the end of its cycle."""
     st = meter.state(t)   # type: ignore[arg-type]
+    mean: dict[str, object] = {}
+    if composite is not None:
+        tt = np.asarray(t, dtype=np.float64)
+        mean = dict(meter.plant.mean_signals(meter.stream, tt - composite, tt))  # type: ignore[attr-defined]
+        if tt.ndim == 0:
+            mean = {k: float(np.asarray(v)) for k, v in mean.items()}
     out: dict[str, object] = {}
     for name, q in fields.items():
         if q == "rate_m3h":
             out[name] = st.rate
         elif q == "total_m3":
             out[name] = st.total
+        elif q in mean:
+            out[name] = mean[q]
         elif q in st.extra:
             out[name] = st.extra[q]
         else:
@@ -196,8 +217,9 @@ def mqtt_values(fields: dict[str, str], meter: SimMeter, t: float | object) -> d
     return out
 
 
-def encode_payload(fields: dict[str, str], meter: SimMeter, t: float, stamp: float) -> bytes:
-    values = mqtt_values(fields, meter, t)
+def encode_payload(fields: dict[str, str], meter: SimMeter, t: float, stamp: float,
+                   composite: float | None = None) -> bytes:
+    values = mqtt_values(fields, meter, t, composite)
     obj: dict[str, object] = {"ts": int(round(stamp * 1000))}
     obj.update({k: round(float(v), 6) for k, v in values.items()})  # type: ignore[arg-type]
     return json.dumps(obj).encode()

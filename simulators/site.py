@@ -400,3 +400,18 @@ class BrewerySite:
             kw = self.rate(stream, t)
             return {"power_kw": kw}
         return {}
+
+    def mean_signals(self, stream: str, t_from: float | np.ndarray, t_to: float | np.ndarray
+                     ) -> dict[str, np.ndarray]:
+        """Flow-weighted mean concentrations over (t_from, t_to] [mg/L]: what a flow-proportional
+        composite sample of the period holds (load over the period / water over the period);
+        0 when nothing flowed. For the wastewater streams only."""
+        if stream not in ("ww_influent", "ww_anaerobic", "ww_effluent"):
+            raise ValueError(f"no composite sample of {stream!r}: wastewater streams only")
+        part = stream.split("_", 1)[1]
+        a = np.asarray(t_from, dtype=np.float64)
+        b = np.asarray(t_to, dtype=np.float64)
+        q = self.total(stream, b) - self.total(stream, a)
+        safe = np.where(q > 0, q, 1.0)
+        return {f: np.where(q > 0, (self.total(f"{f}_{part}", b) - self.total(f"{f}_{part}", a))
+                            / safe * 1e6, 0.0) for f in ("cod", "nh3n")}
