@@ -137,11 +137,13 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
         out["pollutant factors"] = (
             ["factor", "名称", "collected [kg]", "collection efficiency", "generated [kg]",
              "fugitive [kg]", "fugitive share [%]", "removal overall [%]", "emitted [kg]",
-             "emitted, extrapolated to invalid hours [kg]", "destination", "notes"],
+             "emitted, extrapolated to invalid hours [kg]", "emitted, valid hours only [kg]",
+             "substitution rule", "destination", "notes"],
             [[f["factor"], f["name_zh"], _r(f["collected_kg"]), f["collection_efficiency"],
               _r(f["generated_kg"]), _r(f["fugitive_kg"]), _r(f["fugitive_share_pct"]),
               _r(f["removal_overall_pct"]), _r(f["emitted_kg"]),
-              _r(f["emitted_kg_extrapolated"]), f["destination"], "; ".join(f["notes"])]
+              _r(f["emitted_kg_extrapolated"]), _r(f.get("emitted_kg_valid_hours")),
+              str(f.get("substitution_rule") or ""), f["destination"], "; ".join(f["notes"])]
              for f in p["factors"]])
         out["pollutant points"] = (
             ["factor", "point", "kind", "tag", "load [kg]", "load extrapolated [kg]",

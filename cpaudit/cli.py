@@ -313,7 +313,11 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
             em = f["emitted_kg"]
             print(f"  {f['factor']:<12} collected {f['collected_kg']:.3f} kg"
                   + (f", removed {rem:.1f} %" if rem is not None else "")
-                  + (f", emitted {em:.3f} kg to {f['destination']}" if em is not None else ""))
+                  + (f", emitted {em:.3f} kg to {f['destination']}" if em is not None else "")
+                  + (f" (valid hours only {f['emitted_kg_valid_hours']:.3f} kg; "
+                     f"{f['substitution_rule']})" if f.get("emitted_kg_valid_hours") is not None
+                     and em is not None and abs(f["emitted_kg_valid_hours"] - em) > 1e-9
+                     else ""))
 
 
 def _print_validity(r: dict[str, Any], tz: str) -> None:
