@@ -27,7 +27,7 @@ def test_generated_faults_are_diagnosed_at_the_right_place(
     """Seven hours of the demo site with a leak in the anaerobic reactor (3 % of what leaves it)
     or its outlet meter reading 3 % high (meters of class 0.5): the reconciliation of the
     material balance names that node or that meter first, and the 5 % closure verdict alone would not have caught it."""
-    from analyzer.balance import reconcile_balance
+    from analyzer.recon_layer import reconcile_balance
     from analyzer.storeframe import material_balance_from_store
     from config.scenario import Scenario
     from simulators.generate import generate
