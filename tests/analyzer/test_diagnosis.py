@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats
 
 import config
 from store.sqlite import SQLiteStore
@@ -39,3 +42,118 @@ def test_generated_faults_are_diagnosed_at_the_right_place(
     assert rec is not None and rec["global_test"]["rejected"]
     top = rec["suspects"][0]
     assert (top["kind"], top["where"]) == expect, rec["suspects"]
+
+
+# -- issue 13 part 4: a node with a theoretical stream stays testable -----------------------------
+# 80 h of the demo site (ticks of 30 s keep them quick; the totals do not depend on the tick):
+# 25 whole brews. Every stream of the material layer is metered or declared (trub 134 kg/h and
+# blowdown 210 kg/h, design figures at ±25 %), so each of the 8 nodes keeps its balance: the
+# incidence of 8 nodes that all reach ENV has rank 8, ν = 8 degrees of freedom (6 before, when
+# the two theoretical streams entered unmeasured and took the kettle's and the boiler's
+# balances with them).
+
+H80 = 80
+
+
+def _campaign(tmp_path: Path, faults: list[dict]) -> tuple[config.Config, Any, Any]:
+    from analyzer.recon_layer import reconcile_balance
+    from analyzer.storeframe import material_balance_from_store
+    from config.scenario import Scenario
+    from simulators.generate import generate
+    from simulators.meters import build_plant
+    p = tmp_path / "site.yaml"
+    p.write_text(site_text(**{"interval_s: 1.0": "interval_s: 30"}))
+    cfg = config.load(p)
+    st = SQLiteStore(tmp_path / "c.db")
+    scen = Scenario.model_validate({"faults": faults})
+    generate(cfg, st, H80, start=T0 / 1e9, scenario=scen)
+    res = material_balance_from_store(cfg, st)
+    rec = reconcile_balance(cfg, res)
+    assert rec is not None
+    plant = build_plant(cfg, T0 / 1e9, scenario=scen)
+    return cfg, res, (rec, plant)
+
+
+def _true(plant: Any, res: Any, stream: str) -> float:
+    """The plant model's own amount over the balance window [kg]."""
+    return float(plant.total(stream, res.end_ns / 1e9) - plant.total(stream, res.start_ns / 1e9))
+
+
+def _kettle_sigma(rec: dict) -> float:
+    """σ of the kettle's imbalance [kg]: its streams' σ in quadrature."""
+    return float(np.sqrt(sum(s["sigma"] ** 2 for s in rec["streams"]
+                             if "kettle" in (s["from"], s["to"]))))
+
+
+def test_intact_80h_chi2_near_its_degrees_of_freedom(tmp_path: Path) -> None:
+    """The intact plant: ν = 8; with each meter's calibration offset drawn over its whole class
+    (σ = a/√3, the rule the reconciliation reads), γ ~ χ²(8) (about 5.8 expected here: the σ of
+    a volume meter also holds its density's ±0.5 %, which the simulator does not draw). The
+    seed's γ must lie in the central 98 % of χ²(8), [1.646, 20.09] — not 0.67 with p 0.995 as
+    with the halved offsets — and be accepted."""
+    cfg, res, (rec, _) = _campaign(tmp_path, [])
+    assert "25 whole production cycles" in res.message
+    g = rec["global_test"]
+    assert g["dof"] == 8
+    lo, hi = stats.chi2.ppf([0.01, 0.99], 8)
+    assert lo == pytest.approx(1.646, abs=1e-3) and hi == pytest.approx(20.09, abs=1e-2)
+    assert lo < g["statistic"] < hi and not g["rejected"], g
+    assert rec["untestable"] == [] and rec["suspects"] == []
+    assert rec["settings"]["sigma_rule"] == "rectangular" and "GUM 4.3.7" in rec["sigma_rule"]
+    # the trub enters as 134 kg/h over the window's hours, σ = 25 %/√3 of it
+    th = {t["stream"]: t for t in rec["theoretical"]}
+    hours = (res.end_ns - res.start_ns) / 3.6e12
+    assert hours == pytest.approx(75.0, abs=0.1)                 # 25 brews of 3 h
+    assert th["trub"]["value"] == pytest.approx(134 * hours, rel=1e-9)
+    assert th["trub"]["sigma"] == pytest.approx(134 * hours * 0.25 / np.sqrt(3), rel=1e-9)
+    assert set(th) == {"trub", "blowdown"}
+    # the meters nothing can test are named (malt, rice, hops, vapour, sludge: detectability
+    # below 0.1, small streams beside large ones at the same nodes)
+    weak = {u["stream"] for u in rec["undetectable"]}
+    assert {"hops_in", "sludge"} <= weak and "hot_wort" not in weak
+    assert any("hops_in" in f and "detectability" in f for f in rec["findings"])
+
+
+def test_kettle_leak_80h_rejected_and_named(tmp_path: Path) -> None:
+    """An 8 % leak at the kettle (every stream leaving it scaled by 0.92): the global test
+    rejects; the leak at the kettle is named first (equivalent to a bias on one of its boundary
+    meters, listed beside it); its size within 3 σ of the true loss (the plant model's inputs
+    minus outputs, about 0.08 × 800 t = 64 t); the trub, now a measurement, stays within its
+    declared ±25 % (it was reconciled to 22.5 t from a design 10 t over 75 h) and ≥ 0."""
+    cfg, res, (rec, plant) = _campaign(tmp_path, [
+        {"kind": "leak", "node": "kettle", "fraction": 0.08, "start": "0h"}])
+    assert rec["global_test"]["rejected"]
+    top = rec["suspects"][0]
+    assert (top["kind"], top["where"]) == ("leak", "kettle"), rec["suspects"]
+    assert "hot_wort" in top["equivalent"]
+    ins = sum(_true(plant, res, s) for s in ("sweet_wort", "hops_in", "steam_kettle"))
+    outs = sum(_true(plant, res, s) for s in ("condensate", "vapour", "trub", "hot_wort"))
+    assert ins - outs == pytest.approx(0.08 / 0.92 * outs, rel=1e-6)  # the leak, by its model
+    assert top["estimate"] == pytest.approx(ins - outs, abs=3 * _kettle_sigma(rec))
+    nodal = max(rec["nodal_tests"], key=lambda n: n["z"])
+    assert nodal["node"] == "kettle" and nodal["rejected"]
+    trub = next(s for s in rec["streams"] if s["id"] == "trub")
+    assert 0 <= trub["reconciled"] and abs(trub["reconciled"] / trub["measured"] - 1) <= 0.25
+    assert rec["bounds"]["compensated_leaks"]["kettle"] == pytest.approx(top["estimate"],
+                                                                         rel=0.05)
+    assert not rec["steps"][-1]["global_test"]["rejected"]      # compensated, consistent
+
+
+def test_hot_wort_bias_80h_named_and_trub_nonnegative(tmp_path: Path) -> None:
+    """The hot-wort meter reading 6 % high: the kettle seems to make mass. A leak there would
+    be negative (not physical) and a bias on the trub or the vapour meter would make it
+    −29 t or 80 % of its reading: the bias on hot wort, the smallest in its meter's σ, is named
+    first; its size within 3 σ of 6 % of the true hot wort; trub ≥ 0 (it was −10.4 t)."""
+    cfg, res, (rec, plant) = _campaign(tmp_path, [
+        {"kind": "bias", "device": "fm_hot_wort", "pct": 6.0, "start": "0h"}])
+    assert rec["global_test"]["rejected"]
+    top = rec["suspects"][0]
+    assert (top["kind"], top["where"]) == ("bias", "hot_wort"), rec["suspects"]
+    assert "kettle" in top["equivalent"]
+    true_hw = _true(plant, res, "hot_wort")
+    assert top["estimate"] == pytest.approx(0.06 * true_hw, abs=3 * _kettle_sigma(rec))
+    rows = {s["id"]: s for s in rec["streams"]}
+    assert rows["trub"]["reconciled"] >= 0
+    assert abs(rows["trub"]["reconciled"] / rows["trub"]["measured"] - 1) <= 0.25
+    assert rows["hot_wort"]["compensated"] == "bias"
+    assert rows["hot_wort"]["reconciled"] == pytest.approx(true_hw, abs=3 * _kettle_sigma(rec))
