@@ -145,7 +145,8 @@ class _Core:
     gamma: float
 
 
-def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray) -> _Core:
+def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray,
+          need_w: bool = True) -> _Core:
     p = _left_null(a_u)
     gfull = p @ a_x
     if gfull.size == 0:
@@ -165,7 +166,7 @@ def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray) -> _
     vr_inv = np.linalg.inv(vr)
     r = g @ x
     xhat = x - vg @ vr_inv @ r
-    w = vg @ vr_inv @ vg.T
+    w = vg @ vr_inv @ vg.T if need_w else np.zeros((0, 0))
     return _Core(x, var, g, t, r, vr_inv, xhat, x - xhat, w, k, float(r @ vr_inv @ r))
 
 
@@ -236,7 +237,8 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
             leaks.append(nodes.index(best[1]))
     assert first_core is not None and first_gt is not None
     mx = [j for j in measured if j not in excluded]
-    est = _estimate(a, streams, mx, base_unmeasured + excluded, leaks, nonnegative)
+    est = _estimate(a, streams, mx, base_unmeasured + excluded, leaks, nonnegative,
+                    None if excluded or leaks else first_core)
     est.dof = int(steps[-1]["global_test"]["dof"])
     res = _report(streams, nodes, a, first_core, first_gt, first_mx, base_unmeasured,
                   suspects, alpha, steps, est, excluded)
@@ -271,9 +273,10 @@ class _Estimate:
 
 
 def _solve(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int],
-           leaks: list[int], fixed: set[int]) -> _Estimate:
+           leaks: list[int], fixed: set[int], known: _Core | None = None) -> _Estimate:
     """Equality-constrained WLS with the streams in ``fixed`` held at 0 (their columns leave
-    the balance; a measured one keeps its (0 − x)²/σ² in the objective)."""
+    the balance; a measured one keeps its (0 − x)²/σ² in the objective). ``known``: the core
+    already computed for this very problem (nothing fixed)."""
     mxf = [j for j in mx if j not in fixed]
     uxf = [j for j in ux if j not in fixed]
     leak_cols = np.zeros((a.shape[0], len(leaks)))
@@ -282,7 +285,7 @@ def _solve(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int
     a_x, a_u = a[:, mxf], np.hstack([a[:, uxf], leak_cols])
     x = np.array([streams[j].value for j in mxf], dtype=float)
     var = np.array([streams[j].sigma for j in mxf], dtype=float) ** 2
-    core = _core(a_x, a_u, x, var)
+    core = known if known is not None and not fixed else _core(a_x, a_u, x, var, need_w=False)
     values: dict[int, float | None] = {j: float(v) for j, v in zip(mxf, core.xhat)}
     values.update({j: 0.0 for j in fixed})
     sizes = np.zeros(a_u.shape[1])
@@ -302,13 +305,13 @@ def _solve(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int
 
 
 def _estimate(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int],
-              leaks: list[int], nonnegative: bool) -> _Estimate:
+              leaks: list[int], nonnegative: bool, known: _Core | None = None) -> _Estimate:
     """The WLS estimates of the compensated model, bounded to ≥ 0 when ``nonnegative``: an
     active set — the most negative estimate (in units of its σ, or of the largest measurement
     for an unmeasured stream) is held at 0 and the problem solved again; a held stream is
     released when, freed, its estimate is ≥ 0 — until no estimate is negative."""
     fixed: set[int] = set()
-    est = _solve(a, streams, mx, ux, leaks, fixed)
+    est = _solve(a, streams, mx, ux, leaks, fixed, known)
     if not nonnegative:
         return est
     scale = max([abs(streams[j].value or 0.0) for j in mx] + [1.0])

@@ -119,7 +119,8 @@ def test_kettle_leak_80h_rejected_and_named(tmp_path: Path) -> None:
     rejects; the leak at the kettle is named first (equivalent to a bias on one of its boundary
     meters, listed beside it); its size within 3 σ of the true loss (the plant model's inputs
     minus outputs, about 0.08 × 800 t = 64 t); the trub, now a measurement, stays within its
-    declared ±25 % (it was reconciled to 22.5 t from a design 10 t over 75 h) and ≥ 0."""
+    declared ±25 % and ≥ 0 (unmeasured, it took the whole kettle residual: 70.5 t on this
+    campaign at 1 s ticks with the previous code, against a design 10.05 t over 75 h)."""
     cfg, res, (rec, plant) = _campaign(tmp_path, [
         {"kind": "leak", "node": "kettle", "fraction": 0.08, "start": "0h"}])
     assert rec["global_test"]["rejected"]
