@@ -158,3 +158,32 @@ def test_hot_wort_bias_80h_named_and_trub_nonnegative(tmp_path: Path) -> None:
     assert abs(rows["trub"]["reconciled"] / rows["trub"]["measured"] - 1) <= 0.25
     assert rows["hot_wort"]["compensated"] == "bias"
     assert rows["hot_wort"]["reconciled"] == pytest.approx(true_hw, abs=3 * _kettle_sigma(rec))
+
+
+def test_simulated_offsets_follow_the_sigma_rule(site: config.Config) -> None:
+    """The meters' calibration offsets δ (simulators/meters.py): deterministic from the seed;
+    ``rectangular``: |δ| ≤ a and δ/a ~ U(−1, 1), E[(δ/a)²] = 1/3 with a standard deviation of
+    √(1/5 − 1/9) = 0.298 per meter, so over the demo's n meters the mean of (δ/a)² lies within
+    1/3 ± 3·0.298/√n; ``tolerance_2sigma``: δ/a ~ N(0, 1/2²), E = 1/4, sd √2/4 = 0.354 per
+    meter. With ``simulation.density_error`` the plant's densities differ from the declared
+    ones within ±density_uncertainty_pct; without, they are the declared ones."""
+    from simulators.meters import build_meters, build_plant, true_density
+    plant = build_plant(site, T0 / 1e9)
+    m = build_meters(site, plant)
+    again = build_meters(site, build_plant(site, T0 / 1e9))
+    assert {k: v.err.bias for k, v in m.items()} == {k: v.err.bias for k, v in again.items()}
+    q = np.array([(v.err.bias * 100 / v.err.accuracy_pct) for v in m.values()])
+    n = len(q)
+    assert n >= 30 and np.all(np.abs(q) <= 1)
+    assert abs(np.mean(q ** 2) - 1 / 3) < 3 * 0.298 / np.sqrt(n)
+    data = site.model_dump(by_alias=True, exclude_none=True)
+    data["reconciliation"] = {"sigma_rule": "tolerance_2sigma"}
+    data["simulation"]["density_error"] = True
+    tol = config.Config.model_validate(data)
+    m2 = build_meters(tol, build_plant(tol, T0 / 1e9))
+    q2 = np.array([(v.err.bias * 100 / v.err.accuracy_pct) for v in m2.values()])
+    assert abs(np.mean(q2 ** 2) - 1 / 4) < 3 * 0.354 / np.sqrt(n)
+    assert true_density(site, "hot_wort") == 1045.0
+    rho = true_density(tol, "hot_wort")
+    assert rho is not None and rho != 1045.0 and abs(rho / 1045 - 1) < 0.02   # normal, σ 0.25 %
+    assert m2["fm_hot_wort"].density == rho
