@@ -11,9 +11,10 @@ reads the same classes, analyzer/recon_layer.py):
   ``reconciliation.sigma_rule``: uniform over ±a (``rectangular``, σ_δ = a/√3) or normal with
   σ_δ = a/2 (``tolerance_2sigma``). Rate and totalizer both carry it: rate = true·(1 + δ + ε_t),
   total = true total·(1 + δ), so the rate integral and the totalizer agree.
-- ε_t is a reading noise of σ = a/3 % per whole second (counter-based on (seed, second), so live
-  and generated campaigns agree). It averages out: over 72 h (259,200 s) its share of the total
-  is about a/3/√259200 ≈ 0.0007·a %, nothing beside δ. The error of a 72 h total is δ, of
+- ε_t is a reading noise of σ = a/3 % on the rate per whole second (counter-based on (seed,
+  second), so live and generated campaigns agree); the totalizer does not carry it. It averages
+  out: over 72 h (259,200 s) its share of the rate's integral is about a/3/√259200 ≈ 0.0007·a %,
+  nothing beside δ. The error of a 72 h total is δ, of
   σ_δ consistent with the class — which is what makes an intact plant's χ² come out near its
   degrees of freedom instead of far below (an offset within ±a/2, as before, gave σ = a/(2√3),
   a quarter of the variance the reconciliation expects).
