@@ -237,8 +237,8 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
             leaks.append(nodes.index(best[1]))
     assert first_core is not None and first_gt is not None
     mx = [j for j in measured if j not in excluded]
-    est = _estimate(a, streams, mx, base_unmeasured + excluded, leaks, nonnegative,
-                    None if excluded or leaks else first_core)
+    # the last pass's core is that of the compensated model: reused for its estimates
+    est = _estimate(a, streams, mx, base_unmeasured + excluded, leaks, nonnegative, core)
     est.dof = int(steps[-1]["global_test"]["dof"])
     res = _report(streams, nodes, a, first_core, first_gt, first_mx, base_unmeasured,
                   suspects, alpha, steps, est, excluded)
