@@ -64,6 +64,9 @@ class Suspect:
     estimate: float             # bias (measured − true) or leak size, in the data's unit
     critical: float
     equivalent: list[str] = field(default_factory=list)
+    # equivalent hypotheses that are not physical: a negative leak (a gain), or a bias that
+    # would make the true amount negative
+    not_physical: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -230,7 +233,8 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
         best = min(group, key=lambda h: _plausibility(h, streams, ids))
         names = [h[1] for h in group]
         suspects.append(Suspect(best[0], best[1], best[2], best[4], crit,
-                                [n for n in names if n != best[1]]))
+                                [n for n in names if n != best[1]],
+                                [h[1] for h in group if _plausibility(h, streams, ids)[0]]))
         if best[0] == "bias":
             excluded.append(ids.index(best[1]))
         else:
@@ -455,6 +459,16 @@ def _name_weak_points(res: ReconResult, streams: list[StreamData], nodes: list[s
         res.untestable.append({"node": node, "unmeasured": near, "why": why})
         res.findings.append(f"node {node} is not testable: {why}, so a leak or a meter error "
                             "there cannot show in the balance")
+    for sp in res.suspects:
+        size = f"{sp.estimate:+,.0f}" if abs(sp.estimate) >= 1000 else f"{sp.estimate:+.4g}"
+        what = (f"a leak of {size} at node {sp.where}" if sp.kind == "leak" else
+                f"a bias of {size} on meter {sp.where}")
+        text = f"gross error: {what} (GLR {sp.statistic:.1f} > {sp.critical:.2f})"
+        if sp.equivalent:
+            text += f"; the data cannot tell it from {', '.join(sp.equivalent)}"
+        if sp.not_physical:
+            text += f", of which {', '.join(sp.not_physical)} would not be physical"
+        res.findings.append(text)
     rows = {r["id"]: r for r in res.streams}
     for j in mx:
         r = rows[streams[j].id]

@@ -142,15 +142,20 @@ def test_kettle_leak_80h_rejected_and_named(tmp_path: Path) -> None:
 
 def test_hot_wort_bias_80h_named_and_trub_nonnegative(tmp_path: Path) -> None:
     """The hot-wort meter reading 6 % high: the kettle seems to make mass. A leak there would
-    be negative (not physical) and a bias on the trub or the vapour meter would make it
-    −29 t or 80 % of its reading: the bias on hot wort, the smallest in its meter's σ, is named
-    first; its size within 3 σ of 6 % of the true hot wort; trub ≥ 0 (it was −10.4 t)."""
+    be negative (a gain: not physical); a bias of the same 45.8 t on the trub would leave it
+    10.05 − 45.8 = −35.8 t (not physical), on the vapour meter 92 % of its 50 t reading
+    (about 225 σ of 0.20 t, against 16 σ of 2.85 t on hot wort): the bias on hot wort, the
+    smallest in its meter's σ, is named first; its size within 3 σ of 6 % of the true hot wort;
+    trub ≥ 0 (the issue measured −10.4 t when it entered unmeasured)."""
     cfg, res, (rec, plant) = _campaign(tmp_path, [
         {"kind": "bias", "device": "fm_hot_wort", "pct": 6.0, "start": "0h"}])
     assert rec["global_test"]["rejected"]
     top = rec["suspects"][0]
     assert (top["kind"], top["where"]) == ("bias", "hot_wort"), rec["suspects"]
     assert "kettle" in top["equivalent"]
+    assert set(top["not_physical"]) == {"kettle", "trub"}     # a gain; a trub of −35.8 t
+    assert any(f.startswith("gross error: a bias of +4") and "hot_wort" in f and
+               "trub, kettle would not be physical" in f for f in rec["findings"])
     true_hw = _true(plant, res, "hot_wort")
     assert top["estimate"] == pytest.approx(0.06 * true_hw, abs=3 * _kettle_sigma(rec))
     rows = {s["id"]: s for s in rec["streams"]}
