@@ -55,15 +55,18 @@ def test_generated_faults_are_diagnosed_at_the_right_place(
 H80 = 80
 
 
-def _campaign(tmp_path: Path, faults: list[dict]) -> tuple[config.Config, Any, Any]:
+def _campaign(tmp_path: Path, faults: list[dict], rule: str = "rectangular"
+              ) -> tuple[config.Config, Any, Any]:
     from analyzer.recon_layer import reconcile_balance
     from analyzer.storeframe import material_balance_from_store
     from config.scenario import Scenario
     from simulators.generate import generate
     from simulators.meters import build_plant
     p = tmp_path / "site.yaml"
-    p.write_text(site_text(**{"interval_s: 1.0": "interval_s: 30"}))
+    p.write_text(site_text(**{"interval_s: 1.0": "interval_s: 30", "\nsimulation:":
+                              f"\nreconciliation: {{sigma_rule: {rule}}}\nsimulation:"}))
     cfg = config.load(p)
+    assert cfg.reconciliation.sigma_rule == rule
     st = SQLiteStore(tmp_path / "c.db")
     scen = Scenario.model_validate({"faults": faults})
     generate(cfg, st, H80, start=T0 / 1e9, scenario=scen)
@@ -85,13 +88,17 @@ def _kettle_sigma(rec: dict) -> float:
                              if "kettle" in (s["from"], s["to"]))))
 
 
-def test_intact_80h_chi2_near_its_degrees_of_freedom(tmp_path: Path) -> None:
-    """The intact plant: ν = 8; with each meter's calibration offset drawn over its whole class
-    (σ = a/√3, the rule the reconciliation reads), γ ~ χ²(8) (about 5.8 expected here: the σ of
-    a volume meter also holds its density's ±0.5 %, which the simulator does not draw). The
-    seed's γ must lie in the central 98 % of χ²(8), [1.646, 20.09] — not 0.67 with p 0.995 as
-    with the halved offsets — and be accepted."""
-    cfg, res, (rec, _) = _campaign(tmp_path, [])
+@pytest.mark.parametrize("rule, source", [("rectangular", "GUM 4.3.7"),
+                                          ("tolerance_2sigma", "Sigmafine")])
+def test_intact_80h_chi2_near_its_degrees_of_freedom(tmp_path: Path, rule: str,
+                                                     source: str) -> None:
+    """The intact plant: ν = 8; with each meter's calibration offset drawn over its class by
+    the rule the reconciliation reads (uniform ±a, σ = a/√3; or normal σ = a/2), γ ~ χ²(8)
+    (about 5.8 expected here: the σ of a volume meter also holds its density's ±0.5 %, which
+    the simulator does not draw by default). The seed's γ must lie in the central 98 % of
+    χ²(8), [1.646, 20.09] — not 0.67 with p 0.995 as with the halved offsets — and be
+    accepted. (Seed 7: 7.21 rectangular, 2.98 tolerance_2sigma.)"""
+    cfg, res, (rec, _) = _campaign(tmp_path, [], rule)
     assert "25 whole production cycles" in res.message
     g = rec["global_test"]
     assert g["dof"] == 8
@@ -99,13 +106,14 @@ def test_intact_80h_chi2_near_its_degrees_of_freedom(tmp_path: Path) -> None:
     assert lo == pytest.approx(1.646, abs=1e-3) and hi == pytest.approx(20.09, abs=1e-2)
     assert lo < g["statistic"] < hi and not g["rejected"], g
     assert rec["untestable"] == [] and rec["suspects"] == []
-    assert rec["settings"]["sigma_rule"] == "rectangular" and "GUM 4.3.7" in rec["sigma_rule"]
-    # the trub enters as 134 kg/h over the window's hours, σ = 25 %/√3 of it
+    assert rec["settings"]["sigma_rule"] == rule and source in rec["sigma_rule"]
+    # the trub enters as 134 kg/h over the window's hours, σ = 25 %/√3 of it (25 %/2)
     th = {t["stream"]: t for t in rec["theoretical"]}
     hours = (res.end_ns - res.start_ns) / 3.6e12
     assert hours == pytest.approx(75.0, abs=0.1)                 # 25 brews of 3 h
     assert th["trub"]["value"] == pytest.approx(134 * hours, rel=1e-9)
-    assert th["trub"]["sigma"] == pytest.approx(134 * hours * 0.25 / np.sqrt(3), rel=1e-9)
+    div = np.sqrt(3) if rule == "rectangular" else 2.0
+    assert th["trub"]["sigma"] == pytest.approx(134 * hours * 0.25 / div, rel=1e-9)
     assert set(th) == {"trub", "blowdown"}
     # the meters nothing can test are named (malt, rice, hops, vapour, sludge: detectability
     # below 0.1, small streams beside large ones at the same nodes)
