@@ -92,44 +92,6 @@ def _node(node_id: str, name: str, name_zh: str, ins: list[StreamTotal],
                        acc_source)
 
 
-DEFAULT_ACCURACY_PCT = 2.0   # a meter without a declared class is taken as this [%], and said so
-
-
-def reconcile_balance(cfg: Config, result: BalanceResult, alpha: float = 0.05
-                      ) -> dict[str, Any] | None:
-    """Reconcile the material balance's stream totals [kg] over its window, with each meter's
-    σ from its accuracy class (see :func:`analyzer.reconcile.sigma_from_accuracy`). Theoretical
-    and missing streams enter as unmeasured. None when there is no window."""
-    from analyzer.reconcile import StreamData, reconcile, sigma_from_accuracy
-    if result.start_ns is None:
-        return None
-    index = cfg.tag_index()
-    by_id = {t.stream: t for t in result.streams}
-    data, assumed = [], []
-    for s in layer_streams(cfg, result.layer):
-        t = by_id[s.id]
-        if t.method != "totalizer" or not np.isfinite(t.value):
-            data.append(StreamData(s.id, s.from_, s.to, None, None))
-            continue
-        acc = index[s.tag].accuracy_pct if s.tag else None
-        if acc is None:
-            acc = DEFAULT_ACCURACY_PCT
-            assumed.append(s.id)
-        sigma = max(sigma_from_accuracy(t.value, acc), 1e-9)
-        data.append(StreamData(s.id, s.from_, s.to, t.value, sigma))
-    if result.layer in ("water", "energy"):
-        # a use point's water or energy leaves unmetered: an unmeasured stream to the boundary
-        for n in result.nodes:
-            if not n.outputs:
-                data.append(StreamData(f"{n.node}:use", n.node, ENV, None, None))
-    out = reconcile(data, alpha=alpha).to_dict()
-    out["unit"] = result.unit
-    out["sigma_rule"] = ("accuracy class a % as a rectangular ±a: sigma = a/sqrt(3) of the "
-                         "reading (GUM 4.3.7)")
-    out["accuracy_assumed"] = {"streams": assumed, "accuracy_pct": DEFAULT_ACCURACY_PCT}
-    return out
-
-
 def _span(w: tuple[int, int]) -> str:
     return f"of {(w[1] - w[0]) / 3.6e12:.2f} h"
 

@@ -17,7 +17,21 @@ Reconciliation and Gross Error Detection* (2000), eqs. 7-3, 7-13, 7-29…7-32, 7
   biased meter becomes unmeasured; a leak becomes an unmeasured stream to ENV) and the tests rerun
   while the global test rejects.
 - Detectability_i = √W_ii / σ_i ∈ [0, 1]: the fraction of a bias on meter i that shows in its
-  adjustment; near 0, "no gross error" says nothing about that meter.
+  adjustment; near 0, "no gross error" says nothing about that meter. Meters below
+  ``detectability_min`` and nodes whose leak signature T e_k is zero (no redundancy: a leak there
+  cannot show) are named in words (``undetectable``, ``untestable``, ``findings``).
+- Equivalent hypotheses (parallel signatures, equal T): the one named first is the physically
+  possible one (a leak ≥ 0; a bias that leaves the true amount ≥ 0), a leak at the node before a
+  bias on one of its meters, then the bias smallest in units of its meter's σ; the others are
+  listed as ``equivalent``.
+- Estimates: after compensating the gross errors found, the reported ``reconciled`` values are
+  those of the compensated model, bounded to amounts ≥ 0 (``nonnegative``): minimise
+  Σ (x̂_i − x_i)²/σ_i² subject to A z = 0, z ≥ 0 by an active set (a stream at its bound is
+  fixed at 0: its column leaves A, its measurement stays in the objective). The tests (global,
+  MT, nodal, GLR) are those of the linear problem — their distributions are known; beside them
+  ``bounds`` gives the streams at their bound, their unbounded estimates and the bounded
+  objective with ν + k degrees of freedom (k active bounds; the bounded statistic follows a
+  χ̄² whose tail is at most that of χ²(ν + k), so its p-value is an upper bound).
 
 Pure functions; no I/O.
 """
@@ -50,6 +64,9 @@ class Suspect:
     estimate: float             # bias (measured − true) or leak size, in the data's unit
     critical: float
     equivalent: list[str] = field(default_factory=list)
+    # equivalent hypotheses that are not physical: a negative leak (a gain), or a bias that
+    # would make the true amount negative
+    not_physical: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +80,10 @@ class ReconResult:
     nodal_tests: list[dict[str, Any]]
     alpha: float
     steps: list[dict[str, Any]]
+    bounds: dict[str, Any] = field(default_factory=dict)
+    untestable: list[dict[str, Any]] = field(default_factory=list)
+    undetectable: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -127,7 +148,8 @@ class _Core:
     gamma: float
 
 
-def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray) -> _Core:
+def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray,
+          need_w: bool = True) -> _Core:
     p = _left_null(a_u)
     gfull = p @ a_x
     if gfull.size == 0:
@@ -147,12 +169,14 @@ def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray) -> _
     vr_inv = np.linalg.inv(vr)
     r = g @ x
     xhat = x - vg @ vr_inv @ r
-    w = vg @ vr_inv @ vg.T
+    w = vg @ vr_inv @ vg.T if need_w else np.zeros((0, 0))
     return _Core(x, var, g, t, r, vr_inv, xhat, x - xhat, w, k, float(r @ vr_inv @ r))
 
 
-def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 5
-              ) -> ReconResult:
+def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 5,
+              nonnegative: bool = True, detectability_min: float = 0.1) -> ReconResult:
+    """Reconcile, test and locate gross errors (module docstring); ``nonnegative`` bounds the
+    estimates to ≥ 0, ``detectability_min`` names the meters a bias hides on."""
     if not 0 < alpha < 1:
         raise ReconcileError(f"alpha must be between 0 and 1, got {alpha}")
     ids = [s.id for s in streams]
@@ -202,20 +226,119 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
                       "leaks": [nodes[k] for k in leaks]})
         if not gt["rejected"] or not hyps or len(suspects) >= max_errors:
             break
-        best = max(hyps, key=lambda h: h[2])
-        if best[2] <= crit:
+        top = max(hyps, key=lambda h: h[2])
+        if top[2] <= crit:
             break
-        group = [h for h, par in zip(hyps, _parallel_to(best[3], hyps, core.vr_inv)) if par]
+        group = [h for h, par in zip(hyps, _parallel_to(top[3], hyps, core.vr_inv)) if par]
+        best = min(group, key=lambda h: _plausibility(h, streams, ids))
         names = [h[1] for h in group]
         suspects.append(Suspect(best[0], best[1], best[2], best[4], crit,
-                                [n for n in names if n != best[1]]))
+                                [n for n in names if n != best[1]],
+                                [h[1] for h in group if _plausibility(h, streams, ids)[0]]))
         if best[0] == "bias":
             excluded.append(ids.index(best[1]))
         else:
             leaks.append(nodes.index(best[1]))
     assert first_core is not None and first_gt is not None
-    return _report(streams, nodes, a, first_core, first_gt, first_mx, base_unmeasured,
-                   suspects, alpha, steps)
+    mx = [j for j in measured if j not in excluded]
+    # the last pass's core is that of the compensated model: reused for its estimates
+    est = _estimate(a, streams, mx, base_unmeasured + excluded, leaks, nonnegative, core)
+    est.dof = int(steps[-1]["global_test"]["dof"])
+    res = _report(streams, nodes, a, first_core, first_gt, first_mx, base_unmeasured,
+                  suspects, alpha, steps, est, excluded)
+    res.bounds["rule"] = ("amounts >= 0 (bounded WLS, active set)" if nonnegative else
+                          "none (unbounded WLS)")
+    _name_weak_points(res, streams, nodes, a, first_core, first_mx, base_unmeasured,
+                      detectability_min)
+    return res
+
+
+def _plausibility(h: tuple[str, str, float, np.ndarray, float], streams: list[StreamData],
+                  ids: list[str]) -> tuple[bool, bool, float]:
+    """Sort key among equivalent hypotheses (lowest first): physically possible first (a leak
+    ≥ 0; a bias that leaves the true amount ≥ 0), a leak before a bias, then the bias smallest
+    in units of its meter's σ."""
+    kind, where, _, _, size = h
+    if kind == "leak":
+        return (size < 0, False, 0.0)
+    s = streams[ids.index(where)]
+    assert s.value is not None and s.sigma is not None
+    return (s.value - size < 0, True, abs(size) / s.sigma)
+
+
+@dataclass
+class _Estimate:
+    values: dict[int, float | None]   # stream index -> estimate (None: unobservable)
+    leaks: dict[int, float]           # node index -> compensated leak size
+    active: list[int]                 # streams held at their bound 0
+    unbounded: dict[int, float]       # their estimates without the bound
+    objective: float                  # Σ ((x̂ − x)/σ)² over the measurements used
+    dof: int = 0
+
+
+def _solve(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int],
+           leaks: list[int], fixed: set[int], known: _Core | None = None) -> _Estimate:
+    """Equality-constrained WLS with the streams in ``fixed`` held at 0 (their columns leave
+    the balance; a measured one keeps its (0 − x)²/σ² in the objective). ``known``: the core
+    already computed for this very problem (nothing fixed)."""
+    mxf = [j for j in mx if j not in fixed]
+    uxf = [j for j in ux if j not in fixed]
+    leak_cols = np.zeros((a.shape[0], len(leaks)))
+    for c, k in enumerate(leaks):
+        leak_cols[k, c] = -1.0
+    a_x, a_u = a[:, mxf], np.hstack([a[:, uxf], leak_cols])
+    x = np.array([streams[j].value for j in mxf], dtype=float)
+    var = np.array([streams[j].sigma for j in mxf], dtype=float) ** 2
+    core = known if known is not None and not fixed else _core(a_x, a_u, x, var, need_w=False)
+    values: dict[int, float | None] = {j: float(v) for j, v in zip(mxf, core.xhat)}
+    values.update({j: 0.0 for j in fixed})
+    sizes = np.zeros(a_u.shape[1])
+    if a_u.shape[1]:
+        sizes = np.linalg.lstsq(a_u, -a_x @ core.xhat, rcond=None)[0]
+        n = _null(a_u)
+        for c, j in enumerate(uxf):
+            obs = not (n.size and np.abs(n[c]).max() > 1e-8)
+            values[j] = float(sizes[c]) if obs else None
+    obj = float(np.sum((core.xhat - x) ** 2 / var)) if len(x) else 0.0
+    for j in fixed:
+        v, sg = streams[j].value, streams[j].sigma
+        if j in mx and v is not None and sg:
+            obj += (v / sg) ** 2
+    return _Estimate(values, {k: float(sizes[len(uxf) + c]) for c, k in enumerate(leaks)},
+                     sorted(fixed), {}, obj)
+
+
+def _estimate(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[int],
+              leaks: list[int], nonnegative: bool, known: _Core | None = None) -> _Estimate:
+    """The WLS estimates of the compensated model, bounded to ≥ 0 when ``nonnegative``: an
+    active set — the most negative estimate (in units of its σ, or of the largest measurement
+    for an unmeasured stream) is held at 0 and the problem solved again; a held stream is
+    released when, freed, its estimate is ≥ 0 — until no estimate is negative."""
+    fixed: set[int] = set()
+    est = _solve(a, streams, mx, ux, leaks, fixed, known)
+    if not nonnegative:
+        return est
+    scale = max([abs(streams[j].value or 0.0) for j in mx] + [1.0])
+    unbounded: dict[int, float] = {}
+    for _ in range(2 * len(streams) + 2):
+        neg = {j: v / (streams[j].sigma or scale) for j, v in est.values.items()
+               if v is not None and j not in fixed and v < -1e-9 * scale}
+        if neg:
+            j = min(neg, key=lambda k: neg[k])
+            unbounded.setdefault(j, float(est.values[j]))  # type: ignore[arg-type]
+            fixed.add(j)
+            est = _solve(a, streams, mx, ux, leaks, fixed)
+            continue
+        for j in sorted(fixed):
+            trial = _solve(a, streams, mx, ux, leaks, fixed - {j})
+            if (trial.values.get(j) or 0.0) > 1e-9 * scale:
+                fixed.discard(j)
+                est = trial
+                break
+        else:
+            break
+    est.unbounded = {j: v for j, v in unbounded.items() if j in fixed}
+    return est
 
 
 def _hypotheses(core: _Core, mx: list[int], streams: list[StreamData], nodes: list[str],
@@ -256,12 +379,11 @@ def _parallel_to(best: np.ndarray, hyps: list[tuple[str, str, float, np.ndarray,
 
 def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _Core,
             gt: dict[str, Any], mx: list[int], unmeasured: list[int],
-            suspects: list[Suspect], alpha: float, steps: list[dict[str, Any]]) -> ReconResult:
+            suspects: list[Suspect], alpha: float, steps: list[dict[str, Any]],
+            est: _Estimate, excluded: list[int]) -> ReconResult:
     a_x, a_u = a[:, mx], a[:, unmeasured]
-    uhat = np.zeros(len(unmeasured))
     unobservable: list[str] = []
     if unmeasured:
-        uhat = np.linalg.lstsq(a_u, -a_x @ core.xhat, rcond=None)[0]
         n = _null(a_u)
         for c, j in enumerate(unmeasured):
             if n.size and np.abs(n[c]).max() > 1e-8:
@@ -273,26 +395,29 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
     zcrit = float(stats.norm.ppf(1 - beta / 2))
     rows: list[dict[str, Any]] = []
     pos = {j: i for i, j in enumerate(mx)}
-    upos = {j: c for c, j in enumerate(unmeasured)}
+    active = set(est.active)
     for j, s in enumerate(streams):
+        v = est.values.get(j)
+        flags = {"bound_active": j in active,
+                 "compensated": "bias" if j in excluded else None}
         if j in pos:
             i = pos[j]
             red = i in redundant
             mt = float(abs(core.adj[i]) / np.sqrt(wdiag[i])) if red else None
             rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": s.value,
-                         "sigma": s.sigma, "reconciled": float(core.xhat[i]),
-                         "adjustment": float(core.xhat[i] - core.x[i]),
+                         "sigma": s.sigma, "reconciled": v,
+                         "adjustment": None if v is None else float(v - core.x[i]),
                          "mt": mt, "mt_critical": zcrit if red else None,
                          "mt_rejected": bool(mt is not None and mt > zcrit),
                          "redundant": red,
-                         "detectability": float(np.sqrt(max(wdiag[i], 0.0)) / s.sigma)})
+                         "detectability": float(np.sqrt(max(wdiag[i], 0.0)) / s.sigma),
+                         **flags})
         else:
-            c = upos[j]
-            obs = s.id not in unobservable
             rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": None,
-                         "sigma": None, "reconciled": float(uhat[c]) if obs else None,
+                         "sigma": None, "reconciled": v,
                          "adjustment": None, "mt": None, "mt_critical": None,
-                         "mt_rejected": False, "redundant": False, "detectability": None})
+                         "mt_rejected": False, "redundant": False, "detectability": None,
+                         **flags})
     # nodal test on the balances whose streams are all measured
     nodal = []
     m_full = [k for k in range(len(nodes)) if not np.abs(a_u[k]).max(initial=0) > 0]
@@ -306,14 +431,83 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
                       "rejected": bool(z is not None and z > ncrit)})
     nonredundant = [streams[mx[i]].id for i in range(len(mx)) if i not in redundant]
     eq_sets = [[s.where] + s.equivalent for s in suspects if s.equivalent]
+    k = len(est.active)
+    bdof = est.dof + k
+    bounds = {"rule": "none", "active": [streams[j].id for j in est.active],
+              "unbounded": {streams[j].id: v for j, v in est.unbounded.items()},
+              "objective": est.objective, "dof": bdof,
+              "p_value_at_most": float(stats.chi2.sf(est.objective, bdof)) if bdof else 1.0,
+              "compensated_leaks": {nodes[n]: v for n, v in est.leaks.items()},
+              "compensated_biases": [streams[j].id for j in excluded]}
     return ReconResult(rows, gt, suspects, eq_sets, unobservable, nonredundant, nodal, alpha,
-                       steps)
+                       steps, bounds)
 
 
-def sigma_from_accuracy(amount: float, accuracy_pct: float) -> float:
+def _name_weak_points(res: ReconResult, streams: list[StreamData], nodes: list[str],
+                      a: np.ndarray, core: _Core, mx: list[int], unmeasured: list[int],
+                      detectability_min: float) -> None:
+    """Nodes a leak cannot show at (their leak signature T e_k is zero) and meters a bias
+    hides on (detectability below ``detectability_min``), in words."""
+    um = set(unmeasured)
+    for k, node in enumerate(nodes):
+        if core.dof and np.abs(core.t[:, k]).max(initial=0.0) > TOL:
+            continue
+        near = [streams[j].id for j in np.flatnonzero(a[k]) if j in um]
+        why = (f"its balance holds the unmeasured stream{'s' if len(near) > 1 else ''} "
+               f"{', '.join(near)}" if near else
+               "its streams are tied to unmeasured ones elsewhere")
+        res.untestable.append({"node": node, "unmeasured": near, "why": why})
+        res.findings.append(f"node {node} is not testable: {why}, so a leak or a meter error "
+                            "there cannot show in the balance")
+    for sp in res.suspects:
+        size = f"{sp.estimate:+,.0f}" if abs(sp.estimate) >= 1000 else f"{sp.estimate:+.4g}"
+        what = (f"a leak of {size} at node {sp.where}" if sp.kind == "leak" else
+                f"a bias of {size} on meter {sp.where}")
+        text = f"gross error: {what} (GLR {sp.statistic:.1f} > {sp.critical:.2f})"
+        if sp.equivalent:
+            text += f"; the data cannot tell it from {', '.join(sp.equivalent)}"
+        if sp.not_physical:
+            text += f", of which {', '.join(sp.not_physical)} would not be physical"
+        res.findings.append(text)
+    rows = {r["id"]: r for r in res.streams}
+    for j in mx:
+        r = rows[streams[j].id]
+        d = float(r["detectability"])
+        if d >= detectability_min:
+            continue
+        zc = r["mt_critical"]
+        sig = float(streams[j].sigma or 0.0)
+        val = abs(float(streams[j].value or 0.0))
+        if d <= TOL or zc is None:
+            need = None
+            text = (f"meter {streams[j].id} has no detectability (not redundant): no bias on it "
+                    "can show; it is taken as it reads")
+        else:
+            need = zc / d * sig
+            pct = f" ({100 * need / val:.0f} % of its reading)" if val > 0 else ""
+            text = (f"meter {streams[j].id} has a low detectability ({d:.2f} < "
+                    f"{detectability_min:g}): a bias shows only beyond about {zc / d:.0f} σ"
+                    f"{pct}")
+        res.undetectable.append({"stream": streams[j].id, "detectability": d,
+                                 "min_bias_shown": need})
+        res.findings.append(text)
+
+
+SIGMA_RULES = {
+    "rectangular": ("accuracy class a % as a rectangular ±a: sigma = a/sqrt(3) of the reading "
+                    "(GUM 4.3.7)", float(np.sqrt(3.0))),
+    "tolerance_2sigma": ("accuracy class a % as a tolerance of 2 sigma: sigma = a/2 of the "
+                         "reading (the reconciliation convention, Sigmafine's default; "
+                         "balance-math.md 1.3)", 2.0),
+}
+
+
+def sigma_from_accuracy(amount: float, accuracy_pct: float, rule: str = "rectangular"
+                        ) -> float:
     """Standard uncertainty of an amount from its meter's accuracy class [% of reading].
 
-    The class is a maximum permissible error ±a %; with nothing else known, GUM (JCGM 100:2008,
-    4.3.7) takes a rectangular distribution over ±a, so σ = a / √3 of the reading.
+    The class is a maximum permissible error ±a %. ``rectangular``: with nothing else known,
+    GUM (JCGM 100:2008, 4.3.7) takes a rectangular distribution over ±a, so σ = a / √3 of the
+    reading. ``tolerance_2sigma``: the tolerance is 2σ, σ = a / 2 (SIGMA_RULES).
     """
-    return abs(amount) * accuracy_pct / 100.0 / np.sqrt(3.0)
+    return abs(amount) * accuracy_pct / 100.0 / SIGMA_RULES[rule][1]

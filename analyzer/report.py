@@ -10,10 +10,10 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from analyzer.balance import reconcile_balance
 from analyzer.indicators import energy_summary, water_indicators
 from analyzer.material import component_balance, losses, per_raw_material, utilisation
 from analyzer.pollutant import pollutant_from_store
+from analyzer.recon_layer import reconcile_balance
 from analyzer.sankey import sankey
 from analyzer.storeframe import balances_from_store
 from analyzer.validity import from_store

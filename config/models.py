@@ -345,6 +345,12 @@ class Stream(Strict):
     carrier: Literal["electricity", "natural_gas", "steam", "heat", "fresh_water", "diesel",
                      "gasoline", "raw_coal", "coke", "fuel_oil"] | None = None
     density_kg_m3: float | None = Field(default=None, gt=0)
+    # reconciliation (analyzer/recon_layer.py): a theoretical or manual amount is taken as within
+    # ±uncertainty_pct of its value, a declared density within ±density_uncertainty_pct; both
+    # read as bounds by ``reconciliation.sigma_rule``; unset: the defaults there, said so
+    uncertainty_pct: float | None = Field(default=None, gt=0)
+    uncertainty_source: str | None = None
+    density_uncertainty_pct: float | None = Field(default=None, ge=0)
     # what an output to the boundary is (the loss table of 7.3.4 d leaves out products and
     # transfers to users outside the audit focus); unset: a loss or waste
     fate: Literal["product", "by_product", "transfer", "waste"] | None = None
@@ -523,6 +529,37 @@ class Simulation(Strict):
     seed: int = 1
     load_amplitude: float = Field(default=0.08, ge=0, lt=0.5)
     leak: Leak | None = None
+    # the plant's true densities differ from the declared ones within their uncertainty
+    # (simulators/meters.py true_density); off: a volume meter's amount converts exactly
+    density_error: bool = False
+
+
+class ReconciliationSettings(Strict):
+    """Statistical reconciliation of the material and water layers (analyzer/recon_layer.py).
+
+    ``sigma_rule``: how an accuracy class ±a % (and any declared ± uncertainty) becomes a
+    standard deviation σ — ``rectangular``: σ = a/√3, the bounds of a rectangular distribution
+    (GUM, JCGM 100:2008, 4.3.7); ``tolerance_2sigma``: σ = a/2, the reconciliation convention
+    of a tolerance of 2σ (Sigmafine's default, shared/reference/balance-math.md 1.3). The
+    simulator draws its meters' calibration offsets by the same rule.
+    ``theoretical_uncertainty_pct``: a theoretical (design) amount without its own
+    ``uncertainty_pct`` is taken as within ± this [%] of its value, so its node keeps its balance.
+    ``density_uncertainty_pct``: a declared density without its own uncertainty is within ± this
+    [%]; it enters a volume meter's σ in mass in quadrature.
+    ``detectability_min``: a meter whose detectability √W_ii/σ_i is below this is named: a bias
+    must exceed the test's critical value / detectability σ to show (balance-math.md 2.8).
+    ``nonnegative``: the estimates are bounded to amounts ≥ 0 (a bounded WLS)."""
+    sigma_rule: Literal["rectangular", "tolerance_2sigma"] = "rectangular"
+    theoretical_uncertainty_pct: float = Field(default=25.0, gt=0)
+    theoretical_uncertainty_source: str = (
+        "convention of this tool [unverified]: a design figure taken as good to ±25 % when its "
+        "source gives no tolerance; declare uncertainty_pct on the stream")
+    density_uncertainty_pct: float = Field(default=0.5, ge=0)
+    density_uncertainty_source: str = (
+        "a fixed declared density without temperature compensation: water is 999.97 kg/m3 at "
+        "4 °C and 995.65 at 30 °C (IAPWS-95), a 0.4 % span; taken as ±0.5 %")
+    detectability_min: float = Field(default=0.1, ge=0, le=1)
+    nonnegative: bool = True
 
 
 class CampaignInfo(Strict):
@@ -722,6 +759,7 @@ class Config(Strict):
     components: list[Component] = []
     allocation: Allocation = Allocation()
     water: WaterContent = WaterContent()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
 
     # -- derived views -------------------------------------------------------------------------
     def tag_index(self) -> dict[str, "TagInfo"]:

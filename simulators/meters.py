@@ -2,6 +2,30 @@
 
 ``SimMeter.state(t)`` gives what the meter shows at ``t`` [s since epoch] — a scalar for the live
 servers, arrays for the generator — so both read the same numbers.
+
+Error model (so that a campaign's totals err as the meters' classes say; the reconciliation
+reads the same classes, analyzer/recon_layer.py):
+
+- A meter of class ±a % carries a fixed calibration offset δ, drawn once from its seed
+  (``device_seed``: the campaign's seed and the device's name), by the campaign's
+  ``reconciliation.sigma_rule``: uniform over ±a (``rectangular``, σ_δ = a/√3) or normal with
+  σ_δ = a/2 (``tolerance_2sigma``). Rate and totalizer both carry it: rate = true·(1 + δ + ε_t),
+  total = true total·(1 + δ), so the rate integral and the totalizer agree.
+- ε_t is a reading noise of σ = a/3 % on the rate per whole second (counter-based on (seed,
+  second), so live and generated campaigns agree); the totalizer does not carry it. It averages
+  out: over 72 h (259,200 s) its share of the rate's integral is about a/3/√259200 ≈ 0.0007·a %,
+  nothing beside δ. The error of a 72 h total is δ, of
+  σ_δ consistent with the class — which is what makes an intact plant's χ² come out near its
+  degrees of freedom instead of far below (an offset within ±a/2, as before, gave σ = a/(2√3),
+  a quarter of the variance the reconciliation expects).
+- With ``simulation.density_error`` a volume meter sees the stream's true density, which
+  differs from the declared ``density_kg_m3`` by a fixed fraction drawn per stream within
+  ±``density_uncertainty_pct`` (the stream's, else the reconciliation default) by the same
+  rule; converting its volume with the declared density errs by that fraction, as the
+  reconciliation's σ allows. Off by default: the plant model's pollutant masses take 1 kg of
+  water as 1 L, which a true density other than the declared one would contradict; the
+  reconciliation's σ then holds a density share the data do not show, so the intact demo's
+  expected χ² is 5.8 for 8 degrees of freedom instead of 8 (computed from its V_r).
 """
 from __future__ import annotations
 
@@ -72,6 +96,21 @@ def density(cfg: Config, stream: str) -> float | None:
         if s.id == stream and s.density_kg_m3:
             return s.density_kg_m3
     return BREWHOUSE_DENSITY.get(stream) or SITE_DENSITY.get(stream)
+
+
+def true_density(cfg: Config, stream: str) -> float | None:
+    """The density the plant's stream really has [kg/m3]: the declared one times (1 + δ_ρ),
+    δ_ρ fixed per stream from the campaign's seed within ±density_uncertainty_pct by the σ rule
+    (module docstring); the simulator's own figure when the flowsheet declares none."""
+    rs = cfg.reconciliation
+    for s in cfg.flowsheet.streams if cfg.simulation.density_error else []:
+        if s.id == stream and s.density_kg_m3:
+            u = (s.density_uncertainty_pct if s.density_uncertainty_pct is not None
+                 else rs.density_uncertainty_pct)
+            # a seed apart from the devices' (seed·1000 + …): no two draws share a stream
+            seed = (cfg.simulation.seed << 32) | zlib.crc32(b"density:" + stream.encode())
+            return s.density_kg_m3 * (1 + MeterError.draw(u, seed, rs.sigma_rule).bias)
+    return density(cfg, stream)
 
 
 @dataclass
@@ -179,8 +218,9 @@ def build_meters(cfg: Config, plant: Plant, scenario: Scenario | None = None
                              f"{stream!r}; it has {', '.join(plant.streams())}")
         seed = device_seed(cfg, d.name)
         initial = 1000.0 + zlib.crc32(d.name.encode()) % 5000
-        dens = density(cfg, stream)
-        meters[d.name] = SimMeter(d.name, profile, stream, plant, MeterError.draw(acc, seed),
+        dens = true_density(cfg, stream)
+        meters[d.name] = SimMeter(d.name, profile, stream, plant,
+                                  MeterError.draw(acc, seed, cfg.reconciliation.sigma_rule),
                                   initial, dens)
     for f in scenario.faults if scenario else []:
         dev = getattr(f, "device", None)

@@ -306,16 +306,23 @@ def std_normal(seed: int, t: Num) -> np.ndarray:
 
 @dataclass
 class MeterError:
-    """Instrument error for an accuracy class [% of reading]: a fixed bias drawn once in
-    ±accuracy/2 and a reading noise of sigma = accuracy/3 on the rate (per second)."""
+    """Instrument error for an accuracy class ±a [% of reading]: a fixed calibration offset
+    (``bias``, a fraction) drawn once per meter from its seed, and a reading noise of
+    σ = a/3 % on the rate per second. The noise averages out over a campaign; the offset is
+    the error of its totals: drawn by the reconciliation's σ rule (simulators/meters.py)."""
     accuracy_pct: float
     bias: float
     seed: int
 
     @classmethod
-    def draw(cls, accuracy_pct: float, seed: int) -> "MeterError":
+    def draw(cls, accuracy_pct: float, seed: int, rule: str = "rectangular") -> "MeterError":
+        """``rectangular``: the offset uniform over ±a (σ = a/√3, GUM 4.3.7);
+        ``tolerance_2sigma``: normal with σ = a/2 (a tolerance of 2σ)."""
         rng = np.random.default_rng(seed)
-        bias = float(rng.uniform(-0.5, 0.5)) * accuracy_pct / 100.0
+        if rule == "tolerance_2sigma":
+            bias = float(rng.normal(0.0, 0.5)) * accuracy_pct / 100.0
+        else:
+            bias = float(rng.uniform(-1.0, 1.0)) * accuracy_pct / 100.0
         return cls(accuracy_pct, bias, seed)
 
     def rate(self, true: Num, t: Num) -> np.ndarray:

@@ -44,7 +44,7 @@ def test_leak_fails_at_the_leaking_node_only(tmp_path: Path) -> None:
     assert nodes["mash"].closure_pct == pytest.approx(10.0, abs=2.0)
     assert nodes["kettle"].ok is True and abs(nodes["kettle"].closure_pct) < 2.5
     assert "mash" in r.message and "kettle" not in r.message.split("at ", 1)[1]
-    from analyzer.balance import reconcile_balance
+    from analyzer.recon_layer import reconcile_balance
     rec = reconcile_balance(r.cfg, r)  # type: ignore[attr-defined]
     assert rec is not None and rec["global_test"]["rejected"]
     top = rec["suspects"][0]

@@ -17,7 +17,13 @@ feed − condensate = 9.032 t. Hot wort: 28.5 t × (1 − 0.07 − 0.012) = 26.1
 
 Load follows the daily swing (amplitude 8 %): the continuous terms (steam for others, the
 station's base load) and the brews' size do not scale alike, so the model's own figure moves by a
-few tenths of a per cent with the window; the meters add their classes (gas and steam 1.5 %).
+few tenths of a per cent with the window. The meters add their classes — each simulated meter
+carries a fixed calibration offset within its class, σ = a/√3 (simulators/meters.py) — and a
+charged figure is a difference, which amplifies them. Propagated per brew (σ in the figure's
+unit): fresh water 30, 4 and 9.03 t at class 1.0 and 8.4 t exported at 1.5: σ = 0.196 t of
+34.63 (0.57 %), with the hot-wort meter (0.5: 0.29 %) 0.64 %; energy: gas 1 042.3 kgce and the
+exported 671.2 kgce both at 1.5 % (σ 0.87 %): σ = 10.7 of 417.4 kgce (2.57 %), with the hot wort
+2.6 %. The tests allow 3 σ plus 0.5 % for the load swing.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ from tests.conftest import site_text
 
 FRESH_PER_M3 = 34.632 / 25.036
 KGCE_PER_M3 = 417.4 / 25.036
+TOL_FRESH = 3 * 0.0064 + 0.005      # relative: 3 σ of the meters + the load swing
+TOL_KGCE = 3 * 0.026 + 0.005
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +59,18 @@ def test_per_unit_figures_charge_the_focus_with_what_it_uses(report: dict) -> No
     b = report["balances"]
     w = b["water"]["indicators"]["fresh_per_unit_product"]
     assert w["unit"] == "t/m3" and w["product"] == "hot_wort"
-    assert w["value"] == pytest.approx(FRESH_PER_M3, rel=0.01)
-    assert w["gross"] == pytest.approx(43.032 / 25.036, rel=0.01)
+    assert w["value"] == pytest.approx(FRESH_PER_M3, rel=TOL_FRESH)
+    assert w["gross"] == pytest.approx(43.032 / 25.036, rel=TOL_FRESH)
     assert "steam_other" in w["rule"]
     e = b["energy"]["summary"]["per_unit_product"]
     assert e["unit"] == "kgce/m3"
-    assert e["value"] == pytest.approx(KGCE_PER_M3, rel=0.03)
+    assert e["value"] == pytest.approx(KGCE_PER_M3, rel=TOL_KGCE)
     assert "deducted" in e["rule"] and "measured share" in e["rule"]
     assert e["gross"] > 2.5 * e["value"]       # the whole boiler would be charged otherwise
     units = b["energy"]["summary"]["units"][0]
     assert units["efficiency_basis"] == "fuel"
-    assert units["efficiency_pct"] == pytest.approx(92.0, abs=1.5)   # the model's 92 %
+    # the model's 92 %: gas and main-steam meters at 1.5 %, σ 1.2 % of the ratio: 3 σ = 3.4 pt
+    assert units["efficiency_pct"] == pytest.approx(92.0, abs=3.4)
     assert "IAPWS-IF97" in units["enthalpy"][0]["how"]
 
 

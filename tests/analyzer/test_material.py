@@ -98,7 +98,7 @@ def test_sankey_data_and_svg(cfg: config.Config) -> None:
 
 
 def test_exports_have_units_in_headers(cfg: config.Config, tmp_path: Path) -> None:
-    from analyzer.balance import reconcile_balance
+    from analyzer.recon_layer import reconcile_balance
     r = material_balance(cfg, frame_for(AMOUNTS))
     c = component_balance(cfg, r, cfg.components[0])
     doc = {"campaign": "t", "timezone": "Asia/Shanghai",

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import config
 from analyzer.recon_table import parse_table
 from analyzer.reconcile import ReconcileError, StreamData as S, reconcile
 from tests.conftest import ROOT
@@ -167,3 +168,159 @@ def test_generated_network_faults_are_located() -> None:
     sig_r = np.sqrt(sum(x.sigma ** 2 for x in net.streams
                         if node in (x.src, x.dst) and x.sigma is not None))
     assert got[("leak", node)].estimate == pytest.approx(0.1 * inflow, abs=3 * sig_r)
+
+
+# -- bounds, sigma rules, weak points (issue 13 part 4) ---------------------------------------------
+
+def test_bounded_unmeasured_stream_held_at_zero() -> None:
+    """in 100, out 103 (σ 1 each), a second outlet unmeasured: unbounded it is 100 − 103 = −3.
+    Bounded (≥ 0) it is held at 0; then in and out share the residual −3 equally: 101.5 each;
+    objective 1.5² + 1.5² = 4.5; linear ν = 0, bounded ν + k = 1, p ≤ χ²₁ tail of 4.5 = 0.0339."""
+    streams = [S("in", "ENV", "A", 100, 1), S("out", "A", "ENV", 103, 1),
+               S("side", "A", "ENV", None, None)]
+    free = by_id(reconcile(streams, nonnegative=False))
+    assert free["side"]["reconciled"] == pytest.approx(-3.0, abs=1e-9)
+    r = reconcile(streams)
+    s = by_id(r)
+    assert s["side"]["reconciled"] == 0.0 and s["side"]["bound_active"]
+    assert s["in"]["reconciled"] == pytest.approx(101.5, abs=1e-9)
+    assert s["out"]["reconciled"] == pytest.approx(101.5, abs=1e-9)
+    b = r.bounds
+    assert b["active"] == ["side"] and b["unbounded"]["side"] == pytest.approx(-3.0, abs=1e-9)
+    assert b["objective"] == pytest.approx(4.5, abs=1e-9) and b["dof"] == 1
+    assert b["p_value_at_most"] == pytest.approx(0.03389, abs=1e-5)
+    assert r.global_test["dof"] == 0            # the linear tests are unchanged
+
+
+def test_bounded_measured_stream_held_at_zero() -> None:
+    """in 100 (σ 1), out 103 (σ 1), small 1 (σ 2): r = −4, V_r = 6, the small outlet's
+    adjustment −4·4/6 = −2.667 takes it to −1.667 < 0. Held at 0, in and out share −3: 101.5
+    each; objective 1.5² + 1.5² + (1/2)² = 4.75."""
+    streams = [S("in", "ENV", "A", 100, 1), S("out", "A", "ENV", 103, 1),
+               S("small", "A", "ENV", 1, 2)]
+    assert by_id(reconcile(streams, nonnegative=False))["small"]["reconciled"] == \
+        pytest.approx(1 - 16 / 6, abs=1e-9)
+    r = reconcile(streams)
+    s = by_id(r)
+    assert s["small"]["reconciled"] == 0.0 and s["small"]["adjustment"] == -1.0
+    assert s["in"]["reconciled"] == pytest.approx(101.5, abs=1e-9)
+    assert r.bounds["objective"] == pytest.approx(4.75, abs=1e-9) and r.bounds["dof"] == 2
+    # the global test is the linear one: γ = 16/6, χ²(1)
+    assert r.global_test["statistic"] == pytest.approx(16 / 6, abs=1e-9)
+
+
+def test_bounded_wls_agrees_with_a_general_solver() -> None:
+    """A 4-node network where two estimates go negative unbounded (the unmeasured 8: −3.515, the
+    small meter 5: −0.037): the active set holds 8 at 0, after which 5 comes back positive, and
+    gives the optimum scipy's SLSQP finds for min Σ((z − x)/σ)² s.t. A z = 0, z ≥ 0 (to 1e-4)."""
+    from scipy.optimize import minimize
+
+    from analyzer.reconcile import _nodes, incidence
+    streams = [S("1", "ENV", "A", 110, 2), S("2", "A", "B", 60, 1), S("3", "A", "C", 49, 1),
+               S("4", "B", "D", 63, 1), S("5", "C", "D", 1, 1.5), S("6", "C", "ENV", 51, 1),
+               S("7", "D", "ENV", 64, 1), S("8", "B", "ENV", None, None)]
+    free = by_id(reconcile(streams, nonnegative=False))
+    assert free["8"]["reconciled"] < 0 and free["5"]["reconciled"] < 0
+    r = reconcile(streams)
+    assert not r.global_test["rejected"] and r.bounds["active"] == ["8"]
+    a = incidence(streams, _nodes(streams))
+    meas = [j for j, s in enumerate(streams) if s.value is not None]
+    x = np.array([streams[j].value or 0.0 for j in range(len(streams))])
+    w = np.array([1 / streams[j].sigma ** 2 if j in meas else 0.0  # type: ignore[operator]
+                  for j in range(len(streams))])
+    res = minimize(lambda z: float(np.sum(w * (z - x) ** 2)), np.maximum(x, 1.0),
+                   jac=lambda z: 2 * w * (z - x), method="SLSQP",
+                   constraints=[{"type": "eq", "fun": lambda z: a @ z, "jac": lambda z: a}],
+                   bounds=[(0, None)] * len(streams), options={"ftol": 1e-12, "maxiter": 500})
+    assert res.success
+    got = by_id(r)
+    for j, s in enumerate(streams):
+        assert got[s.id]["reconciled"] == pytest.approx(res.x[j], abs=1e-4), s.id
+    assert r.bounds["objective"] == pytest.approx(res.fun, abs=1e-6)
+
+
+def test_untestable_node_and_blind_meter_named() -> None:
+    """Node A has an unmeasured outlet: its balance only computes that outlet, so a leak at A
+    cannot show; its two meters are not redundant (detectability 0). Node B (all metered) is
+    testable."""
+    r = reconcile([S("in", "ENV", "A", 100, 1), S("ab", "A", "B", 60, 1),
+                   S("lost", "A", "ENV", None, None), S("out", "B", "ENV", 59, 1)])
+    assert [u["node"] for u in r.untestable] == ["A"]
+    assert r.untestable[0]["unmeasured"] == ["lost"]
+    assert any("node A is not testable" in f and "lost" in f for f in r.findings)
+    assert {u["stream"] for u in r.undetectable} == {"in"}
+    assert any("meter in has no detectability" in f for f in r.findings)
+
+
+def test_sigma_rules() -> None:
+    """a = 0.5 % of 1 000: rectangular 5/√3 = 2.887; a tolerance of 2σ: 5/2 = 2.5."""
+    from analyzer.reconcile import sigma_from_accuracy
+    assert sigma_from_accuracy(1000, 0.5) == pytest.approx(5 / np.sqrt(3), abs=1e-12)
+    assert sigma_from_accuracy(1000, 0.5, "tolerance_2sigma") == pytest.approx(2.5, abs=1e-12)
+    assert sigma_from_accuracy(-1000, 0.5) > 0
+
+
+def test_recon_layer_sigmas_by_rule_density_and_design(brewery: config.Config) -> None:
+    """The quick brewhouse campaign over a 1 h window (test_balance's amounts): the weigher on
+    malt (class 0.5, 2 000 kg) σ = 0.5/√3 % = 5.774 kg; the hot-wort meter (class 0.5, 8 m³ ×
+    1 045 = 8 360 kg) with its density's ±0.5 %: √(0.5² + 0.5²)/√3 % = 0.4082 % = 34.13 kg;
+    with tolerance_2sigma: 2 000 × 0.25 % = 5.0 and 8 360 × √(0.25² + 0.25²) % = 29.56 kg."""
+    import config as cfgmod
+    from analyzer import material_balance
+    from analyzer.recon_layer import reconcile_balance
+    from tests.analyzer.test_balance import AMOUNTS, frame_for
+    r = material_balance(brewery, frame_for(AMOUNTS))
+    rec = reconcile_balance(brewery, r)
+    assert rec is not None
+    s = {x["id"]: x for x in rec["streams"]}
+    assert s["malt_in"]["sigma"] == pytest.approx(2000 * 0.005 / np.sqrt(3), rel=1e-9)
+    assert s["hot_wort"]["sigma"] == pytest.approx(8360 * np.sqrt(0.5) / 100 / np.sqrt(3),
+                                                   rel=1e-9)
+    assert {d["stream"] for d in rec["density"]} == {"water_in", "sweet_wort", "condensate",
+                                                     "vapour", "hot_wort"}
+    assert "GUM 4.3.7" in rec["sigma_rule"] and rec["settings"]["sigma_rule"] == "rectangular"
+    data = brewery.model_dump(by_alias=True, exclude_none=True)
+    data["reconciliation"] = {"sigma_rule": "tolerance_2sigma"}
+    tol = cfgmod.Config.model_validate(data)
+    rec2 = reconcile_balance(tol, material_balance(tol, frame_for(AMOUNTS)))
+    assert rec2 is not None
+    s2 = {x["id"]: x for x in rec2["streams"]}
+    assert s2["malt_in"]["sigma"] == pytest.approx(5.0, rel=1e-9)
+    assert s2["hot_wort"]["sigma"] == pytest.approx(8360 * np.sqrt(2) * 0.25 / 100, rel=1e-9)
+    assert "Sigmafine" in rec2["sigma_rule"]
+    with pytest.raises(ValueError, match="sigma_rule"):
+        cfgmod.Config.model_validate(data | {"reconciliation": {"sigma_rule": "normal"}})
+
+
+def test_recon_layer_theoretical_stream_keeps_its_node(brewery: config.Config) -> None:
+    """The brewhouse with its vapour declared instead of metered (0.7 m³ × 1 000 = 700 kg/h,
+    ±10 %): the kettle keeps its balance (ν = 2, both nodes testable) and the vapour enters
+    with σ = 10 %/√3 of 700 = 40.41 kg; without a declared uncertainty the default ±25 % and
+    its source are used."""
+    import config as cfgmod
+    from analyzer import material_balance
+    from analyzer.recon_layer import reconcile_balance
+    from tests.analyzer.test_balance import AMOUNTS, frame_for
+    data = brewery.model_dump(by_alias=True, exclude_none=True)
+    for st in data["flowsheet"]["streams"]:
+        if st["id"] == "vapour":
+            st.update(provenance="theoretical", value=700, unit="kg/h", source="design",
+                      uncertainty_pct=10)
+            del st["tag"], st["rate_tag"]
+    cfg = cfgmod.Config.model_validate(data)
+    amounts = {k: v for k, v in AMOUNTS.items() if k != "vapour.total"}
+    rec = reconcile_balance(cfg, material_balance(cfg, frame_for(amounts)))
+    assert rec is not None
+    assert rec["global_test"]["dof"] == 2 and rec["untestable"] == []
+    vap = next(x for x in rec["streams"] if x["id"] == "vapour")
+    assert vap["measured"] == pytest.approx(700, rel=1e-9)
+    assert vap["sigma"] == pytest.approx(70 / np.sqrt(3), rel=1e-9)
+    assert rec["theoretical"][0]["source"] == "declared on the stream"
+    for st in data["flowsheet"]["streams"]:
+        if st["id"] == "vapour":
+            del st["uncertainty_pct"]
+    cfg = cfgmod.Config.model_validate(data)
+    rec = reconcile_balance(cfg, material_balance(cfg, frame_for(amounts)))
+    assert rec is not None
+    assert rec["theoretical"][0]["uncertainty_pct"] == 25.0
+    assert "convention" in rec["theoretical"][0]["source"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import config
-from analyzer.balance import material_balance, reconcile_balance
+from analyzer.balance import material_balance
+from analyzer.recon_layer import reconcile_balance
 from analyzer.totals import balance_tags, good_series, totalizer_amount
 from config.scenario import Scenario
 from simulators.generate import generate
@@ -42,10 +43,13 @@ def test_intact_site_balances_within_meter_noise(tmp_path: Path) -> None:
     assert res.verdict == "ok", res.message
     # brews start at 0, 3, 6, 9 h; the one at 0 h is not seen starting, so 3 h to 9 h: 2 brews
     assert "2 whole production cycles" in res.message
-    assert all(abs(n.closure_pct or 99) < 2.0 for n in res.nodes), \
-        {n.node: n.closure_pct for n in res.nodes}
+    # within meter noise: each node's imbalance within 3 σ of its meters' classes (the nodal
+    # test; a meter of class a % errs by a fixed offset within ±a, simulators/meters.py — the
+    # boiler's class-1.5 steam meter alone may put it 2 % off)
     rec = reconcile_balance(cfg, res)
     assert rec is not None and rec["global_test"]["rejected"] is False
+    assert all(abs(n.closure_pct or 99) < 5.0 for n in res.nodes)
+    assert {x["node"]: round(x["z"], 2) for x in rec["nodal_tests"] if x["z"] >= 3} == {}
 
 
 def test_a_leak_shows_at_its_node_and_nowhere_else(tmp_path: Path) -> None:
@@ -53,8 +57,10 @@ def test_a_leak_shows_at_its_node_and_nowhere_else(tmp_path: Path) -> None:
     res = material_balance(cfg, st.read(balance_tags(cfg)))
     nodes = {n.node: n for n in res.nodes}
     assert nodes["anaerobic"].closure_pct == pytest.approx(8.0, abs=1.5)
-    assert [n for n, x in nodes.items() if abs(x.closure_pct or 0) > 2.5] == ["anaerobic"]
     rec = reconcile_balance(cfg, res)
+    assert rec is not None
+    # the nodal test rejects at the anaerobic reactor only (its 8 % is over 10 σ of its meters: in and out at class 0.5 and the density ±0.5 %, 0.41 % each)
+    assert [x["node"] for x in rec["nodal_tests"] if x["rejected"]] == ["anaerobic"]
     assert rec is not None and rec["global_test"]["rejected"] is True
     top = rec["suspects"][0]
     assert "anaerobic" in {top["where"], *top["equivalent"]}
