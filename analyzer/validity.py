@@ -81,6 +81,9 @@ class ValidityReport:
     progress: dict[str, Any]
     best_window: dict[str, Any] | None
     hints: list[str]
+    # the window the balances are taken over, the cycles (hours) used and left out and why
+    # (analyzer.window.accepted_window); None when there is nothing to judge
+    balance_window: dict[str, Any] | None = None
 
     def check(self, cid: str) -> Check:
         for c in self.checks:
@@ -95,7 +98,7 @@ class ValidityReport:
                 "verdict": self.verdict, "message": self.message,
                 "checks": [c.to_dict() for c in self.checks], "fixes": self.fixes,
                 "progress": _json(self.progress), "best_window": _json(self.best_window),
-                "hints": self.hints}
+                "hints": self.hints, "balance_window": _json(self.balance_window)}
 
 
 def _json(x: Any) -> Any:
@@ -407,6 +410,12 @@ class _Cycle:
     why: str = ""
     load: float = float("nan")
     coverage: float = float("nan")
+    low: bool = False       # complete, but below the audit period's average load (7.3.3.3 f)
+
+    @property
+    def counts(self) -> bool:
+        """Counts towards the duration (7.3.3.3 e) and the balances: complete and at load."""
+        return self.complete and not self.low
 
 
 def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
@@ -448,7 +457,35 @@ def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
     return out, steps
 
 
-def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float]) -> tuple[Check, dict]:
+def _first_cycle_eta(ctx: _Context) -> str:
+    """No cycle yet: what it will take (the nominal cycle length, when declared)."""
+    spec = ctx.req.cycles
+    assert spec is not None
+    starts = cycle_starts(ctx.states, spec)
+    starts = starts[(starts >= ctx.start) & (starts <= ctx.end)]
+    what = ("the next marked boundary" if spec.source == "marked" else
+            f"{spec.tag} entering state {spec.start_state:g}" if spec.source == "state" else
+            f"the {spec.source} {spec.tag} starting a cycle")
+    nom = spec.nominal_h * HOUR if spec.nominal_h else None
+    if len(starts):
+        out = f"no complete cycle yet: the first one started at {ctx.iso(int(starts[0]))}"
+        return out + (f" and completes at about {ctx.iso(int(starts[0] + nom))} (nominal "
+                      f"{spec.nominal_h:g} h a cycle)" if nom else
+                      f" and completes at the next start ({what})")
+    out = ("no complete cycle yet, and no cycle start seen: a cycle counts from its start "
+           f"({what}) to the next one")
+    if nom:
+        out += (f"; the first complete cycle ends at the earliest at about "
+                f"{ctx.iso(int(ctx.end + nom))}, at the latest about "
+                f"{ctx.iso(int(ctx.end + 2 * nom))} (nominal {spec.nominal_h:g} h a cycle)")
+    return out
+
+
+def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float],
+                   low_hours: list[tuple[int, int]] | None = None) -> tuple[Check, dict]:
+    """e: batch, ``min_cycles`` complete cycles at load; continuous, ``min_hours`` without a
+    break on a main stream and without an hour below the average load (``low_hours``)."""
+    low_hours = low_hours or []
     req = ctx.req
     mains = ctx.main_tags()
     breaks = ctx.breaks(mains)
@@ -458,41 +495,61 @@ def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float]) -> t
                          "batch mode without a cycle definition: requirements.cycles {tag, "
                          "start_state} is needed to count production cycles", group="duration",
                          fix="declare requirements.cycles in the campaign file"), {}
-        done = [c for c in cycles if c.complete]
-        bad = [c for c in cycles if not c.complete]
+        done = [c for c in cycles if c.counts]
+        bad = [c for c in cycles if not c.counts]
         status: Status = "pass" if len(done) >= req.min_cycles else "fail"
         src = req.cycles.source
         if src == "state":
-            how = "steps " + ", ".join(f"{s:g}" for s in steps)
+            how = ("steps " + ", ".join(f"{s:g}" for s in steps)) if steps else \
+                "steps not known before a first cycle"
         elif src == "marked":
             how = "cycles from the marked boundaries; steps not checked"
         else:
             how = f"cycles from the {src} {req.cycles.tag}; steps not checked"
-        reason = f"{len(done)} complete production cycle(s) of {req.min_cycles} required ({how})"
+        at_load = " at load" if req.load is not None else ""
+        reason = (f"{len(done)} complete production cycle(s){at_load} of {req.min_cycles} "
+                  f"required ({how})")
+        eta = _first_cycle_eta(ctx) if not cycles else ""
+        if eta:
+            reason += "; " + eta
         if bad:
             reason += "; not counted: " + "; ".join(
-                f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5])
+                f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5]) + \
+                (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         lengths = [c.end - c.start for c in done] or [c.end - c.start for c in cycles]
         typical = float(np.median(lengths)) if lengths else float("nan")
+        if not np.isfinite(typical) and req.cycles.nominal_h:
+            typical = req.cycles.nominal_h * HOUR
         chk = Check("duration", "e", status, len(done), req.min_cycles, reason,
                     ranges=[(c.start, c.end) for c in done],
                     details={"cycles": [{"start": c.start, "end": c.end, "complete": c.complete,
-                                         "why": c.why, "steps": c.steps} for c in cycles],
-                             "typical_cycle_h": typical / HOUR},
+                                         "why": c.why, "steps": c.steps, "load": c.load,
+                                         "at_load": None if not c.complete or req.load is None
+                                         else not c.low, "counts": c.counts}
+                                        for c in cycles],
+                             "typical_cycle_h": typical / HOUR, "first_cycle": eta},
                     fix="" if status == "pass" else
-                    f"keep measuring: {req.min_cycles - len(done)} more complete cycle(s)",
-                    group="duration")
+                    f"keep measuring: {req.min_cycles - len(done)} more complete cycle(s)"
+                    + at_load, group="duration")
         return chk, {"done": len(done), "typical_ns": typical}
-    # continuous: the longest run without a break on a main stream
-    edges = [ctx.start] + [x for g in breaks for x in g] + [ctx.end]
+    # continuous: the longest run without a break on a main stream and without an hour below
+    # the average load (those do not count, 7.3.3.3 f)
+    low = [(int(a), int(b)) for a, b in low_hours]
+    breaks_low = _merge(breaks + low)
+    edges = [ctx.start] + [x for g in breaks_low for x in g] + [ctx.end]
     runs = [(edges[k], edges[k + 1]) for k in range(0, len(edges), 2) if edges[k + 1] > edges[k]]
     best = max(runs, key=lambda r: r[1] - r[0], default=(ctx.start, ctx.start))
     hours = (best[1] - best[0]) / HOUR
     status = "pass" if hours >= req.min_hours else "fail"
     reason = (f"{hours:.1f} h of continuous measurement, {req.min_hours:g} h required; "
               f"{len(breaks)} break(s) longer than {req.max_break_s:g} s on a main stream")
+    if low:
+        reason += (f"; {sum(b - a for a, b in low) / HOUR:.0f} hour(s) below the audit period's "
+                   "average load do not count and break the run (7.3.3.3 e, f), from "
+                   f"{ctx.iso(low[0][0])}")
     chk = Check("duration", "e", status, hours, req.min_hours, reason, ranges=[best],
-                details={"breaks": [[a, b] for a, b in breaks]},
+                details={"breaks": [[a, b] for a, b in breaks],
+                         "hours_below_load": [[a, b] for a, b in low]},
                 fix="" if status == "pass" else
                 f"keep measuring without a break: {req.min_hours - hours:.1f} h more",
                 group="duration")
@@ -559,59 +616,81 @@ def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, _Load | None
     m = len(ctx.grid)
     overall = load.over(0, m)
     over = "over the window"
+    basis = f"{ld.basis_text()}, {ld.source}"
     periods: list[tuple[int, int, float]] = []
+    low: list[tuple[int, int, float]] = []
+    hours_low: list[tuple[int, int]] = []
+    judged = 0
     if ctx.req.mode == "batch":
         for c in cycles:
             if c.complete:
                 c.load = load.over(ctx.at(c.start), ctx.at(c.end))
+                c.low = not c.load >= ld.average
                 periods.append((c.start, c.end, c.load))
         per = "cycle"
-        if periods:     # a batch plant's load: over its complete cycles, not the partial ones
-            span = sum(b - a for a, b, _ in periods)
-            overall = sum(v * (b - a) for a, b, v in periods) / span
-            over = f"over {len(periods)} complete cycle(s)"
+        low = [p for p in periods if not p[2] >= ld.average]
+        judged = len(periods)
+        at = [p for p in periods if p[2] >= ld.average] or periods
+        if at:     # a batch plant's load: over its complete cycles at load, not the partial ones
+            span = sum(b - a for a, b, _ in at)
+            overall = sum(v * (b - a) for a, b, v in at) / span
+            over = f"over {len(at)} complete cycle(s)" + (" at load" if low and
+                                                          len(at) < len(periods) else "")
     else:
         for a in range(ctx.start, ctx.end, DAY):
             b = min(a + DAY, ctx.end)
             if b - a >= HOUR:
                 periods.append((a, b, load.over(ctx.at(a), ctx.at(b))))
         per = "day"
-    low = [(a, b) for a, b, v in periods if not v >= ld.average]
-    hours_low = []
-    if ctx.req.mode == "continuous":
         for a in range(ctx.start, ctx.end - HOUR + 1, HOUR):
+            judged += 1
             v = load.over(ctx.at(a), ctx.at(a + HOUR))
             if not v >= ld.average:
                 hours_low.append((a, a + HOUR))
-    hours_low = _merge(hours_low)
+        hours_low = _merge(hours_low)
+    details = {"tag": ld.tag, "kind": load.kind, "unit": ld.unit, "basis": ld.basis,
+               "period_hours": ld.period_hours, "source": ld.source,
+               f"per_{per}": [{"start": a, "end": b, "load": v, "at_load": v >= ld.average}
+                              for a, b, v in periods],
+               "hours_below": [[a, b] for a, b in hours_low],
+               # the periods that do not count, with their load
+               "below": [{"start": a, "end": b, "load": v} for a, b, v in low] +
+               [{"start": a, "end": b, "load": load.over(ctx.at(a), ctx.at(b))}
+                for a, b in hours_low]}
+    fix = ("the periods below the average load do not count (7.3.3.3 f): measure at normal "
+           "load to have enough at load")
     if not np.isfinite(overall):
         return Check("load", "f", "fail", None, ld.average,
                      f"no load figure yet: {ld.tag} has too few good readings in the window",
-                     group="load", fix=f"restore {ld.tag} (device {ctx.index[ld.tag].device})"
-                     ), load
-    if not overall >= ld.average:
-        status: Status = "fail"
-    elif low:
-        status = "fail"
-    elif hours_low:
-        status = "warning"
+                     group="load", details=details,
+                     fix=f"restore {ld.tag} (device {ctx.index[ld.tag].device})"), load
+    hours_below = sum(b - a for a, b in hours_low) / HOUR
+    if ctx.req.mode == "batch" and not periods:
+        status: Status = "warning"
+        reason = (f"no complete cycle yet: the load is judged per cycle (so far {overall:.3g} "
+                  f"{ld.unit} over the window) against the audit period's average "
+                  f"{ld.average:g} {ld.unit} ({basis})")
+        fix = ""
     else:
-        status = "pass"
-    reason = (f"load {overall:.3g} {ld.unit} {over} against the audit period's average "
-              f"{ld.average:g} {ld.unit} ({ld.source})")
-    if low:
-        reason += f"; {len(low)} {per}(s) below it, from {ctx.iso(low[0][0])}"
-    if hours_low:
-        reason += f"; {sum(b - a for a, b in hours_low) / HOUR:.0f} hour(s) below it"
+        if (ctx.req.mode == "batch" and len(low) == len(periods)) or \
+                (ctx.req.mode == "continuous" and judged and hours_below >= judged) or \
+                (ctx.req.mode == "continuous" and not judged and not overall >= ld.average):
+            status = "fail"
+        elif low or hours_low:
+            status = "warning"
+        else:
+            status = "pass"
+        reason = (f"load {overall:.3g} {ld.unit} {over} against the audit period's average "
+                  f"{ld.average:g} {ld.unit} ({basis})")
+        if low:
+            reason += (f"; {len(low)} {per}(s) below it do not count (7.3.3.3 f): " +
+                       ", ".join(f"{ctx.iso(a)} at {v:.3g} {ld.unit}" for a, _, v in low[:5]))
+        if hours_low:
+            reason += (f"; {hours_below:.0f} hour(s) below it do not count (7.3.3.3 f), from "
+                       f"{ctx.iso(hours_low[0][0])}")
     return Check("load", "f", status, overall, ld.average, reason,
-                 ranges=low + [r for r in hours_low if r not in low],
-                 details={"tag": ld.tag, "kind": load.kind, "unit": ld.unit,
-                          f"per_{per}": [{"start": a, "end": b, "load": v}
-                                         for a, b, v in periods],
-                          "hours_below": [[a, b] for a, b in hours_low]},
-                 fix="" if status == "pass" else
-                 "measure at normal load: the periods below the average do not count "
-                 "(7.3.3.3 f)", group="load"), load
+                 ranges=[(a, b) for a, b, _ in low] + hours_low, details=details,
+                 fix="" if status == "pass" else fix, group="load"), load
 
 
 def check_calibration(ctx: _Context, projected_end: int | None) -> list[Check]:
@@ -723,9 +802,7 @@ def _best_window(ctx: _Context, cycles: list[_Cycle], cum: _Load | None
         best = None
         for i in range(len(cycles) - k + 1):
             run = cycles[i:i + k]
-            if not all(c.complete for c in run):
-                continue
-            if avg is not None and not all(c.load >= avg for c in run):
+            if not all(c.counts for c in run):
                 continue
             cov = min(c.coverage for c in run)
             load = float(np.mean([c.load for c in run])) if avg is not None else float("nan")
@@ -802,14 +879,46 @@ def _hints(ctx: _Context, cum: _Load | None, cycles: list[_Cycle]) -> list[str]:
     return out
 
 
+def load_node_hint(cfg: Config, report: dict[str, Any],
+                   closures: dict[str, tuple[float | None, bool | None]],
+                   limit_pct: float) -> str | None:
+    """When the load tag is a stream of a node whose balance does not close and the load check is
+    not a pass, the hint that the low load and the failing closure point at that node (a leak or
+    a meter there), not at the plant's load. ``report`` is a validity report's JSON form,
+    ``closures`` the material closure [%] and its verdict per node over the balance window. Pure:
+    the report layer, which knows both, calls it."""
+    ld = cfg.requirements.load
+    if ld is None:
+        return None
+    chk = next((c for c in report.get("checks", []) if c["id"] == "load"), None)
+    if chk is None or chk["status"] == "pass":
+        return None
+    for s in cfg.flowsheet.streams:
+        if ld.tag not in (s.tag, s.rate_tag):
+            continue
+        for node in (s.from_, s.to):
+            closure, ok = closures.get(node, (None, None))
+            if ok is False and closure is not None:
+                return (f"the load tag {ld.tag} measures {s.id}, a stream of node {node}, whose "
+                        f"material balance does not close ({closure:+.2f} %, beyond "
+                        f"{limit_pct:g} %): the low load and the failing closure point at "
+                        f"{node} (a leak there, or one of its meters), not at the plant's load; "
+                        f"find the cause at {node} before measuring at normal load again "
+                        "(7.3.4 b)")
+    return None
+
+
 # -- the report -------------------------------------------------------------------------------
 def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None,
            start: int | None = None, end: int | None = None,
-           store_tags: list[str] | None = None) -> ValidityReport:
+           store_tags: list[str] | None = None, window_rule: str | None = None
+           ) -> ValidityReport:
     """The validity report of a campaign from its rollup (``store.ROLLUP_COLUMNS``) and, in batch
     mode, the cycle state tag's transitions (SAMPLE_COLUMNS). ``start``/``end`` [ns] bound the
     window; by default it spans the data. ``store_tags`` (every tag the store holds) only
-    sharpens the message when there is nothing to judge."""
+    sharpens the message when there is nothing to judge. ``window_rule`` (``best_valid`` |
+    ``campaign``, default ``requirements.balance_window``) chooses the window the balances are
+    to be taken over (``balance_window``)."""
     mode = cfg.requirements.mode
     tags = campaign_tags(cfg)
     data = rollup[rollup["tag"].isin(list(tags) + [SKEW_TAG])] if len(rollup) else rollup
@@ -829,11 +938,12 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         else:
             why = "no sample of the campaign's tags in the window"
         return ValidityReport(start, end, mode, [], "no-data", f"no validity report: {why}",
-                              [], {}, None, [])
+                              [], {}, None, [], None)
     ctx = _Context(cfg, data, states, start, end)
     cycles, steps = _cycles(ctx)
-    duration, prog = check_duration(ctx, cycles, steps)
     load, cum = check_load(ctx, cycles)
+    low_hours = [(int(a), int(b)) for a, b in load.details.get("hours_below", [])]
+    duration, prog = check_duration(ctx, cycles, steps, low_hours)
     progress = _progress(ctx, prog, duration)
     checks = [check_streams(ctx)]
     checks += check_calibration(ctx, progress.get("earliest_valid_ns"))
@@ -855,8 +965,11 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         msg = ("valid: every clause of DB11/T 1156 7.3.3.3 is met" +
                (f" (remarks: {', '.join(warn)})" if warn else ""))
     best = _best_window(ctx, cycles, cum)
+    from analyzer.window import accepted_window
+    rule = window_rule or cfg.requirements.balance_window
+    accepted = accepted_window(cfg, cycles, duration, load, start, end, rule)
     return ValidityReport(start, end, mode, checks, verdict, msg, fixes, progress, best,
-                          _hints(ctx, cum, cycles))
+                          _hints(ctx, cum, cycles), accepted)
 
 
 def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str, Any]:
@@ -876,7 +989,7 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
             starts = cycle_starts(ctx.states, spec) if spec is not None else np.empty(0)
             starts = starts[starts <= ctx.end]
             last_start = int(starts[-1]) if len(starts) else ctx.end
-            out["earliest_valid_ns"] = int(last_start + to_go * typical)
+            out["earliest_valid_ns"] = int(max(last_start + to_go * typical, ctx.end))
         else:
             out["earliest_valid_ns"] = None
         return out
@@ -891,8 +1004,8 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
     return out
 
 
-def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None
-               ) -> ValidityReport:
+def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None,
+               window_rule: str | None = None) -> ValidityReport:
     """The validity report straight from a store (``SQLiteStore``): reads the rollup of the
     campaign's tags and the cycle tag's transitions, then :func:`assess`. For notebooks::
 
@@ -913,7 +1026,7 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
     states = store.transitions(cyc.tag, start, end) if cyc is not None and cyc.tag else None
-    return assess(cfg, rollup, states, start, end, store.tags())
+    return assess(cfg, rollup, states, start, end, store.tags(), window_rule)
 
 
 class LiveValidity:

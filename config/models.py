@@ -400,10 +400,26 @@ Sink = Annotated[Union[InfluxV1Sink, InfluxV2Sink], Field(discriminator="kind")]
 
 
 class LoadRequirement(Strict):
+    """The audit period's average production load (7.3.3.3 f) and what it is an average over.
+
+    ``average`` [``unit``] is the audit period's output divided by ``period_hours`` [h], the hours
+    of ``basis``: ``calendar_hours`` (the year's 8 760 h, or the period's calendar hours) or
+    ``operating_hours`` (the hours the plant ran, from the production records). The same output
+    gives a higher average over operating hours (65 700 m3 is 7.5 m3/h over 8 760 h, 9.1 over
+    7 200 h): the basis is printed beside the figure. ``source`` says where the figure comes
+    from."""
     tag: str
     average: float = Field(gt=0)
     unit: str
     source: str
+    basis: Literal["calendar_hours", "operating_hours"] = "calendar_hours"
+    period_hours: float | None = Field(default=None, gt=0)
+
+    def basis_text(self) -> str:
+        """The basis in words, e.g. "per calendar hour (8 760 h)"."""
+        what = "calendar" if self.basis == "calendar_hours" else "operating"
+        return f"per {what} hour" + (f" over {self.period_hours:,.0f} h".replace(",", " ")
+                                     if self.period_hours else "")
 
 
 class CycleSpec(Strict):
@@ -424,6 +440,9 @@ class CycleSpec(Strict):
     steps: list[float] | None = None
     idle_min: float = Field(default=10.0, gt=0)
     boundaries: list[dt.datetime] = []
+    # the nominal cycle length [h] (batch record, recipe): says when the first cycle completes
+    # before one has been seen; the measured median takes over once there is one
+    nominal_h: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _source(self) -> "CycleSpec":
@@ -451,6 +470,11 @@ class Requirements(Strict):
     # a gap longer than this on a main stream breaks "continuous measurement" (7.3.3.3 e)
     max_break_s: float = Field(default=300.0, gt=0)
     load: LoadRequirement | None = None
+    # the window every balance is taken over: ``best_valid`` the window the validity report
+    # accepts (batch: the longest run of consecutive complete cycles at load; continuous: the
+    # longest run at load without a break), inside --from/--to when given; ``campaign`` the
+    # whole campaign or --from/--to as given (trimmed to whole cycles in batch mode)
+    balance_window: Literal["best_valid", "campaign"] = "best_valid"
 
 
 class CollectorSettings(Strict):
