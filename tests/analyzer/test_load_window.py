@@ -143,20 +143,25 @@ def test_continuous_hours_below_the_average_are_left_out_of_the_run(tmp_path: Pa
                                                       (T0_NS + 4 * H, T0_NS + 8 * H)]
     assert "not in the longest run" in left[0]["why"]
     assert left[1]["load"] == pytest.approx(2.8 * 0.8 * 1.0764, rel=0.02)
+    # the site's brews are still declared (requirements.cycles): the balance over the run is
+    # trimmed to whole brews inside it, 9 h to 78 h (it was 3 h to 78 h over the campaign)
     doc = campaign_report(cfg, st, per_cycle=False)
     mat = doc["balances"]["material"]
-    assert mat["start_ns"] == pytest.approx(T0_NS + 8 * H, abs=60e9)
-    assert mat["hours"] == pytest.approx(73.0, abs=0.05)
+    assert (mat["start_ns"], mat["end_ns"]) == (tick(9), tick(78))
     assert "per_cycle" not in mat
     whole = campaign_report(cfg, st, window="campaign", per_cycle=False)
-    assert whole["balances"]["material"]["hours"] == pytest.approx(81.0, abs=0.05)
+    m2 = whole["balances"]["material"]
+    assert (m2["start_ns"], m2["end_ns"]) == (tick(3), tick(78))
+    assert [x["start_ns"] for x in whole["balance_window"]["included_not_counting"]] == \
+        [r.balance_window["left_out"][1]["start"]] and whole["balance_window"]["left_out"] == []
 
 
 def test_a_kettle_leak_points_the_low_load_at_the_kettle(tmp_path: Path) -> None:
     """An 8 % leak at the kettle lowers every stream leaving it, the hot wort (the load tag)
     too: 8.3455 × 0.92 × L; brews 5, 6, 7 (L = 0.943, 0.92, 0.943) fall below 7.5 m³/h. The
     kettle's closure is +8 % (inputs − outputs over inputs, every output × 0.92): the hint names
-    the kettle, not the plant's load."""
+    the kettle, not the plant's load (the closure is below 8 %: the trub is a theoretical
+    figure the leak does not scale)."""
     cfg, st = make(tmp_path, 27, BATCH,
                    [{"kind": "leak", "node": "kettle", "fraction": 0.08, "start": "0h"}])
     doc = campaign_report(cfg, st, per_cycle=False)
@@ -165,7 +170,7 @@ def test_a_kettle_leak_points_the_low_load_at_the_kettle(tmp_path: Path) -> None
             ["details"]["cycles"] if not c["counts"]]
     assert lows == [tick(15), tick(18), tick(21)]
     kettle = next(n for n in doc["balances"]["material"]["nodes"] if n["node"] == "kettle")
-    assert kettle["closure_pct"] == pytest.approx(8.0, abs=0.3) and kettle["ok"] is False
+    assert 7.0 < kettle["closure_pct"] < 8.0 and kettle["ok"] is False
     hint = v["hints"][0]
     assert "hot_wort.total measures hot_wort, a stream of node kettle" in hint
     assert "point at kettle" in hint and "not at the plant's load" in hint
