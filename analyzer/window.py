@@ -1,9 +1,17 @@
 """The window a campaign's balances are taken over, as the validity report accepts it.
 
-DB11/T 1156 7.3.3.3 e asks for at least three normal production cycles (batch) or 72 h of
-continuous measurement, and f for a production load not below the audit period's average while
-measuring. A cycle (or, in continuous mode, an hour) below the average load is not a period of
-normal production: it does not count towards the duration, and the balances leave it out.
+DB11/T 1156 7.3.3.3 (shared/standard/DB11-T-1156.txt):
+  e) 周期性（间歇）生产的企业应按正常生产周期进行逐个工序的实测，至少实测三个周期。连续生产的
+     企业应连续（跟班）实测不少于72小时。 — batch plants measure each step over *normal*
+     production cycles, at least three; continuous plants measure continuously for no less
+     than 72 h;
+  f) 实测时生产设施应处于正常运行状态，生产负荷应不低于审核期平均生产负荷。 — while measuring the
+     plant runs normally, its load not below the audit period's average load.
+A cycle (or, in continuous mode, an hour) below the average load is therefore not one of the
+cycles (hours) the standard asks for: it does not count towards the duration, and the balances
+leave it out. Judging the load per whole hour in continuous mode, and a low hour breaking the
+72 h run, is this software's reading (the standard names no averaging period), said in the
+report.
 
 Rules (``requirements.balance_window``, or the caller's choice):
 

@@ -414,6 +414,9 @@ class LoadRequirement(Strict):
     source: str
     basis: Literal["calendar_hours", "operating_hours"] = "calendar_hours"
     period_hours: float | None = Field(default=None, gt=0)
+    # continuous mode: the load is judged over each span of this many hours from the campaign
+    # start, a span below the average not counting (a convention: 7.3.3.3 f names no period)
+    judged_every_h: float = Field(default=1.0, gt=0, le=24)
 
     def basis_text(self) -> str:
         """The basis in words, e.g. "per calendar hour (8 760 h)"."""
