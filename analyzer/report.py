@@ -84,9 +84,9 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
                           cfg.requirements.closure_limit_pct)
     if hint and validity:
         vdoc["hints"].insert(0, hint)
-        for f in vdoc["fixes"]:
-            if f["check"] == "load":
-                f["fix"] = hint
+        vdoc["fixes"] = [f for f in vdoc["fixes"] if f["check"] != "load"]
+        if vdoc["verdict"] == "invalid":     # the node comes first: more cycles will not help
+            vdoc["fixes"].insert(0, {"check": "load", "fix": hint})
         for c in vdoc["checks"]:
             if c["id"] == "load":
                 c["fix"] = hint

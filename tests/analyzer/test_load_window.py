@@ -209,3 +209,21 @@ def _iso(cfg: config.Config, ns: int) -> str:
     from zoneinfo import ZoneInfo
     return dt.datetime.fromtimestamp(ns / 1e9, ZoneInfo(cfg.campaign.timezone)).isoformat(
         timespec="minutes")
+
+
+def test_a_large_kettle_leak_is_the_first_fix_not_more_cycles(tmp_path: Path) -> None:
+    """A 20 % leak at the kettle: 8.3455 × 0.8 × L ≤ 8.3455 × 0.8 × 1.08 = 7.21 m³/h < 7.5 for
+    every brew: no cycle at load, the duration fails; measuring longer will not help, the kettle
+    comes first."""
+    cfg, st = make(tmp_path, 13.5, BATCH,
+                   [{"kind": "leak", "node": "kettle", "fraction": 0.2, "start": "0h"}])
+    doc = campaign_report(cfg, st, per_cycle=False)
+    v = doc["validity"]
+    assert v["verdict"] == "invalid"
+    load = next(c for c in v["checks"] if c["id"] == "load")
+    assert load["status"] == "fail"
+    assert v["fixes"][0]["check"] == "load" and "point at kettle" in v["fixes"][0]["fix"]
+    assert [f["check"] for f in v["fixes"]].count("load") == 1
+    # no window: the balance falls back to the campaign as given, and says so
+    assert doc["balance_window"]["chosen"] == "as given: no accepted window"
+    assert doc["balances"]["material"]["start_ns"] == tick(3)
