@@ -457,6 +457,12 @@ def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
     return out, steps
 
 
+def _low_why(c: _Cycle, req: Any) -> str:
+    ld = req.load
+    return (f"below the average load: {c.load:.3g} < {ld.average:g} {ld.unit}" if ld is not None
+            else "")
+
+
 def _first_cycle_eta(ctx: _Context) -> str:
     """No cycle yet: what it will take (the nominal cycle length, when declared)."""
     spec = ctx.req.cycles
@@ -514,7 +520,7 @@ def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float],
             reason += "; " + eta
         if bad:
             reason += "; not counted: " + "; ".join(
-                f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5]) + \
+                f"{ctx.iso(c.start)} ({c.why or _low_why(c, req)})" for c in bad[:5]) + \
                 (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         lengths = [c.end - c.start for c in done] or [c.end - c.start for c in cycles]
         typical = float(np.median(lengths)) if lengths else float("nan")

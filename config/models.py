@@ -414,15 +414,37 @@ class LoadRequirement(Strict):
     source: str
     basis: Literal["calendar_hours", "operating_hours"] = "calendar_hours"
     period_hours: float | None = Field(default=None, gt=0)
+    # the audit period's output [unit × h, e.g. m3 for m3/h]: with period_hours, the average is
+    # checked against output / hours (they must agree within 0.5 %)
+    period_output: float | None = Field(default=None, gt=0)
     # continuous mode: the load is judged over each span of this many hours from the campaign
     # start, a span below the average not counting (a convention: 7.3.3.3 f names no period)
     judged_every_h: float = Field(default=1.0, gt=0, le=24)
 
+    @model_validator(mode="after")
+    def _derived(self) -> "LoadRequirement":
+        if self.period_output is not None:
+            if self.period_hours is None:
+                raise ValueError("period_output needs period_hours (the hours it was produced "
+                                 "in, calendar or operating: basis)")
+            derived = self.period_output / self.period_hours
+            if abs(derived - self.average) > 0.005 * self.average:
+                raise ValueError(f"average {self.average:g} {self.unit} disagrees with "
+                                 f"period_output / period_hours = {self.period_output:g} / "
+                                 f"{self.period_hours:g} = {derived:.4g}: is the basis "
+                                 f"({self.basis}) right?")
+        return self
+
     def basis_text(self) -> str:
-        """The basis in words, e.g. "per calendar hour (8 760 h)"."""
+        """The basis in words, e.g. "per calendar hour: 65 700 over 8 760 h"."""
         what = "calendar" if self.basis == "calendar_hours" else "operating"
-        return f"per {what} hour" + (f" over {self.period_hours:,.0f} h".replace(",", " ")
-                                     if self.period_hours else "")
+
+        def n(x: float) -> str:
+            return f"{x:,.0f}".replace(",", " ")
+        out = f"per {what} hour"
+        if self.period_output is not None and self.period_hours is not None:
+            return out + f": {n(self.period_output)} over {n(self.period_hours)} h"
+        return out + (f" over {n(self.period_hours)} h" if self.period_hours else "")
 
 
 class CycleSpec(Strict):

@@ -57,7 +57,7 @@ def test_a_6_h_load_dip_leaves_two_brews_out_and_the_campaign_valid(
     assert below[0]["load"] == pytest.approx(cycle_load(4, 0.8), rel=0.005)     # 6.676
     assert below[1]["load"] == pytest.approx(cycle_load(5, 0.8), rel=0.005)     # 6.299
     assert "2 cycle(s) below it do not count (7.3.3.3 f)" in ld.reason
-    assert "per calendar hour over 8 760 h" in ld.reason        # the average's basis
+    assert "per calendar hour: 65 700 over 8 760 h" in ld.reason        # the average's basis
     assert ld.details["basis"] == "calendar_hours" and ld.details["period_hours"] == 8760
     # the balance window: the longest run of consecutive cycles at load, 18 h to 78 h (20); the
     # three at load before the dip are cut off from it by the two that do not count
@@ -227,3 +227,23 @@ def test_a_large_kettle_leak_is_the_first_fix_not_more_cycles(tmp_path: Path) ->
     # no window: the balance falls back to the campaign as given, and says so
     assert doc["balance_window"]["chosen"] == "as given: no accepted window"
     assert doc["balances"]["material"]["start_ns"] == tick(3)
+
+
+def test_the_average_load_states_its_basis(tmp_path: Path) -> None:
+    """65 700 m³ is 7.5 m³/h over 8 760 calendar hours but 65 700 / 7 200 = 9.125 m³/h over
+    7 200 operating hours. Against 9.125 no brew is at load: 8.3455 × L ≤ 8.3455 × 1.08 = 9.01.
+    An average that disagrees with output / hours is a configuration error."""
+    op = {"basis: calendar_hours ": "basis: operating_hours",
+          "period_hours: 8760": "period_hours: 7200", "average: 7.5\n": "average: 9.125\n"}
+    cfg, st = make(tmp_path, 13.5, {**BATCH, **op})
+    r = from_store(cfg, st)
+    ld = r.check("load")
+    assert "average 9.125 m3/h (per operating hour: 65 700 over 7 200 h" in ld.reason
+    assert ld.status == "fail" and r.check("duration").value == 0
+    assert r.balance_window is not None and r.balance_window["count"] == 0
+    bad = tmp_path / "bad.yaml"
+    from tests.conftest import site_text
+    bad.write_text(site_text(**{"period_hours: 8760": "period_hours: 7200"}))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(bad)
+    assert "disagrees with period_output / period_hours = 65700 / 7200 = 9.125" in str(e.value)

@@ -32,6 +32,7 @@ CONTINUOUS = {
     "  mode: batch\n": "  mode: continuous\n",
     "    tag: hot_wort.total\n    average: 7.5\n    unit: m3/h":
         "    tag: steam_other.total\n    average: 2.5\n    unit: t/h",
+    "period_output: 65700 ": "period_output: 21900 ",      # 2.5 t/h x 8 760 h
 }
 BATCH = {"interval_s: 1.0": "interval_s: 60"}
 
