@@ -16,7 +16,8 @@ from analyzer.material import component_balance, losses, utilisation
 from analyzer.pollutant import pollutant_from_store
 from analyzer.sankey import sankey
 from analyzer.storeframe import balance_span, balances_from_store, cycle_balances
-from analyzer.validity import from_store, load_node_hint
+from analyzer.production import load_node_hint
+from analyzer.validity import from_store
 from config import Config
 
 
