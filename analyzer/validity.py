@@ -10,17 +10,20 @@ transitions of the cycle state tag — never on the raw rows, so 80 h of a whole
 judged in seconds. Time resolution: coverage counts every tick exactly; gaps are exact where they
 span a minute boundary, and holes inside a minute (under 60 s) are counted as missing ticks.
 
-Clauses (STANDARD.md, "The campaign must be valid"); duration and load in :mod:`analyzer.production`:
+Clauses (STANDARD.md, "The campaign must be valid"; e and f in :mod:`analyzer.production`):
   a, b  ``streams``       every stream measured by a tag or theoretical with a source; a main
                           inlet/outlet must be measured
   c     ``calibration:<device>``  the certificate valid over the whole window
   e     ``coverage:<tag>``  good ticks / expected ticks, longest gap, gaps
   e     ``synchrony``     the span every stream's tags cover together; skew between devices
-  e     ``duration``      continuous: min_hours without a break on a main stream; batch:
-                          min_cycles complete cycles (every step, streams covered)
-  f     ``load``          production load not below the audit period's average, over the campaign
-                          and per day (continuous) or per cycle (batch)
+  e     ``duration``      continuous: min_hours at load without a break on a main stream;
+                          batch: min_cycles complete cycles at load (every step, streams covered)
+  f     ``load``          production load not below the audit period's average: per cycle
+                          (batch) or per hour (continuous); those below do not count (e)
   g     ``conditions``, ``units``, ``manual``
+
+``balance_window`` (:mod:`analyzer.window`): the window the balances are taken over, with the
+cycles (hours) used, those left out and why.
 """
 from __future__ import annotations
 
@@ -645,6 +648,15 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         warn = [c.id for c in checks if c.status == "warning"]
         msg = ("valid: every clause of DB11/T 1156 7.3.3.3 is met" +
                (f" (remarks: {', '.join(warn)})" if warn else ""))
+        # which periods count (e, f): the cycles or hours at load
+        if mode == "batch":
+            low = [c for c in cycles if c.complete and c.low]
+            msg += (f"; {int(duration.value)} complete cycle(s) at load, "
+                    f"{cfg.requirements.min_cycles} required" +
+                    (f"; {len(low)} below the average load do not count" if low else ""))
+        else:
+            msg += (f"; {duration.value:.1f} h at load without a break, "
+                    f"{cfg.requirements.min_hours:g} h required")
     best = _best_window(ctx, cycles, cum)
     from analyzer.window import accepted_window
     rule = window_rule or cfg.requirements.balance_window

@@ -45,6 +45,8 @@ def test_a_6_h_load_dip_leaves_two_brews_out_and_the_campaign_valid(
     cfg, st = dip
     r = from_store(cfg, st)
     assert r.verdict == "valid", r.message
+    assert r.message.endswith("; 23 complete cycle(s) at load, 3 required; 2 below the average "
+                              "load do not count")
     d = r.check("duration")
     assert d.status == "pass" and d.value == 23
     cycles = d.details["cycles"]
@@ -132,6 +134,7 @@ def test_continuous_hours_below_the_average_are_left_out_of_the_run(tmp_path: Pa
                    [{"kind": "load_drop", "factor": 0.8, "start": "4h", "duration": "4h"}])
     r = from_store(cfg, st)
     assert r.verdict == "valid", r.message
+    assert r.message.endswith("; 73.0 h at load without a break, 72 h required")
     assert r.check("load").status == "warning"
     assert r.check("load").details["hours_below"] == [[T0_NS + 4 * H, T0_NS + 8 * H]]
     d = r.check("duration")
