@@ -54,7 +54,12 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
         end = campaign_end(store)
     bw = vrep.balance_window
     b_start, b_end, how = balance_span(cfg, bw, start, end)
-    layers = balances_from_store(cfg, store, b_start, b_end)
+    # the cycles the per-cycle table will show: their edges read raw with the balance's frame
+    rows = _cycle_rows(bw, how, b_start, b_end) if per_cycle else []
+    frames: list[Any] = []
+    layers = balances_from_store(cfg, store, b_start, b_end,
+                                 extra_edges=[x for r in rows for x in (r["start"], r["end"])],
+                                 frame_out=frames)
     mat = layers["material"]
     has_window = mat.start_ns is not None
     # no balance yet (the first minutes, no complete cycle): say what it will take, no figure
@@ -78,8 +83,9 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
     doc["balance_window"] = _window_doc(cfg, bw, how, vdoc, tz)
     for v in balances.values():
         _say_window(v, doc["balance_window"])
-    if per_cycle and bw is not None and bw.get("unit") == "cycles" and has_window:
-        balances["material"]["per_cycle"] = _per_cycle(cfg, store, bw, how, mat, tz)
+    if rows and has_window:
+        balances["material"]["per_cycle"] = _per_cycle(cfg, store, rows, mat, tz,
+                                                       frames[0] if frames else None)
     doc["balances"] = balances
     hint = load_node_hint(cfg, vdoc, {n.node: (n.closure_pct, n.ok) for n in mat.nodes},
                           cfg.requirements.closure_limit_pct)
@@ -136,16 +142,24 @@ def _say_window(v: dict[str, Any], w: dict[str, Any]) -> None:
                         ).lstrip("; ")
 
 
-def _per_cycle(cfg: Config, store: Any, bw: dict[str, Any], how: str, mat: Any,
-               tz: str) -> list[dict[str, Any]]:
-    """Each cycle the material balance used: start, end, load, closure per node and overall."""
+def _cycle_rows(bw: dict[str, Any] | None, how: str, start: int | None,
+                end: int | None) -> list[dict[str, Any]]:
+    """The cycles a per-cycle table shows: those of the accepted window, or (as given) every
+    cycle inside [start, end]."""
+    if bw is None or bw.get("unit") != "cycles":
+        return []
     if how == "best valid window":
-        rows = list(bw.get("used", []))
-    else:   # as given: every cycle inside the balance's window
-        rows = [r for r in bw.get("used", []) + bw.get("left_out", [])
-                if mat.start_ns <= r["start"] and r["end"] <= mat.end_ns]
-        rows.sort(key=lambda r: r["start"])
-    res = cycle_balances(cfg, store, [(r["start"], r["end"]) for r in rows])
+        return list(bw.get("used", []))
+    rows = [r for r in bw.get("used", []) + bw.get("left_out", [])
+            if (start is None or start <= r["start"]) and (end is None or r["end"] <= end)]
+    return sorted(rows, key=lambda r: r["start"])
+
+
+def _per_cycle(cfg: Config, store: Any, rows: list[dict[str, Any]], mat: Any, tz: str,
+               frame: Any) -> list[dict[str, Any]]:
+    """Each cycle the material balance used: start, end, load, closure per node and overall."""
+    rows = [r for r in rows if mat.start_ns <= r["start"] and r["end"] <= mat.end_ns]
+    res = cycle_balances(cfg, store, [(r["start"], r["end"]) for r in rows], frame=frame)
     out = []
     for r, b in zip(rows, res):
         out.append({"start": _iso(r["start"], tz), "end": _iso(r["end"], tz),

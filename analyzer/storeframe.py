@@ -71,11 +71,13 @@ def thin_frame(store: Any, tags: list[str], start: int | None, end: int | None,
 
 def balances_from_store(cfg: Config, store: Any, start: int | None = None,
                         end: int | None = None,
-                        layers: Sequence[str] = ("material", "water", "energy")
+                        layers: Sequence[str] = ("material", "water", "energy"),
+                        extra_edges: Sequence[int] = (), frame_out: list[pd.DataFrame] | None = None
                         ) -> dict[str, BalanceResult]:
     """:func:`layer_balance` of each layer over [start, end], read through the thin frame: the
     windows are found first, then the minutes at their edges are read raw and the balances taken
-    again."""
+    again. ``extra_edges`` [ns] are read raw too, and the frame is appended to ``frame_out``:
+    the per-cycle balances (:func:`cycle_balances`) reuse it instead of reading again."""
     from analyzer.cycles import campaign_end, effective_config
     cfg = effective_config(cfg, store)
     if end is None:
@@ -95,7 +97,9 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
              for x in (r.start_ns, r.end_ns)]
     if not edges:
         return first
-    thin = frame(edges)
+    thin = frame(edges + list(extra_edges))
+    if frame_out is not None:
+        frame_out.append(thin)
     rate_tags = [s.rate_tag for s in cfg.flowsheet.streams if s.rate_tag]
     rates = store.rollup(rate_tags, start, hi)
     out = {layer: layer_balance(cfg, thin, layer, start, end, rates) for layer in layers}
@@ -163,10 +167,12 @@ def balance_span(cfg: Config, window: dict[str, Any] | None, start: int | None,
 
 
 def cycle_balances(cfg: Config, store: Any, cycles: Sequence[tuple[int, int]],
-                   layer: str = "material") -> list[dict[str, Any]]:
+                   layer: str = "material", frame: pd.DataFrame | None = None
+                   ) -> list[dict[str, Any]]:
     """The balance of each cycle [start, end) [ns] of ``cycles``: its window, the production load
     is the caller's, the closure [%] per node and overall (``layer``). One thin frame over the
-    cycles with the raw minutes at every edge, then :func:`layer_balance` per cycle."""
+    cycles with the raw minutes at every edge (or ``frame``, one that has them, with the cycle
+    tag's transitions), then :func:`layer_balance` per cycle."""
     from analyzer.cycles import effective_config
     if not cycles:
         return []
@@ -177,9 +183,10 @@ def cycle_balances(cfg: Config, store: Any, cycles: Sequence[tuple[int, int]],
     pad = min(10 * MINUTE, shortest // 4)
     lo, hi = min(a for a, _ in cycles) - pad, max(b for _, b in cycles) + pad + 1
     edges = [x for c in cycles for x in c]
-    frame = thin_frame(store, tags, lo, hi, edges)
-    if cyc is not None and cyc.tag:
-        frame = pd.concat([frame, store.transitions(cyc.tag, lo, hi)], ignore_index=True)
+    if frame is None:
+        frame = thin_frame(store, tags, lo, hi, edges)
+        if cyc is not None and cyc.tag:
+            frame = pd.concat([frame, store.transitions(cyc.tag, lo, hi)], ignore_index=True)
     ts = frame["ts"].to_numpy(np.int64)
     out = []
     for a, b in cycles:
