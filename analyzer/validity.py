@@ -10,33 +10,37 @@ transitions of the cycle state tag — never on the raw rows, so 80 h of a whole
 judged in seconds. Time resolution: coverage counts every tick exactly; gaps are exact where they
 span a minute boundary, and holes inside a minute (under 60 s) are counted as missing ticks.
 
-Clauses (STANDARD.md, "The campaign must be valid"):
+Clauses (STANDARD.md, "The campaign must be valid"; e and f in :mod:`analyzer.production`):
   a, b  ``streams``       every stream measured by a tag or theoretical with a source; a main
                           inlet/outlet must be measured
   c     ``calibration:<device>``  the certificate valid over the whole window
   e     ``coverage:<tag>``  good ticks / expected ticks, longest gap, gaps
   e     ``synchrony``     the span every stream's tags cover together; skew between devices
-  e     ``duration``      continuous: min_hours without a break on a main stream; batch:
-                          min_cycles complete cycles (every step, streams covered)
-  f     ``load``          production load not below the audit period's average, over the campaign
-                          and per day (continuous) or per cycle (batch)
+  e     ``duration``      continuous: min_hours at load without a break on a main stream;
+                          batch: min_cycles complete cycles at load (every step, streams covered)
+  f     ``load``          production load not below the audit period's average: per cycle
+                          (batch) or per hour (continuous); those below do not count (e)
   g     ``conditions``, ``units``, ``manual``
+
+``balance_window`` (:mod:`analyzer.window`): the window the balances are taken over, with the
+cycles (hours) used, those left out and why.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from analyzer.cycles import cycle_starts
-from analyzer.totals import unwrap
 from config import Config
 from config.models import MqttDevice, TagKind, stream_unit_problem
-from config.units import dimension, factor
+
+if TYPE_CHECKING:
+    from analyzer.production import Cycle, Load
 
 Status = Literal["pass", "fail", "warning"]
 MINUTE = 60_000_000_000
@@ -81,6 +85,9 @@ class ValidityReport:
     progress: dict[str, Any]
     best_window: dict[str, Any] | None
     hints: list[str]
+    # the window the balances are taken over, the cycles (hours) used and left out and why
+    # (analyzer.window.accepted_window); None when there is nothing to judge
+    balance_window: dict[str, Any] | None = None
 
     def check(self, cid: str) -> Check:
         for c in self.checks:
@@ -95,7 +102,7 @@ class ValidityReport:
                 "verdict": self.verdict, "message": self.message,
                 "checks": [c.to_dict() for c in self.checks], "fixes": self.fixes,
                 "progress": _json(self.progress), "best_window": _json(self.best_window),
-                "hints": self.hints}
+                "hints": self.hints, "balance_window": _json(self.balance_window)}
 
 
 def _json(x: Any) -> Any:
@@ -398,222 +405,6 @@ def check_synchrony(ctx: _Context) -> list[Check]:
     return [sync, skew]
 
 
-@dataclass
-class _Cycle:
-    start: int
-    end: int
-    steps: list[float]
-    complete: bool          # every step, streams covered, no break
-    why: str = ""
-    load: float = float("nan")
-    coverage: float = float("nan")
-
-
-def _cycles(ctx: _Context) -> tuple[list[_Cycle], list[float]]:
-    spec = ctx.req.cycles
-    if spec is None:
-        return [], []
-    st = ctx.states.sort_values("ts") if ctx.states is not None else None
-    starts = cycle_starts(st, spec)
-    starts = starts[(starts >= ctx.start) & (starts <= ctx.end)]
-    raw: list[tuple[int, int, list[float]]] = []
-    stepped = spec.source == "state" and st is not None
-    ts = st["ts"].to_numpy(np.int64) if stepped and st is not None else np.empty(0, np.int64)
-    v = st["value"].to_numpy(np.float64) if stepped and st is not None else np.empty(0)
-    for a, b in zip(starts[:-1], starts[1:]):
-        inside = v[(ts >= a) & (ts < b)]
-        raw.append((int(a), int(b), sorted(set(inside.tolist()))))
-    steps: list[float] = []
-    if stepped and spec.steps:
-        steps = sorted(spec.steps)
-    elif stepped:   # the steps most cycles go through
-        sets = pd.Series([tuple(r[2]) for r in raw])
-        steps = list(sets.mode().iloc[0]) if len(sets) else []
-    mains = ctx.main_tags()
-    tags = [t for t, r in ctx.roles.items() if r in ("main", "stream")]
-    out = []
-    for a, b, seen in raw:
-        why = []
-        missing = [s for s in steps if s not in seen]
-        if missing:
-            why.append("step(s) " + ", ".join(f"{m:g}" for m in missing) + " not reached")
-        i, j = ctx.at(a), ctx.at(b)
-        cov = min((ctx.series[t].coverage(i, j) for t in tags), default=float("nan"))
-        if not cov >= ctx.req.coverage_min:
-            why.append(f"coverage {cov:.1%}")
-        br = [g for g in ctx.breaks(mains) if g[0] < b and g[1] > a]
-        if br:
-            why.append(f"a break of {_dur(br[0][1] - br[0][0])} on a main stream")
-        out.append(_Cycle(a, b, seen, not why, "; ".join(why), coverage=cov))
-    return out, steps
-
-
-def check_duration(ctx: _Context, cycles: list[_Cycle], steps: list[float]) -> tuple[Check, dict]:
-    req = ctx.req
-    mains = ctx.main_tags()
-    breaks = ctx.breaks(mains)
-    if req.mode == "batch":
-        if req.cycles is None:
-            return Check("duration", "e", "fail", 0, req.min_cycles,
-                         "batch mode without a cycle definition: requirements.cycles {tag, "
-                         "start_state} is needed to count production cycles", group="duration",
-                         fix="declare requirements.cycles in the campaign file"), {}
-        done = [c for c in cycles if c.complete]
-        bad = [c for c in cycles if not c.complete]
-        status: Status = "pass" if len(done) >= req.min_cycles else "fail"
-        src = req.cycles.source
-        if src == "state":
-            how = "steps " + ", ".join(f"{s:g}" for s in steps)
-        elif src == "marked":
-            how = "cycles from the marked boundaries; steps not checked"
-        else:
-            how = f"cycles from the {src} {req.cycles.tag}; steps not checked"
-        reason = f"{len(done)} complete production cycle(s) of {req.min_cycles} required ({how})"
-        if bad:
-            reason += "; not counted: " + "; ".join(
-                f"{ctx.iso(c.start)} ({c.why})" for c in bad[:5])
-        lengths = [c.end - c.start for c in done] or [c.end - c.start for c in cycles]
-        typical = float(np.median(lengths)) if lengths else float("nan")
-        chk = Check("duration", "e", status, len(done), req.min_cycles, reason,
-                    ranges=[(c.start, c.end) for c in done],
-                    details={"cycles": [{"start": c.start, "end": c.end, "complete": c.complete,
-                                         "why": c.why, "steps": c.steps} for c in cycles],
-                             "typical_cycle_h": typical / HOUR},
-                    fix="" if status == "pass" else
-                    f"keep measuring: {req.min_cycles - len(done)} more complete cycle(s)",
-                    group="duration")
-        return chk, {"done": len(done), "typical_ns": typical}
-    # continuous: the longest run without a break on a main stream
-    edges = [ctx.start] + [x for g in breaks for x in g] + [ctx.end]
-    runs = [(edges[k], edges[k + 1]) for k in range(0, len(edges), 2) if edges[k + 1] > edges[k]]
-    best = max(runs, key=lambda r: r[1] - r[0], default=(ctx.start, ctx.start))
-    hours = (best[1] - best[0]) / HOUR
-    status = "pass" if hours >= req.min_hours else "fail"
-    reason = (f"{hours:.1f} h of continuous measurement, {req.min_hours:g} h required; "
-              f"{len(breaks)} break(s) longer than {req.max_break_s:g} s on a main stream")
-    chk = Check("duration", "e", status, hours, req.min_hours, reason, ranges=[best],
-                details={"breaks": [[a, b] for a, b in breaks]},
-                fix="" if status == "pass" else
-                f"keep measuring without a break: {req.min_hours - hours:.1f} h more",
-                group="duration")
-    current = runs[-1] if runs and runs[-1][1] == ctx.end else (ctx.end, ctx.end)
-    return chk, {"current_run_ns": current[1] - current[0], "best_run": best}
-
-
-class _Load:
-    """The production load over any span of grid minutes, in the requirement's unit: from a
-    totalizer, the counted amount over the time between the readings that bound the span (the
-    last good reading of each minute; rollover and resets as in ``analyzer.totals.unwrap``);
-    from a rate, the mean of its good readings."""
-
-    def __init__(self, ctx: _Context) -> None:
-        ld = ctx.req.load
-        assert ld is not None
-        s = ctx.series[ld.tag]
-        unit = ctx.index[ld.tag].unit
-        dim = dimension(unit)
-        self.kind = "total" if dim in ("mass", "volume", "energy") else "rate"
-        self.ok = True
-        if self.kind == "total":
-            rate_dim = {"mass": "mass_rate", "volume": "volume_rate", "energy": "power"}[dim]
-            self.ok = rate_dim == dimension(ld.unit)
-            known = ~np.isnan(s.vmax)
-            self.cum = np.full(len(s.vmax), np.nan)
-            if self.ok and known.any():
-                c, _, _ = unwrap(s.vmax[known], ctx.index[ld.tag].rollover)
-                self.cum[known] = c * factor(unit + "/h", ld.unit)
-            self.at = s.last_ts
-        else:
-            self.ok = dim == dimension(ld.unit)
-            self.f = factor(unit, ld.unit) if self.ok else 1.0
-            self.vsum, self.good = s.vsum, s.good
-
-    def over(self, i: int, j: int) -> float:
-        if self.kind == "rate":
-            n = self.good[i:j].sum()
-            return float(self.vsum[i:j].sum() / n * self.f) if n else float("nan")
-        k = np.flatnonzero(~np.isnan(self.cum[max(i - 1, 0):j])) + max(i - 1, 0)
-        if len(k) < 2:
-            return float("nan")
-        hours = (self.at[k[-1]] - self.at[k[0]]) / HOUR
-        return float((self.cum[k[-1]] - self.cum[k[0]]) / hours) if hours > 0 else float("nan")
-
-
-def check_load(ctx: _Context, cycles: list[_Cycle]) -> tuple[Check, _Load | None]:
-    ld = ctx.req.load
-    if ld is None:
-        return Check("load", "f", "fail", None, None,
-                     "no load requirement: requirements.load {tag, average, unit, source} is "
-                     "needed to show the plant ran at no less than the audit period's average "
-                     "load (7.3.3.3 f)", group="load",
-                     fix="declare the load tag and the audit period's average load"), None
-    if ld.tag not in ctx.index:
-        return Check("load", "f", "fail", None, ld.average, f"load tag {ld.tag} is not a tag of "
-                     "any device", group="load", fix="fix requirements.load.tag"), None
-    load = _Load(ctx)
-    if not load.ok:
-        return Check("load", "f", "fail", None, ld.average,
-                     f"load tag {ld.tag} in {ctx.index[ld.tag].unit} cannot be compared with an "
-                     f"average load in {ld.unit}", group="units",
-                     fix="give the average load in a unit of the tag's rate"), None
-    m = len(ctx.grid)
-    overall = load.over(0, m)
-    over = "over the window"
-    periods: list[tuple[int, int, float]] = []
-    if ctx.req.mode == "batch":
-        for c in cycles:
-            if c.complete:
-                c.load = load.over(ctx.at(c.start), ctx.at(c.end))
-                periods.append((c.start, c.end, c.load))
-        per = "cycle"
-        if periods:     # a batch plant's load: over its complete cycles, not the partial ones
-            span = sum(b - a for a, b, _ in periods)
-            overall = sum(v * (b - a) for a, b, v in periods) / span
-            over = f"over {len(periods)} complete cycle(s)"
-    else:
-        for a in range(ctx.start, ctx.end, DAY):
-            b = min(a + DAY, ctx.end)
-            if b - a >= HOUR:
-                periods.append((a, b, load.over(ctx.at(a), ctx.at(b))))
-        per = "day"
-    low = [(a, b) for a, b, v in periods if not v >= ld.average]
-    hours_low = []
-    if ctx.req.mode == "continuous":
-        for a in range(ctx.start, ctx.end - HOUR + 1, HOUR):
-            v = load.over(ctx.at(a), ctx.at(a + HOUR))
-            if not v >= ld.average:
-                hours_low.append((a, a + HOUR))
-    hours_low = _merge(hours_low)
-    if not np.isfinite(overall):
-        return Check("load", "f", "fail", None, ld.average,
-                     f"no load figure yet: {ld.tag} has too few good readings in the window",
-                     group="load", fix=f"restore {ld.tag} (device {ctx.index[ld.tag].device})"
-                     ), load
-    if not overall >= ld.average:
-        status: Status = "fail"
-    elif low:
-        status = "fail"
-    elif hours_low:
-        status = "warning"
-    else:
-        status = "pass"
-    reason = (f"load {overall:.3g} {ld.unit} {over} against the audit period's average "
-              f"{ld.average:g} {ld.unit} ({ld.source})")
-    if low:
-        reason += f"; {len(low)} {per}(s) below it, from {ctx.iso(low[0][0])}"
-    if hours_low:
-        reason += f"; {sum(b - a for a, b in hours_low) / HOUR:.0f} hour(s) below it"
-    return Check("load", "f", status, overall, ld.average, reason,
-                 ranges=low + [r for r in hours_low if r not in low],
-                 details={"tag": ld.tag, "kind": load.kind, "unit": ld.unit,
-                          f"per_{per}": [{"start": a, "end": b, "load": v}
-                                         for a, b, v in periods],
-                          "hours_below": [[a, b] for a, b in hours_low]},
-                 fix="" if status == "pass" else
-                 "measure at normal load: the periods below the average do not count "
-                 "(7.3.3.3 f)", group="load"), load
-
-
 def check_calibration(ctx: _Context, projected_end: int | None) -> list[Check]:
     out = []
     devs: dict[str, list[str]] = {}
@@ -713,7 +504,7 @@ def check_manual(ctx: _Context) -> Check:
 
 
 # -- beyond the standard ----------------------------------------------------------------------
-def _best_window(ctx: _Context, cycles: list[_Cycle], cum: _Load | None
+def _best_window(ctx: _Context, cycles: list[Cycle], cum: Load | None
                  ) -> dict[str, Any] | None:
     req = ctx.req
     tags = [t for t, r in ctx.roles.items() if r in ("main", "stream", "load")]
@@ -723,9 +514,7 @@ def _best_window(ctx: _Context, cycles: list[_Cycle], cum: _Load | None
         best = None
         for i in range(len(cycles) - k + 1):
             run = cycles[i:i + k]
-            if not all(c.complete for c in run):
-                continue
-            if avg is not None and not all(c.load >= avg for c in run):
+            if not all(c.counts for c in run):
                 continue
             cov = min(c.coverage for c in run)
             load = float(np.mean([c.load for c in run])) if avg is not None else float("nan")
@@ -770,7 +559,7 @@ def _best_window(ctx: _Context, cycles: list[_Cycle], cum: _Load | None
             f"best coverage ({best[3]:.1%}) and load"}
 
 
-def _hints(ctx: _Context, cum: _Load | None, cycles: list[_Cycle]) -> list[str]:
+def _hints(ctx: _Context, cum: Load | None, cycles: list[Cycle]) -> list[str]:
     out = []
     m = len(ctx.grid)
     recent = max(m - 60, 0)
@@ -805,11 +594,14 @@ def _hints(ctx: _Context, cum: _Load | None, cycles: list[_Cycle]) -> list[str]:
 # -- the report -------------------------------------------------------------------------------
 def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None,
            start: int | None = None, end: int | None = None,
-           store_tags: list[str] | None = None) -> ValidityReport:
+           store_tags: list[str] | None = None, window_rule: str | None = None
+           ) -> ValidityReport:
     """The validity report of a campaign from its rollup (``store.ROLLUP_COLUMNS``) and, in batch
     mode, the cycle state tag's transitions (SAMPLE_COLUMNS). ``start``/``end`` [ns] bound the
     window; by default it spans the data. ``store_tags`` (every tag the store holds) only
-    sharpens the message when there is nothing to judge."""
+    sharpens the message when there is nothing to judge. ``window_rule`` (``best_valid`` |
+    ``campaign``, default ``requirements.balance_window``) chooses the window the balances are
+    to be taken over (``balance_window``)."""
     mode = cfg.requirements.mode
     tags = campaign_tags(cfg)
     data = rollup[rollup["tag"].isin(list(tags) + [SKEW_TAG])] if len(rollup) else rollup
@@ -829,11 +621,13 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         else:
             why = "no sample of the campaign's tags in the window"
         return ValidityReport(start, end, mode, [], "no-data", f"no validity report: {why}",
-                              [], {}, None, [])
+                              [], {}, None, [], None)
     ctx = _Context(cfg, data, states, start, end)
-    cycles, steps = _cycles(ctx)
-    duration, prog = check_duration(ctx, cycles, steps)
+    from analyzer.production import check_duration, check_load, find_cycles
+    cycles, steps = find_cycles(ctx)
     load, cum = check_load(ctx, cycles)
+    low_hours = [(int(a), int(b)) for a, b in load.details.get("hours_below", [])]
+    duration, prog = check_duration(ctx, cycles, steps, low_hours)
     progress = _progress(ctx, prog, duration)
     checks = [check_streams(ctx)]
     checks += check_calibration(ctx, progress.get("earliest_valid_ns"))
@@ -854,9 +648,21 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         warn = [c.id for c in checks if c.status == "warning"]
         msg = ("valid: every clause of DB11/T 1156 7.3.3.3 is met" +
                (f" (remarks: {', '.join(warn)})" if warn else ""))
+        # which periods count (e, f): the cycles or hours at load
+        if mode == "batch":
+            low = [c for c in cycles if c.complete and c.low]
+            msg += (f"; {int(duration.value)} complete cycle(s) at load, "
+                    f"{cfg.requirements.min_cycles} required" +
+                    (f"; {len(low)} below the average load do not count" if low else ""))
+        else:
+            msg += (f"; {duration.value:.1f} h at load without a break, "
+                    f"{cfg.requirements.min_hours:g} h required")
     best = _best_window(ctx, cycles, cum)
+    from analyzer.window import accepted_window
+    rule = window_rule or cfg.requirements.balance_window
+    accepted = accepted_window(cfg, cycles, duration, load, start, end, rule)
     return ValidityReport(start, end, mode, checks, verdict, msg, fixes, progress, best,
-                          _hints(ctx, cum, cycles))
+                          _hints(ctx, cum, cycles), accepted)
 
 
 def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str, Any]:
@@ -876,7 +682,7 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
             starts = cycle_starts(ctx.states, spec) if spec is not None else np.empty(0)
             starts = starts[starts <= ctx.end]
             last_start = int(starts[-1]) if len(starts) else ctx.end
-            out["earliest_valid_ns"] = int(last_start + to_go * typical)
+            out["earliest_valid_ns"] = int(max(last_start + to_go * typical, ctx.end))
         else:
             out["earliest_valid_ns"] = None
         return out
@@ -891,8 +697,8 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
     return out
 
 
-def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None
-               ) -> ValidityReport:
+def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None,
+               window_rule: str | None = None) -> ValidityReport:
     """The validity report straight from a store (``SQLiteStore``): reads the rollup of the
     campaign's tags and the cycle tag's transitions, then :func:`assess`. For notebooks::
 
@@ -913,7 +719,7 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
     states = store.transitions(cyc.tag, start, end) if cyc is not None and cyc.tag else None
-    return assess(cfg, rollup, states, start, end, store.tags())
+    return assess(cfg, rollup, states, start, end, store.tags(), window_rule)
 
 
 class LiveValidity:

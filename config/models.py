@@ -456,10 +456,51 @@ Sink = Annotated[Union[InfluxV1Sink, InfluxV2Sink], Field(discriminator="kind")]
 
 
 class LoadRequirement(Strict):
+    """The audit period's average production load (7.3.3.3 f) and what it is an average over.
+
+    ``average`` [``unit``] is the audit period's output divided by ``period_hours`` [h], the hours
+    of ``basis``: ``calendar_hours`` (the year's 8 760 h, or the period's calendar hours) or
+    ``operating_hours`` (the hours the plant ran, from the production records). The same output
+    gives a higher average over operating hours (65 700 m3 is 7.5 m3/h over 8 760 h, 9.1 over
+    7 200 h): the basis is printed beside the figure. ``source`` says where the figure comes
+    from."""
     tag: str
     average: float = Field(gt=0)
     unit: str
     source: str
+    basis: Literal["calendar_hours", "operating_hours"] = "calendar_hours"
+    period_hours: float | None = Field(default=None, gt=0)
+    # the audit period's output [unit × h, e.g. m3 for m3/h]: with period_hours, the average is
+    # checked against output / hours (they must agree within 0.5 %)
+    period_output: float | None = Field(default=None, gt=0)
+    # continuous mode: the load is judged over each span of this many hours from the campaign
+    # start, a span below the average not counting (a convention: 7.3.3.3 f names no period)
+    judged_every_h: float = Field(default=1.0, gt=0, le=24)
+
+    @model_validator(mode="after")
+    def _derived(self) -> "LoadRequirement":
+        if self.period_output is not None:
+            if self.period_hours is None:
+                raise ValueError("period_output needs period_hours (the hours it was produced "
+                                 "in, calendar or operating: basis)")
+            derived = self.period_output / self.period_hours
+            if abs(derived - self.average) > 0.005 * self.average:
+                raise ValueError(f"average {self.average:g} {self.unit} disagrees with "
+                                 f"period_output / period_hours = {self.period_output:g} / "
+                                 f"{self.period_hours:g} = {derived:.4g}: is the basis "
+                                 f"({self.basis}) right?")
+        return self
+
+    def basis_text(self) -> str:
+        """The basis in words, e.g. "per calendar hour: 65 700 over 8 760 h"."""
+        what = "calendar" if self.basis == "calendar_hours" else "operating"
+
+        def n(x: float) -> str:
+            return f"{x:,.0f}".replace(",", " ")
+        out = f"per {what} hour"
+        if self.period_output is not None and self.period_hours is not None:
+            return out + f": {n(self.period_output)} over {n(self.period_hours)} h"
+        return out + (f" over {n(self.period_hours)} h" if self.period_hours else "")
 
 
 class CycleSpec(Strict):
@@ -480,6 +521,9 @@ class CycleSpec(Strict):
     steps: list[float] | None = None
     idle_min: float = Field(default=10.0, gt=0)
     boundaries: list[dt.datetime] = []
+    # the nominal cycle length [h] (batch record, recipe): says when the first cycle completes
+    # before one has been seen; the measured median takes over once there is one
+    nominal_h: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _source(self) -> "CycleSpec":
@@ -507,6 +551,11 @@ class Requirements(Strict):
     # a gap longer than this on a main stream breaks "continuous measurement" (7.3.3.3 e)
     max_break_s: float = Field(default=300.0, gt=0)
     load: LoadRequirement | None = None
+    # the window every balance is taken over: ``best_valid`` the window the validity report
+    # accepts (batch: the longest run of consecutive complete cycles at load; continuous: the
+    # longest run at load without a break), inside --from/--to when given; ``campaign`` the
+    # whole campaign or --from/--to as given (trimmed to whole cycles in batch mode)
+    balance_window: Literal["best_valid", "campaign"] = "best_valid"
 
 
 class CollectorSettings(Strict):

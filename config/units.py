@@ -30,6 +30,7 @@ def parse_unit(text: str) -> pint.Unit:
         raise ValueError(f"unknown unit {text!r}") from e
 
 
+@lru_cache(maxsize=4096)
 def factor(from_unit: str, to_unit: str) -> float:
     """Multiplier converting a value in ``from_unit`` to ``to_unit`` (same dimension)."""
     ureg = registry()
@@ -39,6 +40,7 @@ def factor(from_unit: str, to_unit: str) -> float:
         raise ValueError(f"cannot convert {from_unit!r} to {to_unit!r}") from e
 
 
+@lru_cache(maxsize=4096)
 def dimension(text: str) -> str:
     """'mass', 'volume', 'energy', 'mass_rate', 'volume_rate', 'power', or the pint dimensionality."""
     u = parse_unit(text)

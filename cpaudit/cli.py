@@ -202,7 +202,8 @@ def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0
         if validity_only:
             v = from_store(cfg, st, start, None if end is None else end + 1)
             return cfg, {"campaign": cfg.campaign.name, "validity": v.to_dict()}
-        return cfg, campaign_report(cfg, st, start, end, alpha=alpha)
+        return cfg, campaign_report(cfg, st, start, end, alpha=alpha,
+                                    window=getattr(a, "window", None))
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
@@ -241,6 +242,26 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
         print(f"  {result['message']}")
         return
     print(f"  window {result['start']} → {result['end']} ({result['hours'] * 60:.1f} min)")
+    w = doc.get("balance_window") or {}
+    if w:
+        print(f"  balance window ({w.get('chosen')}, rule {w.get('rule')}): {w.get('reason')}")
+        for x in w.get("left_out", [])[:8]:
+            print(f"    left out {x['start']} → {x['end']}: {x['why']}")
+        for x in w.get("included_not_counting", [])[:8]:
+            print(f"    included, does not count {x['start']} → {x['end']}: {x['why']}")
+    per = result.get("per_cycle") or []
+    if per:
+        nodes = list(per[0]["closure_pct"])
+        print(f"  per cycle: closure [%] ({len(per)} cycle(s) used)")
+        print(f"  {'start':<17}{'load':>7}" + "".join(f"{n[:9]:>10}" for n in nodes)
+              + f"{'overall':>10}")
+        for c in per:
+            cells = "".join("         -" if c["closure_pct"][n] is None else
+                            f"{c['closure_pct'][n]:>+10.2f}" for n in nodes)
+            ld = "-" if c["load"] is None else f"{c['load']:.2f}"
+            occ = "-" if c["overall_closure_pct"] is None else f"{c['overall_closure_pct']:+.2f}"
+            print(f"  {c['start'][:16]:<17}{ld:>7}{cells}{occ:>10}"
+                  + ("" if c["counts"] else "  (does not count)"))
     print(f"  {'node':<14}{'inputs [kg]':>14}{'outputs [kg]':>14}{'closure [%]':>13}  verdict")
     for n in result["nodes"] + ([result["overall"]] if result["overall"] else []):
         c = "-" if n["closure_pct"] is None else f"{n['closure_pct']:+.2f}"
@@ -345,6 +366,9 @@ def _print_validity(r: dict[str, Any], tz: str) -> None:
               f"met from {at(p.get('earliest_valid_ns'))} if nothing breaks")
     if r['best_window']:
         print(f"  best window: {r['best_window']['reason']}")
+    bw = r.get('balance_window')
+    if bw:
+        print(f"  balance window: {bw['reason']}")
     for i, f in enumerate(r['fixes'], 1):
         print(f"  fix {i}: {f['fix']} [{f['check']}]")
     for h in r['hints']:
@@ -484,6 +508,10 @@ def parser() -> argparse.ArgumentParser:
                    help="the validity report alone (no balance): seconds on a long campaign")
     s.add_argument("--alpha", type=float, default=0.05,
                    help="significance level of the reconciliation tests")
+    s.add_argument("--window", choices=["best_valid", "campaign"], default=None,
+                   help="the balance window: the one validity accepts (cycles or hours below "
+                        "the average load left out) or the campaign/--from/--to as given "
+                        "(default: requirements.balance_window)")
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("export", help="the report's tables (XLSX, CSV) and diagrams (SVG)")

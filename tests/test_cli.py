@@ -106,3 +106,32 @@ def test_serve_refuses_public_bind_without_token(tmp_path: Path) -> None:
                           str(tmp_path / "s.db"), "--host", "0.0.0.0"], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=30)
     assert res.returncode == 2 and "access token" in res.stderr
+
+
+@pytest.mark.parametrize("hours", ["1", "0.1667"])
+def test_analyze_answers_from_the_first_minute(tmp_path: Path, hours: str) -> None:
+    """A batch campaign (the demo site) of 1 h and of 10 min: no complete brew yet. analyze
+    exits 0 with no traceback (it was KeyError: 'water_in'), says that there is no complete cycle
+    and when the first one completes (3 h a brew: one to two brews after the last reading)."""
+    from tests.conftest import site_text
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(site_text())
+    store = tmp_path / "s.db"
+    gen = subprocess.run([sys.executable, "-m", "cpaudit", "generate", str(cfg), "--hours", hours,
+                          "--store", str(store), "--quiet"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert gen.returncode == 0, gen.stderr
+    res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                          str(store)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "no complete production cycle" in res.stdout
+    assert "the first complete cycle ends at the earliest at about" in res.stdout
+    js = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
+                         str(store), "--json"], capture_output=True, text=True, cwd=ROOT,
+                        timeout=120)
+    assert js.returncode == 0, js.stderr
+    doc = json.loads(js.stdout)
+    assert doc["balances"]["material"]["verdict"] == "no-data"
+    assert doc["balance_window"]["first_cycle"].startswith("no complete cycle yet")
+    assert doc["validity"]["verdict"] == "invalid"
+    assert doc["validity"]["fixes"][0]["check"] == "duration"

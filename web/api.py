@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer.storeframe import material_balance_from_store
 from analyzer.validity import LiveValidity
 from web.app import APIError, get_config, get_store
 
@@ -206,13 +205,20 @@ def balance():  # type: ignore[no-untyped-def]
     cfg = get_config()
     start, end = _window()
 
+    window = _window_rule()
+
     def doc() -> dict[str, Any]:
-        result = material_balance_from_store(cfg, get_store(), start, end).to_dict()
+        from analyzer.storeframe import accepted_balances
+        res, bw = accepted_balances(cfg, get_store(), start, end, ("material",), window)
+        result = res["material"].to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
         result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
+        result["window"] = None if bw is None else {
+            k: bw.get(k) for k in ("rule", "unit", "count", "required", "enough", "reason")}
         return result
     # an open window on a live campaign is at most 10 s old; a closed one is exact
-    return _cached_json("balance", (start, end), doc, max_age_s=10 if end is None else 0)
+    return _cached_json("balance", (start, end, window), doc,
+                        max_age_s=10 if end is None else 0)
 
 
 @bp.get("/validity")
@@ -231,6 +237,16 @@ def validity():  # type: ignore[no-untyped-def]
     return _cached_json("validity", (start, end), doc)
 
 
+def _window_rule() -> str | None:
+    """``?window=best_valid|campaign``: the balance window (default: the campaign file's
+    ``requirements.balance_window``)."""
+    from analyzer.window import RULES
+    w = request.args.get("window") or None
+    if w is not None and w not in RULES:
+        raise APIError(400, f"window: one of {', '.join(RULES)}")
+    return w
+
+
 def _report(with_validity: bool = False) -> dict[str, Any]:
     """The campaign report for the request's window (:func:`_memo`)."""
     from analyzer.report import campaign_report
@@ -244,9 +260,11 @@ def _report(with_validity: bool = False) -> dict[str, Any]:
     if not 0 < alpha < 1:
         raise APIError(400, "alpha must be between 0 and 1")
     # an open window on a live campaign: at most 15 s old (seconds to compute on a long one)
-    doc = _memo("report", (start, end, alpha, with_validity),
+    window = _window_rule()
+    doc = _memo("report", (start, end, alpha, with_validity, window),
                 lambda: campaign_report(cfg, get_store(), start, end, validity=with_validity,
-                                        alpha=alpha), max_age_s=15 if end is None else 0)
+                                        alpha=alpha, window=window),
+                max_age_s=15 if end is None else 0)
     return dict(doc)
 
 
@@ -304,7 +322,7 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     from flask import Response
 
     from analyzer.sankey import sankey, svg
-    from analyzer.storeframe import balances_from_store
+    from analyzer.storeframe import accepted_balances
     layer = request.args.get("layer", "material")
     lang = request.args.get("lang", "en")
     node = request.args.get("node") or None
@@ -316,7 +334,7 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     if node is not None and node not in {n.id for n in cfg.flowsheet.nodes}:
         raise APIError(400, f"node: unknown node {node!r}")
     start, end = _window()
-    res = balances_from_store(cfg, get_store(), start, end, (layer,))[layer]
+    res = accepted_balances(cfg, get_store(), start, end, (layer,), _window_rule())[0][layer]
     return Response(svg(sankey(cfg, res, node), lang=lang), mimetype="image/svg+xml")
 
 
