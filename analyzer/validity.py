@@ -282,15 +282,29 @@ class _Context:
         return _iso(ns, self.tz)
 
 
+# a stream measured by hand — weighed, dipped, a meter read by hand — with its evidence counts as
+# measured (7.3.3.3 b asks that main streams be measured, not that a logger measure them)
+HAND_MEASURED = ("weighed", "dip", "meter_reading")
+
+
 def check_streams(ctx: _Context) -> Check:
     """a, b: every stream measured, or theoretical with a source; main streams measured."""
-    bad, silent, theo = [], [], []
+    bad, silent, theo, by_hand = [], [], [], []
     for s in ctx.cfg.flowsheet.streams:
+        if s.provenance == "manual" and s.manual_method in HAND_MEASURED and s.evidence:
+            # measured by hand with its evidence (weighbridge tickets, dip sheets): measured
+            by_hand.append(f"{s.id} ({s.manual_method}: {s.evidence})")
+            continue
         if s.provenance != "measured":
             theo.append(s.id)
             if s.main:
+                what = s.provenance if s.provenance != "manual" else (
+                    f"manual ({s.manual_method}" + (", without evidence)" if s.manual_method in
+                                                    HAND_MEASURED else
+                                                    ": statistics or estimates may not replace "
+                                                    "measured data, 7.3.3.3 g)"))
                 bad.append(f"{s.id} is a main {'inlet' if s.from_ == 'ENV' else 'outlet'} "
-                           f"given as {s.provenance} ({s.source})")
+                           f"given as {what} ({s.source})")
             continue
         tags = [t for t in (s.tag, s.rate_tag) if t]
         if not any(t in ctx.present for t in tags):
@@ -302,11 +316,14 @@ def check_streams(ctx: _Context) -> Check:
     reason = ("; ".join(problems) + " (7.3.3.3 a, b: main inlets and outlets must be measured)"
               if problems else
               f"{measured} of {n} streams measured" +
+              (f" ({len(by_hand)} by hand with evidence: {'; '.join(by_hand)})"
+               if by_hand else "") +
               (f"; {', '.join(theo)} theoretical or manual with a source" if theo else ""))
     fix = ("measure " + ", ".join(s.split(" ")[0] for s in bad + silent) +
            " (check the meter and its wiring; a main stream cannot be estimated)") if problems else ""
     return Check("streams", "a, b", status, measured, n, reason,
-                 details={"theoretical": theo, "silent": silent, "main_not_measured": bad},
+                 details={"theoretical": theo, "silent": silent, "main_not_measured": bad,
+                          "measured_by_hand": by_hand},
                  fix=fix, group="streams")
 
 

@@ -328,6 +328,12 @@ class Stream(Strict):
     # figure scales with production, not with the clock (DB11/T 1156 7.3.3.3 g)
     per: str = "hour"
     main: bool = False                 # a main inlet or outlet of the audit focus (7.3.3.3 b)
+    # a manual stream: how it was taken — by hand with evidence (weighed on a weighbridge, dip
+    # readings of a tank, a meter read by hand), or from statistics or an estimate, which may
+    # not stand for a main stream (7.3.3.3 b, g) — and the evidence (ticket or sheet numbers)
+    manual_method: Literal["weighed", "dip", "meter_reading", "statistics", "estimate"] | None \
+        = None
+    evidence: str | None = None
     # process-condition tags recorded beside the stream (temperature, pressure: 7.3.3.3 g)
     conditions: list[str] = []
     # water layer (GB/T 12452): what the water is — fresh (新水), reused (重复利用), discharged
@@ -945,6 +951,9 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             p.append((base + ("tag",), "a measured stream needs a tag or a rate_tag"))
         if s.provenance in ("theoretical", "manual") and not s.source:
             p.append((base + ("source",), f"a {s.provenance} stream needs its source"))
+        if s.provenance == "manual" and s.manual_method is None:
+            p.append((base + ("manual_method",), "a manual stream needs manual_method (weighed, "
+                      "dip, meter_reading, statistics or estimate)"))
         if s.provenance == "theoretical" and (s.value is None or s.unit is None):
             p.append((base + ("value",), "a theoretical stream needs value and unit (per hour)"))
         if s.per not in ("hour", "cycle", "product") and s.per not in {

@@ -224,6 +224,44 @@ def test_a_theoretical_main_outlet_fails_the_streams_check(tmp_path: Path) -> No
     assert "measure hot_wort" in r.fixes[0]["fix"]
 
 
+@pytest.mark.parametrize("method, evidence, passes", [
+    ("weighed", "weighbridge tickets WB-2611-0412 to -0437", True),
+    ("weighed", None, False),
+    ("statistics", "2025 annual purchase statistics", False),
+])
+def test_a_main_stream_weighed_by_hand_with_evidence_counts_as_measured(
+        tmp_path: Path, method: str, evidence: str | None, passes: bool) -> None:
+    """7.3.3.3 b asks that main inlets be measured; the malt weighed on the weighbridge, its
+    tickets kept, is measured by hand (its readings are the tag's manual entries); annual
+    statistics may not stand for it (7.3.3.3 g), nor a weighing without its evidence."""
+    subs = dict(BATCH)
+    ev = f", evidence: '{evidence}'" if evidence else ""
+    subs["- {id: malt_in, from: ENV, to: mash, tag: malt_in.total,"] = (
+        f"- {{id: malt_in, from: ENV, to: mash, provenance: manual, manual_method: {method}{ev}, "
+        "source: 'malt intake record', tag: malt_in.total,")
+    cfg, st = make(tmp_path, 4, subs)
+    c = from_store(cfg, st).check("streams")
+    if passes:
+        assert c.status == "pass", c.reason
+        assert c.details["measured_by_hand"] == [f"malt_in (weighed: {evidence})"]
+        assert "by hand with evidence" in c.reason
+    else:
+        assert c.status == "fail" and "malt_in is a main inlet given as manual" in c.reason
+        assert ("statistics or estimates may not replace" in c.reason) == (method ==
+                                                                            "statistics")
+        assert ("without evidence" in c.reason) == (evidence is None)
+
+
+def test_a_manual_stream_must_say_how_it_was_taken() -> None:
+    text = site_text().replace(
+        "- {id: malt_in, from: ENV, to: mash, tag: malt_in.total,",
+        "- {id: malt_in, from: ENV, to: mash, provenance: manual, source: 'intake record', "
+        "tag: malt_in.total,")
+    with pytest.raises(config.ConfigError) as e:
+        config.load_text(text, "site.yaml")
+    assert "manual_method" in str(e.value)
+
+
 def test_config_without_a_load_requirement_says_what_is_missing(
         batch: tuple[config.Config, SQLiteStore]) -> None:
     cfg, st = batch
