@@ -91,17 +91,32 @@ def _supplied(res: BalanceResult, nodes: list[str], roles: set[str] | None, cfg:
 
 
 def export_heat(cfg: Config, energy: BalanceResult, u: Utility,
-                totals: dict[str, StreamTotal]) -> tuple[float, list[dict[str, Any]]]:
-    """The heat content [kgce] of a utility's exports: mass × the enthalpy gain of the
-    utility's effective output (energy.effective), as :func:`effective_kj_per_kg` finds it."""
+                totals: dict[str, StreamTotal], supplied: float
+                ) -> tuple[float, list[dict[str, Any]]]:
+    """What a utility's exports are deducted at [kgce]: their heat content — mass × the enthalpy
+    gain of the utility's effective output (energy.effective, :func:`effective_kj_per_kg`) — or
+    (``export_basis: fuel_equivalent``) the energy spent making them: the heat content over the
+    utility's whole effective output, times what the utility was supplied."""
     kj, how = effective_kj_per_kg(cfg, energy, u.nodes)
+    eff_kg = sum(t.amount_kg for t in energy.effective
+                 if any(e.stream == t.stream and e.node in u.nodes for e in cfg.energy.effective))
+    effective = eff_kg * kj / KJ_PER_KGCE
     rows, tot = [], 0.0
     for sid in u.exports:
         t = totals.get(sid)
         kg = t.amount_kg if t is not None else float("nan")
-        kgce = kg * kj / KJ_PER_KGCE
+        heat = kg * kj / KJ_PER_KGCE
+        if u.export_basis == "fuel_equivalent":
+            kgce = heat / effective * supplied if effective > 0 else float("nan")
+            basis = (f"the energy spent making it: its heat {heat:.6g} kgce over the utility's "
+                     f"effective output {effective:.6g} kgce, times its supply {supplied:.6g} "
+                     "kgce (the utility's losses shared)")
+        else:
+            kgce = heat
+            basis = "its heat content (the focus bears all of the utility's losses)"
         rows.append({"stream": sid, "t": _fin(kg / 1000.0), "kj_per_kg": _fin(kj),
-                     "kgce": _fin(kgce), "enthalpy": how})
+                     "heat_kgce": _fin(heat), "kgce": _fin(kgce), "enthalpy": how,
+                     "basis": u.export_basis, "basis_text": basis})
         tot += kgce
     return tot, rows
 
@@ -128,8 +143,10 @@ def charges(cfg: Config, res: BalanceResult, *others: BalanceResult | None) -> l
         sup = _supplied(res, u.nodes, roles, cfg)
         if u.rule == "deduct_exports":
             if res.layer == "energy":
-                ded, rows = export_heat(cfg, res, u, totals)
-                note = "exports deducted at the heat the utility gave them"
+                ded, rows = export_heat(cfg, res, u, totals, sup)
+                note = ("exports deducted at the energy spent making them (losses shared)"
+                        if u.export_basis == "fuel_equivalent" else
+                        "exports deducted at their heat content (the focus bears the losses)")
             else:
                 rows = [{"stream": s, "t": _fin(totals[s].amount_kg / 1000.0)
                          if s in totals else None} for s in u.exports]
@@ -188,8 +205,15 @@ def rule_text(ch: list[Charge], unit: str) -> str:
     for c in ch:
         u = c.utility
         if u.rule == "deduct_exports":
-            parts.append(f"{u.name or u.id}: exports ({', '.join(u.exports)}) deducted, "
+            how = "" if unit != "kgce" else (
+                " at the energy spent making them" if u.export_basis == "fuel_equivalent"
+                else " at their heat content")
+            parts.append(f"{u.name or u.id}: exports ({', '.join(u.exports)}) deducted{how}, "
                          f"{c.deducted:.6g} {unit}")
+        elif c.supplied == 0:
+            parts.append(f"{u.name or u.id}: nothing of this layer is supplied to it from "
+                         f"outside; its outputs are the focus's at the {c.note}, share "
+                         f"{c.share:.4g}")
         else:
             parts.append(f"{u.name or u.id}: {c.note}, share {c.share:.4g} "
                          f"({c.supplied - c.charged:.6g} {unit} left to others)")

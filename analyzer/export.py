@@ -57,7 +57,24 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
         out["validity"] = (["check", "clause", "status", "value", "limit", "reason", "fix"],
                            [[c["id"], c["clause"], c["status"], _r(c["value"]), _r(c["limit"]),
                              c["reason"], c.get("fix") or ""] for c in v["checks"]])
+    bw = doc.get("balance_window")
+    if bw and bw.get("used") is not None:
+        out["balance window"] = (
+            ["cycle or period", "start", "end", "hours", "load", "used", "why"],
+            [[i + 1, x.get("start"), x.get("end"), _r(x.get("hours")), _r(x.get("load")),
+              "yes", bw.get("rule_text", "")] for i, x in enumerate(bw["used"])]
+            + [["left out", x.get("start"), x.get("end"), _r(x.get("hours")),
+                _r(x.get("load")), "no", x.get("why", "")] for x in bw.get("left_out", [])])
     b = doc["balances"]
+    cyc = b["material"].get("per_cycle") or []
+    if cyc:
+        nodes = list(cyc[0]["closure_pct"])
+        out["per cycle"] = (
+            ["start", "end", "load", "product", "product unit", "overall closure [%]"]
+            + [f"{n} closure [%]" for n in nodes],
+            [[x["start"], x["end"], _r(x["load"]), _r(x["product"]), x["product_unit"],
+              _r(x["overall_closure_pct"])] + [_r(x["closure_pct"].get(n)) for n in nodes]
+             for x in cyc])
     for layer in ("material", "water", "energy"):
         if b[layer].get("nodes"):
             out[f"{layer} balance"] = _node_rows(b[layer])

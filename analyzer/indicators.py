@@ -165,6 +165,11 @@ def water_indicators(cfg: Config, water: BalanceResult,
     charged_fresh = vf - sum(c.supplied - c.charged for c in ch)
     # the focus's own discharge: a shared utility's discharge at the share charged
     own_d = _own_outputs(cfg, water, ch, "discharged")
+    own_co = _own_outputs(cfg, water, ch, "consumed")
+    # the focus's own water balance: the fresh water charged to it and the water in its raw
+    # materials against its own consumption and discharge (a shared utility's at its share)
+    own_in = charged_fresh + cl.get("in_materials", {}).get("t", 0.0)
+    own_res = _residual(own_in - own_co - own_d, own_in, np.isfinite(own_in))
     out: dict[str, Any] = {
         "unit": "t (= m3 of water)", "source": _WATER_SRC,
         "streams": {k: v for k, v in role.items()},
@@ -189,11 +194,18 @@ def water_indicators(cfg: Config, water: BalanceResult,
         "non_conventional_share_pct": _pct(vnc, vnc + vf),
         "charged_fresh_t": _fin(charged_fresh),
         "charged_discharge_t": own_d,
-        "leak_rate_pct": _pct(acc["losses_t"], vf) if acc.get("losses_t") is not None else None,
+        "own_balance": {"inputs_t": _fin(own_in), "consumed_t": own_co, "discharged_t": own_d,
+                        **own_res, "what": "the focus's own water: the fresh water charged to "
+                        "it and the water in its raw materials against its consumption and "
+                        "discharge (a shared utility's at its share); exports deducted"},
+        "leak_rate_pct": _pct(own_res["losses_t"], charged_fresh)
+        if own_res["losses_t"] is not None else None,
         "discharge_rate_pct": _pct(own_d, charged_fresh),
-        "consumption_rate_pct": _pct(_own_outputs(cfg, water, ch, "consumed"), charged_fresh),
-        "rates_note": "leak rate V_l/V_f, discharge rate and consumption rate over the fresh "
-                      "water charged to the focus (GB/T 12452 / GB/T 7119 practice as quoted in "
+        "consumption_rate_pct": _pct(own_co, charged_fresh),
+        "rates_note": "leak (V_l), discharge and consumption rates of the focus's own water "
+                      "(own_balance) over the fresh water charged to it, so that they add up "
+                      "with the water in raw materials; a negative residual gives no leak rate "
+                      "but an inconsistency (GB/T 12452 / GB/T 7119 practice as quoted in "
                       "balance-math.md 4.2; the exact formulas [unverified])",
         "metering": _metering(cfg, water),
         "allocation": [c.to_dict("t") for c in ch],

@@ -11,7 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from analyzer.indicators import energy_summary, water_indicators
-from analyzer.material import component_balance, losses, per_raw_material, utilisation
+from analyzer.material import (component_balance, line_balance, losses, per_raw_material,
+                               utilisation)
 from analyzer.pollutant import pollutant_from_store
 from analyzer.recon_layer import reconcile_balance
 from analyzer.sankey import sankey
@@ -19,6 +20,26 @@ from analyzer.storeframe import balance_span, balances_from_store, cycle_balance
 from analyzer.production import load_node_hint
 from analyzer.validity import from_store
 from config import Config
+
+
+def _pollutant_scope(cfg: Config) -> str | None:
+    """Whose loads the pollutant factors are when a point lies in a shared utility: the whole
+    utility's (the share of each source in a load is not measured, so nothing is allocated)."""
+    util = {n: u for u in cfg.allocation.utilities for n in u.nodes}
+    streams = {s.id: s for s in cfg.flowsheet.streams}
+    stacks = {st.id: st.node for st in cfg.pollutants.stacks}
+    hit = set()
+    for f in cfg.pollutants.factors:
+        for pt in f.points:
+            node = stacks.get(pt.stack) if pt.stack else (
+                streams[pt.stream].to if pt.stream in streams else None)
+            if node in util:
+                hit.add(util[node].name or util[node].id)
+    if not hit:
+        return None
+    return (f"the loads at {', '.join(sorted(hit))} are the whole utility's, other workshops' "
+            "share included: a source's share of a measured load is not measured, so nothing is "
+            "allocated (the energy and water per unit product are)")
 
 
 def _iso(ns: int | None, tz: str) -> str | None:
@@ -39,6 +60,8 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
     audit period's average load left out) or over [start, end] as given (``campaign``);
     ``balance_window`` names it: the cycles used, those left out and why. ``per_cycle``: the
     material closure of each cycle used (``balances.material.per_cycle``)."""
+    from store.memo import MemoStore
+    store = MemoStore(store)         # each tag's rollup read once for the whole report
     tz = cfg.campaign.timezone
     doc: dict[str, Any] = {"campaign": cfg.campaign.name, "site": cfg.campaign.site,
                            "audit_focus": cfg.campaign.audit_focus,
@@ -72,12 +95,13 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
         "material": {**mat.to_dict(), "losses": losses(cfg, mat) if has_window else [],
                      "utilisation": utilisation(cfg, mat, comps) if has_window else [],
                      "raw_materials": per_raw_material(cfg, mat, comps) if has_window else [],
+                     "production_line": line_balance(cfg, mat) if has_window else None,
                      "components": [c.to_dict() for c in comps]},
         "water": {**layers["water"].to_dict(),
                   "indicators": water_indicators(cfg, layers["water"], mat)},
         "energy": {**layers["energy"].to_dict(),
                    "summary": energy_summary(cfg, layers["energy"], mat)},
-        "pollutant": pol.to_dict(),
+        "pollutant": {**pol.to_dict(), "scope": _pollutant_scope(cfg)},
     }
     for v in balances.values():
         v["start"], v["end"] = _iso(v.get("start_ns"), tz), _iso(v.get("end_ns"), tz)

@@ -7,6 +7,7 @@ so the balance compares inputs and outputs measured synchronously (DB11/T 1156 7
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,18 +143,45 @@ def rate_integral(rows: pd.DataFrame, start: int, end: int, unit: str
 def _gaps(ts: np.ndarray, start: int, end: int, interval_ns: int) -> list[tuple[int, int]]:
     if len(ts) == 0:
         return [(start, end)]
-    out = []
-    edges = np.concatenate([[start - interval_ns], ts, [end + interval_ns]])
-    steps = np.diff(edges)
-    for i in np.flatnonzero(steps > 1.5 * interval_ns):
-        out.append((int(edges[i] + interval_ns), int(edges[i + 1])))
+    edges = np.concatenate([[start - interval_ns], ts, [end + interval_ns]]).astype(np.int64)
+    i = np.flatnonzero(np.diff(edges) > 1.5 * interval_ns)
+    return list(zip((edges[i] + interval_ns).tolist(), edges[i + 1].tolist()))
+
+
+# per frame, its good samples per tag, sorted by time: a balance asks for the same tags of the
+# same frame many times (common window, totals, cycles); one groupby instead of a mask per call
+# (a frame is unhashable: kept by id, with a weak reference to check it and drop the entry)
+_GOOD: dict[int, tuple["weakref.ref[pd.DataFrame]",
+                       dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
+
+
+def _good_by_tag(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    key = id(frame)
+    hit = _GOOD.get(key)
+    if hit is not None and hit[0]() is frame:
+        return hit[1]
+    good = frame[frame["quality"] == int(Quality.GOOD)]
+    good = good.sort_values(["tag", "ts"], kind="stable")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    tags = good["tag"].astype(str).to_numpy()
+    ts = good["ts"].to_numpy(np.int64)
+    val = good["value"].to_numpy(np.float64)
+    if len(tags):
+        cut = np.flatnonzero(tags[1:] != tags[:-1]) + 1
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [len(tags)]])):
+            out[str(tags[a])] = (ts[a:b], val[a:b])
+    _GOOD[key] = (weakref.ref(frame), out)
+    weakref.finalize(frame, _GOOD.pop, key, None)
     return out
 
 
 def good_series(frame: pd.DataFrame, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    sel = frame[(frame["tag"] == tag) & (frame["quality"] == int(Quality.GOOD))]
-    sel = sel.sort_values("ts")
-    return sel["ts"].to_numpy(np.int64), sel["value"].to_numpy(np.float64)
+    """The good samples of ``tag`` in ``frame``, sorted by time: (ts [ns], value). The frame
+    must not be changed in place after the first call (the answer is kept per frame)."""
+    hit = _good_by_tag(frame).get(tag)
+    if hit is None:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    return hit
 
 
 def common_window(frame: pd.DataFrame, tags: list[str], start: int | None = None,

@@ -6,8 +6,12 @@ passes on (GB/T 2589-2020: comprehensive energy consumption is the energy consum
 output to others). Each shared utility declares how it is charged:
 
 - ``deduct_exports``: the utility is charged whole, less what leaves it for others through the
-  named ``exports`` streams — water at its mass, energy at its heat content (the enthalpy the
-  utility gave it, ``energy.effective``). This is GB/T 2589's rule for energy delivered to others.
+  named ``exports`` streams — GB/T 2589's principle for energy delivered to others — water at its
+  mass, energy at the energy spent making it (``export_basis: fuel_equivalent``: the export's
+  share of the utility's effective output, ``energy.effective``, times the utility's supply, so
+  that its losses are shared) or at its heat content alone (``heat_content``: the focus bears all
+  of the utility's losses). How GB/T 2589 values a secondary energy supplied to others was not
+  retrieved [unverified]: both are conventions, printed with the figure.
 - ``measured_share``: the utility's consumption times the measured share of the focus's streams
   in all of the utility's streams of the same kind (``focus_streams`` over ``basis_streams``:
   steam to the kettle over all steam, wastewater from the focus over all wastewater treated). A
@@ -35,6 +39,10 @@ class Utility(_Strict):
     nodes: list[str] = Field(min_length=1)     # the flowsheet nodes that make up the utility
     rule: Literal["deduct_exports", "measured_share", "fixed"]
     exports: list[str] = []                    # deduct_exports: streams leaving for others
+    # what an export's energy is deducted at: the energy the utility spent making it (its share
+    # of the utility's effective output times the utility's supply: its losses shared), or its
+    # heat content alone (the focus then bears all of the utility's losses)
+    export_basis: Literal["fuel_equivalent", "heat_content"] = "fuel_equivalent"
     focus_streams: list[str] = []              # measured_share: the focus's part ...
     basis_streams: list[str] = []              # ... of all of these
     share: float | None = Field(default=None, ge=0, le=1)   # fixed

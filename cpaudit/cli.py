@@ -268,11 +268,18 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
         v = "?" if n["ok"] is None else ("ok" if n["ok"] else f"BEYOND {result['limit_pct']:g} %")
         print(f"  {n['node']:<14}{n['total_in']:>14.1f}{n['total_out']:>14.1f}{c:>13}  {v}")
     print(f"  {result['message']}")
+    pl = result.get("production_line")
+    if pl and pl.get("closure_pct") is not None:
+        print(f"  {pl['name']}: inputs {pl['total_in']:.1f} kg, outputs {pl['total_out']:.1f} kg, "
+              f"closure {pl['closure_pct']:+.2f} % (the whole focus also holds what shared "
+              "utilities pass through for others)")
     for x in result["losses"][:6]:
         share = (f"{x['share_of_input_pct']:.2f} % of the raw materials"
                  if x["share_of_input_pct"] is not None else "a shared utility's loss")
         node = (f", {x['share_of_node_input_pct']:.2f} % of the node's input"
                 if x["share_of_node_input_pct"] is not None else "")
+        if x.get("charged_to_focus") is not None:
+            node += f"; charged to the focus {x['charged_to_focus']:.1f} kg ({x['charged_rule']})"
         print(f"  loss: {x['node']}: {x['what']} {x['amount']:.1f} kg ({share}{node}), "
               f"{x['kind']}")
     for u in result["utilisation"]:
@@ -294,6 +301,10 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
                       "node or a bias on one of its meters")
             else:
                 print(f"  suspect: {s['kind']} at {s['where']}, estimate {s['estimate']:.1f} kg")
+        if recon.get("sigma_rule"):
+            print(f"  meter sigma: {recon['sigma_rule']}")
+        for f in recon.get("findings", []):
+            print(f"  note: {f}")
     w = doc["balances"]["water"]["indicators"]
     if "fresh_t" in w:
         print(f"\nWater (水平衡, GB/T 12452): fresh {w['fresh_t']:.1f} t, reused {w['reused_t']:.1f} t"
@@ -304,8 +315,20 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
         bal = w.get("balance", {})
         if "classes" in bal:
             print("  " + "; ".join(f"{c['what']} {c['t']:.1f} t" for c in bal["classes"].values()))
-            print(f"  residual {bal['residual_t']:+.2f} t: {bal['residual_note']}"
-                  if bal.get("residual_t") is not None else "  residual not judged")
+            print(f"  residual of the whole flowsheet {bal['residual_t']:+.2f} t: "
+                  f"{bal['residual_note']}" if bal.get("residual_t") is not None
+                  else "  residual not judged")
+            parts = [f"{n['node']} {n['residual_t']:+.2f}" for n in bal.get("nodes", [])
+                     if n.get("residual_t") is not None]
+            if parts:
+                print(f"  per node [t]: {', '.join(parts)}")
+        own = w.get("own_balance")
+        if own and own.get("residual_t") is not None:
+            print(f"  the focus's own water: in {own['inputs_t']:.1f} t, consumed "
+                  f"{own['consumed_t']:.1f} t, discharged {own['discharged_t']:.1f} t, residual "
+                  f"{own['residual_t']:+.2f} t — {own['residual_note']}"
+                  + (f"; leak rate {w['leak_rate_pct']:.2f} %" if w.get("leak_rate_pct")
+                     is not None else ""))
         pu = w.get("fresh_per_unit_product")
         if pu:
             print(f"  fresh water per unit product {pu['value']:.3f} {pu['unit']} (charged to "
@@ -329,6 +352,8 @@ def _print_balances(cfg: Any, doc: dict[str, Any]) -> None:
     pol = doc["balances"]["pollutant"]
     if pol["factors"]:
         print(f"Pollutant factors (特征污染因子平衡): {pol['message']}")
+        if pol.get("scope"):
+            print(f"  note: {pol['scope']}")
         for f in pol["factors"]:
             rem = f["removal_overall_pct"]
             em = f["emitted_kg"]

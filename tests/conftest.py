@@ -34,9 +34,10 @@ def site_text(mqtt_port: int | None = None, **subs: Any) -> str:
 
 def campaign_text(path: Path, **subs: Any) -> str:
     text = path.read_text()
-    ports = sorted(set(re.findall(r"port: (\d+)", text)))
+    # a key "port:" only (not "report: 65 700" in a source text)
+    ports = sorted(set(re.findall(r"\bport: (\d+)", text)))
     for p in ports:
-        text = text.replace(f"port: {p}", f"port: {free_port()}")
+        text = re.sub(rf"\bport: {p}\b", f"port: {free_port()}", text)
     for k, v in subs.items():
         text = text.replace(k, v)
     return text

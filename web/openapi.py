@@ -9,6 +9,11 @@ _WINDOW = [
     {"name": "to", "in": "query", "schema": {"type": "string"},
      "description": "window end: ISO 8601 with an offset, or ns since the epoch"},
 ]
+# the balances' window rule (requirements.balance_window by default)
+_BAL = [{"name": "window", "in": "query", "schema": {"type": "string",
+                                                      "enum": ["best_valid", "campaign"]},
+         "description": "best_valid: the window the validity report accepts (cycles or hours "
+                        "at load, DB11/T 1156 7.3.3.3 e, f); campaign: [from, to] as given"}]
 _ERROR = {"description": "bad parameter", "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}}}}
 
@@ -44,11 +49,12 @@ def spec() -> dict[str, Any]:
                                     "value; sink backlog"),
             "/api/v1/validity": _get("campaign validity (7.3.3.3): checks, verdict, fixes, "
                                      "progress, best window, hints", _WINDOW),
-            "/api/v1/balance": _get("material balance per node and overall", _WINDOW),
+            "/api/v1/balance": _get("material balance per node and overall", _WINDOW + _BAL),
             "/api/v1/balances": _get("the four balances (material, water, energy, pollutant)",
-                                     _WINDOW),
+                                     _WINDOW + _BAL),
             "/api/v1/report": _get("validity, balances, reconciliation and Sankey data",
-                                   _WINDOW + [q("alpha", "significance level", "number")]),
+                                   _WINDOW + _BAL + [q("alpha", "significance level",
+                                                       "number")]),
             "/api/v1/export.xlsx": _get("the report as XLSX, one sheet per table", _WINDOW,
                                         "application/vnd.openxmlformats-officedocument."
                                         "spreadsheetml.sheet"),

@@ -114,7 +114,11 @@ def test_water_balance_closes_with_the_water_in_materials(site: config.Config) -
     own_d = 0.221046 + 23.9 / 6
     assert ind["charged_discharge_t"] == pytest.approx(own_d)
     assert ind["discharge_rate_pct"] == pytest.approx(100 * own_d / 34.23)
-    assert ind["leak_rate_pct"] == pytest.approx(100 * 0.0340415 / 34.83)
+    # the focus's own water: 34.23 charged + 0.471 in materials = 34.701 t against its own
+    # consumption 30.4625792 (the station's sludge at 1/6) and discharge 4.2043793: +0.0340415
+    own = ind["own_balance"]
+    assert own["inputs_t"] == pytest.approx(34.701) and own["losses_t"] == pytest.approx(0.0340415)
+    assert ind["leak_rate_pct"] == pytest.approx(100 * 0.0340415 / 34.23)
     own_co = 7.2 + 2 + 0.3015 + 20.9444125 + 0.1 / 6
     assert ind["consumption_rate_pct"] == pytest.approx(100 * own_co / 34.23)
     assert ind["wastewater_reuse_rate_pct"] == 0.0 and ind["non_conventional_share_pct"] == 0.0
@@ -141,10 +145,12 @@ def test_a_negative_residual_is_an_inconsistency_not_a_loss(tmp_path: Path) -> N
 
 def test_energy_charged_to_the_focus(site: config.Config) -> None:
     """GB/T 2589: gas 300 Nm3 × 1.2128 kgce/Nm3 (the demo's configured LHV) = 363.84 kgce,
-    electricity 200 kWh × 0.1229 = 24.58: 388.42 supplied. The boiler house exports 0.6 t of
-    steam at the design enthalpy 2 342 kJ/kg (no pressure reading here): 47.9466 kgce deducted;
-    the wastewater station is charged 4 / 24 of its 9.832 kgce: 1.638667. Charged: 12.29 +
-    (363.84 + 2.458 − 47.9466) + 1.638667 = 332.28007 kgce, per m3 of hot wort 13.2912."""
+    electricity 200 kWh × 0.1229 = 24.58: 388.42 supplied. The boiler house (366.298 kgce) exports
+    0.6 t of its 4.2 t of steam at the design enthalpy 2 342 kJ/kg (no pressure reading here):
+    heat 47.9466 kgce, deducted at the energy spent making it, 47.9466 / 335.6262 (its effective
+    output) × 366.298 = 52.328 kgce; the wastewater station is charged 4 / 24 of its 9.832 kgce:
+    1.638667. Charged: 12.29 + (366.298 − 52.328) + 1.638667 = 327.8987 kgce, 13.116 per m3 of
+    hot wort. At the heat content alone: 12.29 + (366.298 − 47.9466) + 1.638667 = 332.28007."""
     f = frame()
     e = layer_balance(site, f, "energy")
     assert e.unit == "kgce" and e.verdict == "supply-only"
@@ -155,7 +161,7 @@ def test_energy_charged_to_the_focus(site: config.Config) -> None:
     assert el["amount"] == pytest.approx(200.0) and el["kgce"] == pytest.approx(200 * 0.1229)
     total = 300 * 1.2128 + 200 * 0.1229
     assert s["total_kgce"] == pytest.approx(total)
-    export = 600 * 2342 / 29307.6
+    export = 366.298 * 0.6 / 4.2          # the heat's share of the effective output
     charged = 12.29 + (363.84 + 2.458 - export) + 9.832 / 6
     assert s["charged_kgce"] == pytest.approx(charged)
     pu = s["per_unit_product"]
@@ -165,6 +171,15 @@ def test_energy_charged_to_the_focus(site: config.Config) -> None:
     ops = {r["node"]: r["per_unit_product"] for r in s["per_unit_operation"]}
     assert ops == {"mash": pytest.approx(12.29 / 25), "boiler": pytest.approx(
         (366.298 - export) / 25), "aerobic": pytest.approx(9.832 / 6 / 25)}
+    # at the heat content alone (the focus bears the boiler's losses)
+    heat = site.model_copy(deep=True)
+    heat.allocation.utilities[0] = heat.allocation.utilities[0].model_copy(
+        update={"export_basis": "heat_content"})
+    s4 = energy_summary(heat, layer_balance(heat, f, "energy"),
+                        layer_balance(heat, f, "material"))
+    assert s4["charged_kgce"] == pytest.approx(12.29 + 366.298 - 600 * 2342 / 29307.6
+                                               + 9.832 / 6)
+    assert "heat content" in s4["per_unit_product"]["rule"]
     # the boiler charged by its steam share instead: 3.6 / 4.2 of 366.298
     alt = site.model_copy(deep=True)
     u = alt.allocation.utilities[0]
