@@ -110,6 +110,17 @@ class Hours:
         return bad == 0
 
 
+def _stack_tp(h: Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The stack's temperature [K] and absolute pressure [kPa] per minute, their validity and
+    their tags."""
+    assert st.temperature_tag is not None and st.pressure_tag is not None
+    t, okt = h.tag(st.temperature_tag)
+    p, okp = h.tag(st.pressure_tag)
+    return (convert(t, h.index[st.temperature_tag].unit, "kelvin"),
+            convert(p, h.index[st.pressure_tag].unit, "kPa"), okt & okp,
+            [st.temperature_tag, st.pressure_tag])
+
+
 def stack_flow(h: Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(standard dry flow [m3/h], water share X_sw, hour valid, tags used) per minute."""
     q, ok = h.tag(st.flow_tag)
@@ -122,14 +133,10 @@ def stack_flow(h: Hours, st: Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         ok = ok & okm
         used.append(st.moisture_tag)
     if st.flow_basis == "actual":
-        assert st.temperature_tag is not None and st.pressure_tag is not None
-        t, okt = h.tag(st.temperature_tag)
-        p, okp = h.tag(st.pressure_tag)
-        t_k = convert(t, h.index[st.temperature_tag].unit, "kelvin")
-        p_kpa = convert(p, h.index[st.pressure_tag].unit, "kPa")
+        t_k, p_kpa, oktp, tp = _stack_tp(h, st)
         q = q * T0_K / t_k * p_kpa / P0_KPA
-        ok = ok & okt & okp
-        used += [st.temperature_tag, st.pressure_tag]
+        ok = ok & oktp
+        used += tp
     if st.flow_basis != "standard_dry":
         q = q * (1.0 - x)
     return q, x, ok, used
@@ -144,14 +151,10 @@ def to_standard_dry(h: Hours, st: Stack, pt: PollutantPoint, c: np.ndarray, x: n
     ok = np.ones(len(h.grid), bool)
     used: list[str] = []
     if pt.concentration_state == "actual":
-        assert st.temperature_tag is not None and st.pressure_tag is not None
-        t, okt = h.tag(st.temperature_tag)
-        p, okp = h.tag(st.pressure_tag)
-        t_k = convert(t, h.index[st.temperature_tag].unit, "kelvin")
-        p_kpa = convert(p, h.index[st.pressure_tag].unit, "kPa")
+        t_k, p_kpa, oktp, tp = _stack_tp(h, st)
         c = c * t_k / T0_K * P0_KPA / p_kpa
-        ok = ok & okt & okp
-        used += [st.temperature_tag, st.pressure_tag]
+        ok = ok & oktp
+        used += tp
     if basis == "wet":
         c = c / (1.0 - x)
     return c, ok, used, f"{basis}, {pt.concentration_state}"

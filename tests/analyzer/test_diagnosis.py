@@ -107,7 +107,8 @@ def test_intact_80h_chi2_near_its_degrees_of_freedom(tmp_path: Path, rule: str,
     assert lo < g["statistic"] < hi and not g["rejected"], g
     assert rec["untestable"] == [] and rec["suspects"] == []
     assert rec["settings"]["sigma_rule"] == rule and source in rec["sigma_rule"]
-    # the trub enters as 134 kg/h over the window's hours, σ = 25 %/√3 of it (25 %/2)
+    # the trub enters as 402 kg per brew × 25 brews (= 134 kg/h × 75 h), σ = 25 %/√3 of it
+    # (25 %/2)
     th = {t["stream"]: t for t in rec["theoretical"]}
     hours = (res.end_ns - res.start_ns) / 3.6e12
     assert hours == pytest.approx(75.0, abs=0.1)                 # 25 brews of 3 h
