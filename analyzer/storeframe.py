@@ -79,6 +79,9 @@ def balances_from_store(cfg: Config, store: Any, start: int | None = None,
     again. ``extra_edges`` [ns] are read raw too, and the frame is appended to ``frame_out``:
     the per-cycle balances (:func:`cycle_balances`) reuse it instead of reading again."""
     from analyzer.cycles import campaign_end, effective_config
+    from store.memo import MemoStore
+    if not isinstance(store, MemoStore):    # the rollup is read three times: once per tag
+        store = MemoStore(store)
     cfg = effective_config(cfg, store)
     if end is None:
         end = campaign_end(store)
@@ -215,6 +218,8 @@ def accepted_balances(cfg: Config, store: Any, start: int | None = None, end: in
     (``ValidityReport.balance_window``). [start, end] [ns] bound it; None = the campaign."""
     from analyzer.cycles import campaign_end
     from analyzer.validity import from_store
+    from store.memo import MemoStore
+    store = store if isinstance(store, MemoStore) else MemoStore(store)
     v = from_store(cfg, store, start, None if end is None else end + 1,
                    window_rule=rule or cfg.requirements.balance_window)
     if end is None:
