@@ -83,8 +83,8 @@ def _number(v: Any, what: str) -> float:
         raise PayloadError("wrong_type", f"{what} is {type(v).__name__}, not a number")
     try:
         x = float(v)
-    except ValueError:
-        raise PayloadError("wrong_type", f"{what} {v!r} is not a number") from None
+    except (ValueError, OverflowError):     # a 400-digit integer overflows a float
+        raise PayloadError("wrong_type", f"{what} {str(v)[:40]!r} is not a number") from None
     if not math.isfinite(x):
         raise PayloadError("nan", f"{what} is {v!r}")
     return x
@@ -112,14 +112,32 @@ def _ts(v: Any, unit: str) -> int:
         except PayloadError as e:
             raise PayloadError("bad_timestamp", str(e)) from None
         ns = int(round(x * mult))
-    if not 946_684_800_000_000_000 <= ns <= 4_102_444_800_000_000_000:   # 2000 .. 2100
+    if not NS_MIN <= ns <= NS_MAX:
         raise PayloadError("bad_timestamp", f"timestamp {v!r} ({unit}) is not between 2000 and 2100")
     return ns
 
 
+NS_MIN, NS_MAX = 946_684_800_000_000_000, 4_102_444_800_000_000_000    # 2000 .. 2100 [ns]
+
+
 def parse(sub: Subscription, topic: str, payload: bytes, max_payload: int,
           caps: list[str] | None = None) -> list[Parsed]:
-    """Readings of one message. ``caps``: the topic's wildcard captures, if already matched."""
+    """Readings of one message. ``caps``: the topic's wildcard captures, if already matched.
+
+    The boundary of outside input: whatever the payload holds, this returns readings or raises
+    :class:`PayloadError` — never anything else. A payload that makes the decoder itself fail
+    (JSON nested deeper than the interpreter's recursion limit, an integer of thousands of
+    digits) is a ``malformed`` rejection, counted like the others."""
+    try:
+        return _parse(sub, topic, payload, max_payload, caps)
+    except PayloadError:
+        raise
+    except (RecursionError, OverflowError, ValueError, TypeError, MemoryError) as e:
+        raise PayloadError("malformed", f"{type(e).__name__}: {str(e)[:60]}") from None
+
+
+def _parse(sub: Subscription, topic: str, payload: bytes, max_payload: int,
+           caps: list[str] | None = None) -> list[Parsed]:
     if len(payload) > max_payload:
         raise PayloadError("too_large", f"{len(payload)} bytes > {max_payload}")
     if caps is None:
@@ -182,6 +200,9 @@ def _parse_lines(sub: Subscription, caps: list[str], payload: bytes) -> list[Par
             raise PayloadError("bad_line", f"not line protocol: {line[:60]!r}")
         meas = re.sub(r"\\(.)", r"\1", m.group(1))
         ts = int(m.group(4)) if m.group(4) else None
+        if ts is not None and not NS_MIN <= ts <= NS_MAX:   # ns; beyond int64 would not store
+            raise PayloadError("bad_timestamp", f"line protocol time {m.group(4)[:25]} ns is not "
+                               "between 2000 and 2100")
         for pair in re.findall(r"((?:[^ =,\\]|\\.)+)=(\"(?:[^\"\\]|\\.)*\"|[^ ,]+)", m.group(3)):
             key, raw = re.sub(r"\\(.)", r"\1", pair[0]), pair[1]
             if raw.startswith('"'):

@@ -192,3 +192,37 @@ def test_unstored_messages_are_not_acknowledged(tmp_path: Path, mosquitto: Mosqu
     asyncio.run(session(rw, publish=False))
     assert rw.read(["ww.influent.flow"])["value"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     rw.close()
+
+
+def test_poison_payloads_between_good_ones_are_counted_and_ingestion_goes_on(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Issue 14: a 400-digit integer (float overflow), 6 KB of nested brackets (RecursionError
+    in json.loads) and a 5 000-digit integer (beyond Python's int-string limit) used to end the
+    connection's task silently. Now each is a counted rejection and the readings around them —
+    and after them — are stored."""
+    pre = f"t{uuid.uuid4().hex[:6]}"
+    cfg = mqtt_config(tmp_path, mosquitto.port, f"cp-{uuid.uuid4().hex[:8]}", pre)
+    st = SQLiteStore(tmp_path / "p.db")
+    t_ms = 1795000000000
+    poison = [b'{"v": ' + b"9" * 400 + b', "ts": 1795000000000}', b"[" * 6000 + b"]" * 6000,
+              b'{"v": ' + b"9" * 5000 + b"}"]
+
+    async def go() -> Collector:
+        col, stop, task = await start(cfg, st)
+        pub = Publisher(mosquitto.port)
+        topic = f"{pre}/ww/influent/flow"
+        for i, bad in enumerate(poison):
+            await asyncio.to_thread(pub.send, topic, json.dumps({"v": 10 + i, "ts": t_ms + i}))
+            await asyncio.to_thread(pub.send, topic, bad)
+        await asyncio.to_thread(pub.send, topic, json.dumps({"v": 20, "ts": t_ms + 10}))
+        await wait_for(lambda: col.mqtt[0].readings >= 4, 5.0)
+        assert col.mqtt[0].connected and not task.done()
+        pub.close()
+        stop.set()
+        await task
+        return col
+    col = asyncio.run(go())
+    assert st.read(["ww.influent.flow"])["value"].tolist() == [10.0, 11.0, 12.0, 20.0]
+    m = col.mqtt[0].malformed
+    assert (m["wrong_type"], m["malformed"]) == (1, 2)
+    st.close()
