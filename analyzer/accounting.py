@@ -28,6 +28,13 @@ from config import ENV, Config
 from config.allocation import Utility
 
 KJ_PER_KGCE = 29307.6     # GB/T 2589-2020 3.7
+# the water roles that are fresh water (新水) taken in: what a water-layer charge is made of
+FRESH_ROLES = ("fresh", "cooling_makeup", "direct_cooling_makeup")
+
+
+def _roles(res: BalanceResult) -> set[str] | None:
+    """The boundary inputs a charge counts: fresh water in the water layer, everything else."""
+    return set(FRESH_ROLES) if res.layer == "water" else None
 
 
 def _fin(x: float | None) -> float | None:
@@ -136,8 +143,7 @@ def effective_kj_per_kg(cfg: Config, energy: BalanceResult, nodes: list[str]
 def charges(cfg: Config, res: BalanceResult, *others: BalanceResult | None) -> list[Charge]:
     """Each utility's charge in ``res``'s layer (energy in kgce, water in t of fresh water)."""
     totals = _streams(res, *others)
-    fresh = {"fresh", "cooling_makeup", "direct_cooling_makeup", "non_conventional"}
-    roles = fresh if res.layer == "water" else None
+    roles = _roles(res)
     out = []
     for u in cfg.allocation.utilities:
         sup = _supplied(res, u.nodes, roles, cfg)
@@ -169,22 +175,14 @@ def charged_per_node(cfg: Config, res: BalanceResult, ch: list[Charge]
     """What each node draws from the boundary and what the focus is charged with for it: a
     utility's charge spread over its nodes in proportion to their supply."""
     by_node = {c_node: c for c in ch for c_node in c.utility.nodes}
-    roles = ({"fresh", "cooling_makeup", "direct_cooling_makeup", "non_conventional"}
-             if res.layer == "water" else None)
+    roles = _roles(res)
     rows = []
     for n in cfg.flowsheet.nodes:
         sup = _supplied(res, [n.id], roles, cfg)
-        if sup == 0 and not any(t for t in res.streams):
-            continue
-        c = by_node.get(n.id)
-        if c is None:
-            charged = sup
-        elif c.supplied > 0:
-            charged = c.charged * sup / c.supplied
-        else:
-            charged = 0.0
         if sup == 0:
             continue
+        c = by_node.get(n.id)
+        charged = sup if c is None else (c.charged * sup / c.supplied if c.supplied > 0 else 0.0)
         rows.append({"node": n.id, "name": n.name, "name_zh": n.name_zh, "supplied": _fin(sup),
                      "charged": _fin(charged), "utility": c.utility.id if c else None})
     return rows

@@ -208,7 +208,7 @@ def effective_enthalpy(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
     101.325 kPa) less the feed water's enthalpy; the design point when the pressure has no good
     reading in the window (said so)."""
     from analyzer.energy import saturated_steam_kj_kg
-    from analyzer.totals import minute_rates
+    from analyzer.totals import MINUTE, minute_rates
     from config.units import factor
     out: dict[str, tuple[float, str]] = {}
     index = cfg.tag_index()
@@ -219,8 +219,7 @@ def effective_enthalpy(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
             continue
         src = rates if rates is not None and len(rates) and \
             (rates["tag"] == e.pressure_tag).any() else minute_rates(frame, [e.pressure_tag])
-        rows = src[(src["tag"] == e.pressure_tag) & (src["bucket"] >= window[0] // 60_000_000_000
-                                                     * 60_000_000_000)
+        rows = src[(src["tag"] == e.pressure_tag) & (src["bucket"] >= window[0] // MINUTE * MINUTE)
                    & (src["bucket"] < window[1]) & (src["good"] > 0)]
         if not len(rows):
             if e.kj_per_kg is not None:

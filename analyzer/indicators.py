@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.accounting import KJ_PER_KGCE, charged_per_node, charges, per_unit, rule_text
+from analyzer.accounting import (FRESH_ROLES, KJ_PER_KGCE, charged_per_node, charges, per_unit,
+                                 rule_text)
 from analyzer.balance import BalanceResult
 from analyzer.energy import coefficient
 from config import ENV, Config
@@ -52,7 +53,7 @@ def _pct(a: float, b: float) -> float | None:
     return float(100.0 * a / b) if np.isfinite(a) and np.isfinite(b) and b > 0 else None
 
 
-FRESH = ("fresh", "cooling_makeup", "direct_cooling_makeup")
+FRESH = FRESH_ROLES
 REUSED = ("reused", "condensate", "cooling_circulating", "direct_cooling_circulating",
           "reused_wastewater")
 
@@ -89,7 +90,6 @@ def water_accounting(cfg: Config, water: BalanceResult) -> dict[str, Any]:
     exports and the residual (a loss when positive, an inconsistency when negative)."""
     if water.overall is None:
         return {"note": water.message}
-    by = {t.stream: t for t in water.streams}
     sums: dict[str, float] = {k: 0.0 for k in _WHAT}
     streams: dict[str, list[str]] = {k: [] for k in _WHAT}
     for t in water.streams:
@@ -114,8 +114,7 @@ def water_accounting(cfg: Config, water: BalanceResult) -> dict[str, Any]:
             "nodes": nodes, "identity": "fresh + non-conventional + received + in materials = "
             "consumed + discharged + exported + losses (GB/T 12452 V_f = V_co + V_d + V_l, "
             "widened to the streams that cross the focus's boundary; balance-math.md 4.2, the "
-            "identity's text [unverified])", "source": _WATER_SRC,
-            "_by": {k: by[k].value for k in by}}
+            "identity's text [unverified])", "source": _WATER_SRC}
 
 
 def _residual(dev: float, tin: float, judged: bool) -> dict[str, Any]:
@@ -142,7 +141,7 @@ def water_indicators(cfg: Config, water: BalanceResult,
     if water.start_ns is None:
         return {"note": water.message}
     acc = water_accounting(cfg, water)
-    by_stream = acc.pop("_by", {})
+    by_stream = {t.stream: t.value for t in water.streams}
 
     def total(roles: tuple[str, ...]) -> float:
         ids = [i for r in roles for i in role.get(r, [])]

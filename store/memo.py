@@ -4,9 +4,9 @@ per-minute rollup once.
 A report asks the store for the rollup several times (the validity checks, the thin frame of the
 balances, the rate integrals, the sample counts, the pollutant hours), each time for other tags
 and windows: on 80 h of the demo site that is 8 reads of up to 370 000 rows. :class:`MemoStore`
-reads the rollup of each tag over the whole campaign the first time it is asked for, and answers
-every later call by slicing it (the same rows the store gives: the minutes overlapping
-[start, end), sorted by tag and minute). State transitions are memoized per call. Everything else
+reads the rollup of each tag over the span it is first asked for and answers every later call
+inside that span by slicing it — the same rows the store gives: the minutes overlapping
+[start, end), sorted by tag and minute; a call outside the span is read from the store. State transitions are memoized per call. Everything else
 goes to the store. It lives as long as the computation: a live campaign's newest minutes are read
 again by the next report.
 """
@@ -22,30 +22,37 @@ MINUTE = 60_000_000_000        # the rollup's bucket [ns] (store.sqlite.ROLLUP_B
 class MemoStore:
     def __init__(self, store: Any) -> None:
         self._store = store
-        self._roll: dict[str, pd.DataFrame] = {}
-        self._empty: pd.DataFrame | None = None
+        # tag -> (span it was read over [lo, hi) in ns, None = open, its rollup rows)
+        self._roll: dict[str, tuple[int | None, int | None, pd.DataFrame]] = {}
         self._trans: dict[tuple[str, int | None, int | None], pd.DataFrame] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    @staticmethod
+    def _covers(lo: int | None, hi: int | None, start: int | None, end: int | None) -> bool:
+        return (lo is None or (start is not None and start // MINUTE * MINUTE >= lo)) and \
+            (hi is None or (end is not None and end <= hi))
 
     def rollup(self, tags: Sequence[str] | None = None, start: int | None = None,
                end: int | None = None) -> pd.DataFrame:
         if tags is None:
             return self._store.rollup(None, start, end)
         want = sorted(set(tags))
-        missing = [t for t in want if t not in self._roll]
+        # a tag is read once over the span first asked for (a report's later calls fall inside
+        # it); a call outside it reads that span again — memory stays bounded by the request
+        missing = [t for t in want if t not in self._roll
+                   or not self._covers(self._roll[t][0], self._roll[t][1], start, end)]
         if missing:
-            full = self._store.rollup(missing, None, None)
-            self._empty = full.iloc[0:0]
-            for t, g in full.groupby("tag", sort=False):
-                self._roll[str(t)] = g
+            full = self._store.rollup(missing, start, end)
+            lo = None if start is None else int(start) // MINUTE * MINUTE
+            groups = {str(t): g for t, g in full.groupby("tag", sort=False)}
             for t in missing:
-                self._roll.setdefault(t, self._empty)
-        parts = [self._roll[t] for t in want if len(self._roll[t])]
+                self._roll[t] = (lo, None if end is None else int(end),
+                                 groups.get(t, full.iloc[0:0]))
+        parts = [self._roll[t][2] for t in want if len(self._roll[t][2])]
         if not parts:
-            return self._empty if self._empty is not None else self._store.rollup(tags, start,
-                                                                                   end)
+            return self._roll[want[0]][2] if want else self._store.rollup(tags, start, end)
         out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         b = out["bucket"]
         keep = pd.Series(True, index=out.index)
