@@ -211,17 +211,19 @@ def cycle_balances(cfg: Config, store: Any, cycles: Sequence[tuple[int, int]],
 
 def accepted_balances(cfg: Config, store: Any, start: int | None = None, end: int | None = None,
                       layers: Sequence[str] = ("material", "water", "energy"),
-                      rule: str | None = None) -> tuple[dict[str, BalanceResult],
-                                                        dict[str, Any] | None]:
+                      rule: str | None = None, validity: Any = None
+                      ) -> tuple[dict[str, BalanceResult], dict[str, Any] | None]:
     """:func:`balances_from_store` over the window the validity report accepts (``rule``:
     ``best_valid`` | ``campaign``, default ``requirements.balance_window``), and that window
-    (``ValidityReport.balance_window``). [start, end] [ns] bound it; None = the campaign."""
+    (``ValidityReport.balance_window``). [start, end] [ns] bound it; None = the campaign.
+    ``validity``: that report when the caller has it already (the web's live one)."""
     from analyzer.cycles import campaign_end
     from analyzer.validity import from_store
     from store.memo import MemoStore
     store = store if isinstance(store, MemoStore) else MemoStore(store)
-    v = from_store(cfg, store, start, None if end is None else end + 1,
-                   window_rule=rule or cfg.requirements.balance_window)
+    v = validity if validity is not None else from_store(
+        cfg, store, start, None if end is None else end + 1,
+        window_rule=rule or cfg.requirements.balance_window)
     if end is None:
         end = campaign_end(store)
     a, b, _ = balance_span(cfg, v.balance_window, start, end)

@@ -209,7 +209,11 @@ def balance():  # type: ignore[no-untyped-def]
 
     def doc() -> dict[str, Any]:
         from analyzer.storeframe import accepted_balances
-        res, bw = accepted_balances(cfg, get_store(), start, end, ("material",), window)
+        # the default window of the whole campaign: the live validity report chooses it (it
+        # adds the newest minutes to what it holds instead of judging 80 h again)
+        live = _live_validity(start, end) if window is None and start is None and end is None \
+            else None
+        res, bw = accepted_balances(cfg, get_store(), start, end, ("material",), window, live)
         result = res["material"].to_dict()
         result["start"] = _iso(result["start_ns"], cfg.campaign.timezone)
         result["end"] = _iso(result["end_ns"], cfg.campaign.timezone)
@@ -227,14 +231,22 @@ def validity():  # type: ignore[no-untyped-def]
     start, end = _window()
 
     def doc() -> dict[str, Any]:
-        ext = current_app.extensions
-        with ext["cpaudit_lock"]:
-            live = ext.setdefault("cpaudit_validity", LiveValidity(cfg))
-        out = live.report(get_store(), start, end).to_dict()
+        out = _live_validity(start, end).to_dict()
         tz = cfg.campaign.timezone
         out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
         return out   # type: ignore[no-any-return]
     return _cached_json("validity", (start, end), doc)
+
+
+def _live_validity(start: int | None, end: int | None) -> Any:
+    """The app's one live validity report (:class:`LiveValidity`), one caller at a time: the
+    validity and the balance documents share it."""
+    ext = current_app.extensions
+    with ext["cpaudit_lock"]:
+        live = ext.setdefault("cpaudit_validity", LiveValidity(get_config()))
+        lock = ext.setdefault("cpaudit_live_lock", threading.Lock())
+    with lock:
+        return live.report(get_store(), start, end)
 
 
 def _window_rule() -> str | None:
