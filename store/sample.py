@@ -40,6 +40,9 @@ class Reason(IntEnum):
     CONNECTION = 8   # no connection to the device
     MANUAL = 9       # entered by hand; never presented as measured
     DOWN = 10        # the collector itself was not running at the tick
+    # (30+ so that reasons other sources add below them keep their numbers when merged)
+    CLOCK = 30       # the wall clock stepped over the tick: it never came in real time
+    LOST = 31        # not kept: the store refused writes beyond the collector's memory bound
 
     @property
     def label(self) -> str:

@@ -216,6 +216,10 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"{self.path}: write failed: {e}") from e
+            except BaseException:     # a value SQLite cannot bind: leave no transaction open
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return added
 
     def _roll(self, conn: sqlite3.Connection, seq0: int, added: int, tried: _Columns,
@@ -365,7 +369,11 @@ class SQLiteStore:
 
     def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
         names = self._tag_map()
-        wanted = names if tags is None else {i: n for i, n in names.items() if n in set(tags)}
+        if tags is None:
+            wanted = names
+        else:
+            want = set(tags)
+            wanted = {i: n for i, n in names.items() if n in want}
         conn = self._conn()
         rows = []
         for tid in wanted:
@@ -532,6 +540,12 @@ class SQLiteStore:
         for a store without ``campaign_start``)."""
         row = self._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
         return int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
+
+    @property
+    def ignored(self) -> int:
+        """Rows not added because the store already held that tag at that instant (the first
+        written is kept: writes are idempotent)."""
+        return self._ignored
 
     def stats(self) -> dict[str, Any]:
         conn = self._conn()
