@@ -67,6 +67,9 @@ def render(col: "Collector") -> str:
            [({"sink": f.name}, f.stats.forwarded) for f in fw])
     metric("cpaudit_sink_errors_total", "counter", "failed forwarding attempts",
            [({"sink": f.name}, f.stats.errors) for f in fw])
+    metric("cpaudit_sink_undeliverable_total", "counter", "samples the sink refused for what "
+           "they hold, recorded as undeliverable (kept in the store)",
+           [({"sink": f.name}, f.stats.undeliverable) for f in fw])
     metric("cpaudit_store_samples_written_total", "counter", "samples committed to the store",
            [({}, col.writer.written)])
     w = col.writer

@@ -662,6 +662,7 @@ class Collector:
                 readings += [
                     Reading(p + "backlog", float(f.stats.backlog)),
                     Reading(p + "errors", float(f.stats.errors)),
+                    Reading(p + "undeliverable", float(f.stats.undeliverable)),
                     Reading(p + "forwarded", float(f.stats.forwarded)),
                     Reading(p + "backoff_s", f.stats.backoff_s),
                     Reading(p + "since_last_forward_s",
