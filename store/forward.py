@@ -79,9 +79,10 @@ class Forwarder:
         the batch is retried whole. Writes are idempotent, so re-sending a half is harmless."""
         bad: list[tuple[str, int, str]] = []
         why = self._why
-        for t in set(batch.tags).difference(why):
+        present = set(batch.tags)
+        for t in present.difference(why):
             why[t] = unrepresentable(t)
-        if any(why[t] for t in set(batch.tags)):
+        if any(why[t] for t in present):
             keep = [i for i, t in enumerate(batch.tags) if why[t] is None]
             bad += [(t, int(ts), str(why[t])) for t, ts in zip(batch.tags, batch.ts.tolist())
                     if why[t] is not None]

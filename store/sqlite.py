@@ -524,8 +524,8 @@ class SQLiteStore:
         seq, tid, ts, val, q, r = zip(*rows)
         n = len(rows)
         return int(seq[-1]), Batch(
-            tags=[names[i] for i in tid], ts=np.fromiter(ts, np.int64, n),
-            value=np.array([np.nan if v is None else v for v in val], dtype=np.float64),
+            tags=list(map(names.__getitem__, tid)), ts=np.fromiter(ts, np.int64, n),
+            value=np.array(val, dtype=np.float64),          # NULL (None) becomes NaN
             quality=np.fromiter(q, np.int8, n), reason=np.fromiter(r, np.int8, n))
 
     def max_seq(self) -> int:
