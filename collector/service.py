@@ -636,17 +636,20 @@ class Collector:
         if not isinstance(self.store, SQLiteStore):
             raise ValueError("forwarding needs the SQLite store as the record")
         out = []
+        # every point carries its site and campaign: many edge boxes share one database
+        scope = {"site": self.cfg.campaign.site, "campaign": self.cfg.campaign.name}
         for s in self.cfg.sinks:
             sink: Sink
             if isinstance(s, InfluxV1Sink):
                 from store.influx import InfluxV1Store
                 pw = os.environ.get(s.password_env) if s.password_env else None
                 sink = InfluxV1Store(s.url, s.database, measurement=s.measurement,
-                                     username=s.username, password=pw, create=False)
+                                     username=s.username, password=pw, create=False,
+                                     scope=scope)
             else:
                 from store.influx import InfluxV2Sink
                 sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
-                                    s.measurement)
+                                    s.measurement, scope=scope)
             out.append(Forwarder(self.store, sink, s.name, batch_size=s.batch_size))
         return out
 

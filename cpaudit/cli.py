@@ -174,6 +174,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     scenario = _scenario(a)
     origin = _origin(a, cfg)
     st = SQLiteStore(a.store)
+    _keep_config(st, a.config)
     try:
         def progress(x: float) -> None:
             if not a.quiet:
@@ -199,6 +200,7 @@ def cmd_collect(a: argparse.Namespace) -> int:
     from store import SQLiteStore
     cfg = _load(a.config)
     st = SQLiteStore(a.store)
+    _keep_config(st, a.config)
 
     async def go(stop: asyncio.Event) -> None:
         await Collector(cfg, st).run(stop)
@@ -208,13 +210,49 @@ def cmd_collect(a: argparse.Namespace) -> int:
         st.close()
 
 
-def _open_store(cfg_path: str, store_path: str) -> tuple[Any, Any] | int:
-    from store import SQLiteStore
-    cfg = _load(cfg_path)
-    if not os.path.exists(store_path):
-        print(f"cpaudit: {store_path}: no such store", file=sys.stderr)
+def _open_store(cfg_path: str | None, store_path: str) -> tuple[Any, Any] | int:
+    """(config, store) for analyze/export: the store a SQLite path or an InfluxDB URL (see
+    store.url); without a config file, the one the edge box forwarded with its data."""
+    from store import StoreError
+    from store.url import open_store
+    try:
+        st = open_store(store_path)
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
         return 1
-    return cfg, SQLiteStore(store_path, readonly=True)
+    if cfg_path is not None:
+        return _load(cfg_path), st
+    try:
+        text = st.get_meta(CONFIG_META)
+    except StoreError as e:
+        st.close()
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    if text is None:
+        st.close()
+        print(f"cpaudit: {store_path} carries no campaign configuration; give the config file",
+              file=sys.stderr)
+        return 2
+    try:
+        return cfgmod.load_text(text, f"<configuration forwarded with {store_path}>"), st
+    except cfgmod.ConfigError as e:
+        st.close()
+        print(e, file=sys.stderr)
+        return 2
+
+
+# the meta key under which `collect` keeps the campaign file's text with the data it collects
+CONFIG_META = "campaign_config"
+
+
+def _keep_config(st: Any, path: str) -> None:
+    """The configuration travels with the data: a central reader of the forwarded copy needs
+    nothing typed by hand (the file as it was when collection started)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            st.set_meta(CONFIG_META, f.read())
+    except (OSError, UnicodeDecodeError):
+        pass
 
 
 def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0.05
@@ -556,8 +594,11 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_collect)
 
     s = sub.add_parser("analyze", help="balances over a window")
-    s.add_argument("config")
-    s.add_argument("--store", required=True)
+    s.add_argument("config", nargs="?", default=None,
+                   help="the campaign file (default: the one forwarded with the store's data)")
+    s.add_argument("--store", required=True,
+                   help="a SQLite file, or influxdb://host:8086/DB?site=…&campaign=… (user and "
+                        "password from CPAUDIT_INFLUX_USERNAME/_PASSWORD)")
     s.add_argument("--from", dest="start")
     s.add_argument("--to", dest="end")
     s.add_argument("--json", action="store_true")

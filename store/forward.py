@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from store.base import PointsRejected, StoreError
 from store.lineproto import unrepresentable
@@ -38,6 +38,8 @@ class ForwardStats:
     last_forward_ns: int | None = None
     backlog: int = 0
     backoff_s: float = 0.0
+    rollup_rows: int = 0         # per-minute rollup rows forwarded beside the samples
+    rollup_refused: int = 0      # of which the sink refused (their samples are undeliverable)
     undeliverable: int = 0       # samples the sink refused for what they hold, recorded as such
     history: list[str] = field(default_factory=list)
 
@@ -49,6 +51,8 @@ class Forwarder:
         self.source, self.sink, self.name = source, sink, name
         self.batch_size, self.idle_s, self.backoff_max_s = batch_size, idle_s, backoff_max_s
         self.key = f"forward.{name}.cursor"
+        self.rkey = f"forward.{name}.rollup_seq"
+        self._meta_sent: dict[str, str] = {}
         self.stats = ForwardStats()
         self._logged_kinds: set[str] = set()
         self._why: dict[str, str | None] = {}     # tag -> why line protocol cannot carry it
@@ -98,6 +102,23 @@ class Forwarder:
                           "(kept in SQLite), e.g. %s@%d: %s", self.name, len(bad), bad[0][0],
                           bad[0][1], bad[0][2])
 
+    def _rollup_isolated(self, write: Any, frame: Any) -> None:
+        """As :meth:`_isolate`, for rollup rows: a minute the sink refuses is left out (its
+        samples are recorded undeliverable already) and the others go."""
+        if len(frame) == 0:
+            return
+        try:
+            write(frame)
+        except PointsRejected as e:
+            if len(frame) == 1:
+                self.stats.rollup_refused += 1
+                log.debug("%s: rollup row of %s refused: %s", self.name, frame["tag"].iloc[0],
+                          e.detail)
+                return
+            half = len(frame) // 2
+            self._rollup_isolated(write, frame.iloc[:half])
+            self._rollup_isolated(write, frame.iloc[half:])
+
     def _isolate(self, batch: Batch, bad: list[tuple[str, int, str]]) -> None:
         if len(batch) == 0:
             return
@@ -135,7 +156,32 @@ class Forwarder:
                 total += len(batch)
                 last, batch = nxt_last, nxt
         self.stats.backlog = max(0, self.source.max_seq() - last)
+        self.forward_records()
         return total
+
+    def forward_records(self) -> None:
+        """Beside the samples, what a central reader needs to answer as the edge does: the
+        per-minute rollup of the minutes the forwarded samples touched (its own cursor, moved
+        after the sink took them) and the campaign's records (start, end, configuration …),
+        sent again when they change. Sinks without these (a plain time-series sink) get the
+        samples only."""
+        write_rollup = getattr(self.sink, "write_rollup", None)
+        if write_rollup is None:
+            return
+        rcur = int(self.source.get_meta(self.rkey) or 0)
+        if self.source.max_seq() > rcur:
+            newest, frame = self.source.rollup_changes(rcur)
+            if len(frame):
+                for t in set(frame["tag"]).difference(self._why):
+                    self._why[t] = unrepresentable(t)
+                frame = frame[[self._why[t] is None for t in frame["tag"]]]
+                self._rollup_isolated(write_rollup, frame)
+            self.source.set_meta(self.rkey, str(newest))
+            self.stats.rollup_rows += len(frame)
+        items = self.source.meta_items()
+        if items != self._meta_sent:
+            self.sink.write_meta(items)  # type: ignore[attr-defined]
+            self._meta_sent = items
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.0

@@ -45,8 +45,8 @@ def _short_error(resp: bytes) -> str:
         if sep2:
             text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
     return text[:300]
-from store.lineproto import format_lines
-from store.sample import SAMPLE_COLUMNS, Batch
+from store.lineproto import format_lines, meta_lines, rollup_lines
+from store.sample import SAMPLE_COLUMNS, Batch, Quality
 
 
 def _lit(s: str) -> str:
@@ -56,7 +56,8 @@ def _lit(s: str) -> str:
 class InfluxV1Store:
     def __init__(self, url: str, database: str, *, measurement: str = "cpaudit",
                  username: str | None = None, password: str | None = None,
-                 timeout_s: float = 10.0, create: bool = True) -> None:
+                 timeout_s: float = 10.0, create: bool = True,
+                 scope: dict[str, str] | None = None) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise StoreError(f"InfluxDB URL must be http(s)://host:port, got {url!r}")
@@ -65,6 +66,9 @@ class InfluxV1Store:
         self._base = u.path.rstrip("/")
         self._auth = {"u": username, "p": password} if username else {}
         self.timeout_s = timeout_s
+        # site and campaign: written as tags on every point, and every read is limited to them,
+        # so many edge boxes share one database (empty values are left out)
+        self.scope = {k: v for k, v in (scope or {}).items() if v}
         self._local = threading.local()
         self._conns: list[http.client.HTTPConnection] = []
         self._conns_lock = threading.Lock()
@@ -138,11 +142,126 @@ class InfluxV1Store:
     def write(self, batch: Batch) -> int:
         if len(batch) == 0:
             return 0
-        self.write_lines(format_lines(batch, self.measurement))
+        self.write_lines(format_lines(batch, self.measurement, self.scope))
         return len(batch)
 
+    # -- what the edge forwards beside the samples ---------------------------------------------
+    def write_rollup(self, frame: pd.DataFrame) -> int:
+        """The edge's per-minute rollup rows as points of ``<measurement>_rollup``
+        (:func:`store.lineproto.rollup_lines`)."""
+        lines = rollup_lines(frame, self.measurement, self.scope)
+        for i in range(0, len(lines), 5000):
+            self.write_lines("\n".join(lines[i:i + 5000]))
+        return len(lines)
+
+    def write_meta(self, items: dict[str, str]) -> None:
+        """The campaign's own records as points of ``<measurement>_meta``
+        (:func:`store.lineproto.meta_lines`)."""
+        lines = meta_lines(items, self.measurement, self.scope)
+        if lines:
+            self.write_lines("\n".join(lines))
+
+    # -- the campaign as the edge holds it, read centrally --------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        q = (f'SELECT "value", "parts" FROM "{self.measurement}_meta" WHERE "key" = {_lit(key)}'
+             f'{self._scope_and()}')
+        series = self.query(q)
+        if not series or not series[0].get("values"):
+            return None
+        vals = sorted(series[0]["values"], key=lambda r: r[0])
+        parts = int(vals[0][2] or 1)
+        if len(vals) < parts:
+            return None                      # still arriving
+        return "".join(str(r[1]) for r in vals[:parts])
+
+    def meta_keys(self) -> list[str]:
+        series = self.query(f'SHOW TAG VALUES FROM "{self.measurement}_meta" WITH KEY = "key"'
+                            f'{self._scope_where()}')
+        return sorted(v[1] for s in series for v in s.get("values", []))
+
+    def rollup(self, tags: Sequence[str] | None = None, start: int | None = None,
+               end: int | None = None) -> pd.DataFrame:
+        """The minutes forwarded by the edge that overlap [start, end), as
+        ``SQLiteStore.rollup`` gives them (the same columns, types and order)."""
+        from store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
+        if tags is not None and not tags:
+            return _empty_rollup()
+        b = ROLLUP_BUCKET_NS
+        lo = None if start is None else int(start) // b * b
+        q = (f'SELECT "rows", "good", "manual", "first_ts", "last_ts", "vsum", "vmin", "vmax" '
+             f'FROM "{self.measurement}_rollup"{self._where(tags, lo, end)} GROUP BY "tag"')
+        parts = []
+        for srs in self.query(q):
+            v = srs.get("values") or []
+            if not v:
+                continue
+            a = pd.DataFrame(v, columns=srs["columns"])
+            good = a["good"].astype(np.int64)
+            parts.append(pd.DataFrame({
+                "tag": srs.get("tags", {}).get("tag", ""),
+                "bucket": a["time"].astype(np.int64),
+                "rows": a["rows"].astype(np.int64), "good": good,
+                "manual": a["manual"].astype(np.int64),
+                "first_ts": pd.to_numeric(a["first_ts"]).where(good > 0).astype(np.float64),
+                "last_ts": pd.to_numeric(a["last_ts"]).where(good > 0).astype(np.float64),
+                "vsum": pd.to_numeric(a["vsum"]).astype(np.float64),
+                "vmin": pd.to_numeric(a["vmin"]).where(good > 0).astype(np.float64),
+                "vmax": pd.to_numeric(a["vmax"]).where(good > 0).astype(np.float64)}))
+        if not parts:
+            return _empty_rollup()
+        df = pd.concat(parts, ignore_index=True)
+        ref = _empty_rollup()
+        df = df[list(ref.columns)].astype(ref.dtypes.to_dict())
+        return df.sort_values(["tag", "bucket"], kind="stable").reset_index(drop=True)
+
+    def transitions(self, tag: str, start: int | None = None, end: int | None = None
+                    ) -> pd.DataFrame:
+        """The good samples of a state tag where its value changes (the first included), as
+        ``SQLiteStore.transitions``: InfluxQL has no LAG, so the tag's good samples in the
+        window are read and compared here."""
+        df = self.read([tag], start, end)
+        df = df[df["quality"] == Quality.GOOD]
+        if df.empty:
+            return df.reset_index(drop=True)
+        v = df["value"].to_numpy()
+        keep = np.r_[True, v[1:] != v[:-1]]
+        return df[keep].reset_index(drop=True)
+
+    def first_minute(self) -> int | None:
+        series = self.query(f'SELECT first("rows") FROM "{self.measurement}_rollup"'
+                            f'{self._scope_where()}')
+        return int(series[0]["values"][0][0]) if series and series[0].get("values") else None
+
+    def quick_stats(self) -> dict[str, Any]:
+        """The newest sample's time, and as ``samples`` the rows the forwarded rollup counts
+        (InfluxDB keeps no write sequence; the count moves when new data arrive)."""
+        last = self.query(f'SELECT last("rows") FROM "{self.measurement}_rollup"'
+                          f'{self._scope_where()}')
+        total = self.query(f'SELECT sum("rows") FROM "{self.measurement}_rollup"'
+                           f'{self._scope_where()}')
+        lt = None
+        if last and last[0].get("values"):
+            lt = int(last[0]["values"][0][0])
+            newest = self.query(f'SELECT last("quality") FROM "{self.measurement}"'
+                                f'{self._where(None, lt, None)}')
+            if newest and newest[0].get("values"):
+                lt = int(newest[0]["values"][0][0])
+        n = int(total[0]["values"][0][1]) if total and total[0].get("values") else 0
+        return {"samples": n, "last_ts": lt}
+
+    def max_seq(self) -> int:
+        """A number that grows as data arrive (the caches' key): the rollup's row count."""
+        return int(self.quick_stats()["samples"])
+
+    def _scope_where(self) -> str:
+        c = [f'"{k}" = {_lit(v)}' for k, v in sorted(self.scope.items())]
+        return (" WHERE " + " AND ".join(c)) if c else ""
+
+    def _scope_and(self) -> str:
+        return "".join(f' AND "{k}" = {_lit(v)}' for k, v in sorted(self.scope.items()))
+
     def _where(self, tags: Sequence[str] | None, start: int | None, end: int | None) -> str:
-        c = []
+        c = [f'"{k}" = {_lit(v)}' for k, v in sorted(self.scope.items())]
         if tags is not None:
             c.append("(" + " OR ".join(f'"tag" = {_lit(t)}' for t in tags) + ")")
         if start is not None:
@@ -222,10 +341,12 @@ class InfluxV2Sink:
     against a real server here: Debian's InfluxDB 1.6.7 has no /api/v2/write."""
 
     def __init__(self, url: str, token: str, org: str, bucket: str,
-                 measurement: str = "cpaudit", timeout_s: float = 10.0) -> None:
+                 measurement: str = "cpaudit", timeout_s: float = 10.0,
+                 scope: dict[str, str] | None = None) -> None:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
         self.bucket, self.org, self.measurement = bucket, org, measurement
+        self.scope = {k: v for k, v in (scope or {}).items() if v}
         self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000))
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
 
@@ -234,7 +355,7 @@ class InfluxV2Sink:
             return 0
         try:
             self._write.write(bucket=self.bucket, org=self.org,
-                              record=format_lines(batch, self.measurement),
+                              record=format_lines(batch, self.measurement, self.scope),
                               # the client's stubs type the enum's members as str
                               write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
@@ -243,6 +364,28 @@ class InfluxV2Sink:
                 raise PointsRejected(f"InfluxDB v2 write: {e}", int(status)) from e  # type: ignore[arg-type]
             raise StoreError(f"InfluxDB v2 write: {e}") from e
         return len(batch)
+
+    def _send(self, text: str) -> None:
+        try:
+            self._write.write(bucket=self.bucket, org=self.org, record=text,
+                              # the client's stubs type the enum's members as str
+                              write_precision=WritePrecision.NS)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
+            status = getattr(e, "status", None)
+            if status in REJECTED:
+                raise PointsRejected(f"InfluxDB v2 write: {e}", int(status)) from e  # type: ignore[arg-type]
+            raise StoreError(f"InfluxDB v2 write: {e}") from e
+
+    def write_rollup(self, frame: pd.DataFrame) -> int:
+        lines = rollup_lines(frame, self.measurement, self.scope)
+        for i in range(0, len(lines), 5000):
+            self._send("\n".join(lines[i:i + 5000]))
+        return len(lines)
+
+    def write_meta(self, items: dict[str, str]) -> None:
+        lines = meta_lines(items, self.measurement, self.scope)
+        if lines:
+            self._send("\n".join(lines))
 
     def close(self) -> None:
         self._client.close()

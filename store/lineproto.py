@@ -10,8 +10,12 @@ timestamp in ns. Series + timestamp identify a sample, so writing it again is id
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from store.sample import Batch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
@@ -40,8 +44,22 @@ def unrepresentable(tag: str) -> str | None:
     return None
 
 
-def format_lines(batch: Batch, measurement: str = "cpaudit") -> str:
-    m = escape_tag(measurement)
+def scope_tags(scope: dict[str, str] | None) -> str:
+    """``,campaign=…,site=…``: the tags that let many edge boxes share one database (sorted by
+    key, as line protocol writes fastest)."""
+    if not scope:
+        return ""
+    return "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(scope.items()) if v)
+
+
+def field_string(value: str) -> str:
+    """A string field value: double quotes and backslashes take a backslash."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_lines(batch: Batch, measurement: str = "cpaudit",
+                 scope: dict[str, str] | None = None) -> str:
+    m = escape_tag(measurement) + scope_tags(scope)
     keys: dict[str, str] = {}
     out = []
     for tag, ts, v, q, r in zip(batch.tags, batch.ts.tolist(), batch.value.tolist(),
@@ -54,3 +72,40 @@ def format_lines(batch: Batch, measurement: str = "cpaudit") -> str:
         else:
             out.append(f"{key} quality={q}i,reason={r}i {ts}")
     return "\n".join(out)
+
+
+def rollup_lines(frame: "pd.DataFrame", measurement: str = "cpaudit",
+                 scope: dict[str, str] | None = None) -> list[str]:
+    """The edge's per-minute rollup rows (``SQLiteStore.rollup`` columns) as points of
+    ``<measurement>_rollup`` at the bucket's start. Rewriting a minute replaces it (same series
+    and time), so a minute forwarded while it filled is made whole later. The good samples'
+    first/last time and min/max are left out without good samples (line protocol has no NaN);
+    a reader takes them as NaN whenever ``good`` is 0."""
+    if frame.empty:
+        return []
+    key = escape_tag(measurement + "_rollup") + scope_tags(scope)
+    out = []
+    cols = [frame[c].tolist() for c in ("tag", "bucket", "rows", "good", "manual", "first_ts",
+                                        "last_ts", "vsum", "vmin", "vmax")]
+    for tag, b, rows, good, manual, f, la, vs, vmin, vmax in zip(*cols):
+        fields = f"rows={int(rows)}i,good={int(good)}i,manual={int(manual)}i,vsum={float(vs)!r}"
+        if good and f == f:
+            fields += (f",first_ts={int(f)}i,last_ts={int(la)}i,vmin={float(vmin)!r},"
+                       f"vmax={float(vmax)!r}")
+        out.append(f"{key},tag={escape_tag(tag)} {fields} {int(b)}")
+    return out
+
+
+def meta_lines(items: dict[str, str], measurement: str = "cpaudit",
+               scope: dict[str, str] | None = None) -> list[str]:
+    """The campaign's own records (start, end, name, its configuration …) as points of
+    ``<measurement>_meta``: one series per key, the text in parts of 16 k characters at times
+    0, 1, 2 … (a field holds at most 64 KiB), ``parts`` on the first; rewriting replaces."""
+    key = escape_tag(measurement + "_meta") + scope_tags(scope)
+    out = []
+    for k, v in items.items():
+        parts = [v[i:i + 16_384] for i in range(0, len(v), 16_384)] or [""]
+        for i, part in enumerate(parts):
+            extra = f",parts={len(parts)}i" if i == 0 else ""
+            out.append(f"{key},key={escape_tag(k)} value={field_string(part)}{extra} {i}")
+    return out

@@ -544,6 +544,36 @@ class SQLiteStore:
         row = self._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
         return int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
 
+    def meta_items(self) -> dict[str, str]:
+        """Every campaign record in ``meta`` but the store's own bookkeeping (the rollup mark,
+        the forwarders' cursors): what an edge box forwards for a central reader."""
+        rows = self._conn().execute("SELECT key, value FROM meta").fetchall()
+        return {k: v for k, v in rows if not k.startswith(("forward.", "rollup."))}
+
+    def rollup_changes(self, after_seq: int) -> tuple[int, pd.DataFrame]:
+        """The whole rollup rows of every minute touched by samples written after ``after_seq``
+        (as :meth:`rollup` gives them): (newest seq, rows). From the start (``after_seq`` 0) it
+        is the rollup table as it stands; later, the minutes the new rows fall in (a late
+        sample re-opens its old minute, and that minute is given again, whole)."""
+        newest = self.max_seq()
+        if newest <= after_seq:
+            return newest, _empty_rollup()
+        if after_seq <= 0:
+            return newest, self.rollup(None)
+        b = ROLLUP_BUCKET_NS
+        touched = self._conn().execute(
+            f"SELECT tag_id, MIN(ts / {b}), MAX(ts / {b}) FROM sample WHERE seq > ? AND seq <= ? "
+            "GROUP BY tag_id", (after_seq, newest)).fetchall()
+        names = self._tag_map()
+        groups: dict[tuple[int, int], list[str]] = {}
+        for tid, lo, hi in touched:
+            groups.setdefault((int(lo), int(hi)), []).append(names[tid])
+        parts = [self.rollup(tags, lo * b, (hi + 1) * b) for (lo, hi), tags in groups.items()]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return newest, _empty_rollup()
+        return newest, pd.concat(parts, ignore_index=True)
+
     def mark_undeliverable(self, sink: str, rows: Sequence[tuple[str, int, str]]) -> None:
         """Samples (tag, ts, reason) a sink refused for what they hold: kept in SQLite as ever,
         recorded as never forwarded to ``sink`` and why, so the central copy's hole is known."""

@@ -1,0 +1,60 @@
+"""Where a store is, said as one string: a SQLite path (the edge box's record) or an InfluxDB URL
+(the central copy the edge boxes forward to).
+
+    campaign.db
+    influxdb://host:8086/cpaudit?site=brewery-a&campaign=demo        (http)
+    influxdbs://host:8086/cpaudit?site=…&campaign=…                  (https)
+
+``measurement`` may be given as a parameter (default ``cpaudit``). Credentials never go in the
+URL, which is printed and logged: ``CPAUDIT_INFLUX_USERNAME`` and ``CPAUDIT_INFLUX_PASSWORD`` from
+the environment (for InfluxDB 2.x/3.x through the v1 API, the password is the token).
+"""
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Any
+
+from store.base import StoreError
+
+SCHEMES = ("influxdb", "influxdbs")
+
+
+def is_url(text: str) -> bool:
+    return text.split("://", 1)[0] in SCHEMES and "://" in text
+
+
+def open_store(text: str, *, readonly: bool = True) -> Any:
+    """The store ``text`` names (see the module); StoreError with the reason if it cannot be."""
+    if not is_url(text):
+        from store.sqlite import SQLiteStore
+        if readonly and not os.path.exists(text):
+            raise StoreError(f"{text}: no such store")
+        return SQLiteStore(text, readonly=readonly)
+    u = urllib.parse.urlsplit(text)
+    if u.username or u.password:
+        raise StoreError("credentials do not go in the store URL (it is printed and logged): "
+                         "set CPAUDIT_INFLUX_USERNAME and CPAUDIT_INFLUX_PASSWORD")
+    if not u.hostname:
+        raise StoreError(f"{text}: no host in the InfluxDB URL")
+    db = u.path.strip("/")
+    if not db or "/" in db:
+        raise StoreError(f"{text}: give the database as the URL's path, e.g. "
+                         "influxdb://host:8086/cpaudit?site=…&campaign=…")
+    q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
+    unknown = set(q) - {"site", "campaign", "measurement"}
+    if unknown:
+        raise StoreError(f"{text}: unknown parameter(s) {', '.join(sorted(unknown))} "
+                         "(site, campaign, measurement)")
+    if not q.get("campaign"):
+        raise StoreError(f"{text}: say which campaign (…?site=…&campaign=…): many edge boxes "
+                         "share one database")
+    from store.influx import InfluxV1Store
+    http = "https" if u.scheme == "influxdbs" else "http"
+    port = f":{u.port}" if u.port else ""
+    return InfluxV1Store(f"{http}://{u.hostname}{port}", db,
+                         measurement=q.get("measurement") or "cpaudit",
+                         username=os.environ.get("CPAUDIT_INFLUX_USERNAME") or None,
+                         password=os.environ.get("CPAUDIT_INFLUX_PASSWORD") or None,
+                         create=False,
+                         scope={"site": q.get("site", ""), "campaign": q["campaign"]})
