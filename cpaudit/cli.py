@@ -295,6 +295,41 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaigns(a: argparse.Namespace) -> int:
+    """The campaigns a central InfluxDB holds: site, campaign, state, newest data, and how far
+    behind each edge box is (what it holds and has not forwarded)."""
+    from store import StoreError
+    from store.url import is_url, open_store
+    if not is_url(a.store):
+        print("cpaudit: campaigns lists what a central InfluxDB holds: "
+              "--store influxdb://host:8086/DB", file=sys.stderr)
+        return 2
+    try:
+        st = open_store(a.store, campaign=False)
+        rows = st.campaigns()
+        st.close()
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    for r in rows:
+        r["state"] = "finished" if r["end"] else "running"
+    if a.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no campaign has forwarded its records here")
+    for r in rows:
+        edge = r["edge"]
+        last = (dt.datetime.fromtimestamp(r["last_data"] / 1e9, dt.timezone.utc)
+                .isoformat(timespec="seconds") if r["last_data"] else "no data")
+        said = (dt.datetime.fromtimestamp(edge["at"] / 1e9, dt.timezone.utc)
+                .isoformat(timespec="seconds") if edge.get("at") else "never")
+        print(f"{r['site'] or '(no site)'} / {r['campaign']}: {r['state']}, newest data {last}; "
+              f"edge box: {int(edge.get('backlog') or 0):,} samples not yet forwarded "
+              f"(as it said at {said})")
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from analyzer.export import write_all
     got = _report(a)
@@ -611,6 +646,12 @@ def parser() -> argparse.ArgumentParser:
                         "the average load left out) or the campaign/--from/--to as given "
                         "(default: requirements.balance_window)")
     s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("campaigns", help="the campaigns a central InfluxDB holds, and how far "
+                                         "behind each edge box is")
+    s.add_argument("--store", required=True, help="influxdb://host:8086/DB")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_campaigns)
 
     s = sub.add_parser("export", help="the report's tables (XLSX, CSV) and diagrams (SVG)")
     s.add_argument("config")

@@ -10,6 +10,7 @@ raw data of record.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,8 @@ class Forwarder:
         self.key = f"forward.{name}.cursor"
         self.rkey = f"forward.{name}.rollup_seq"
         self._meta_sent: dict[str, str] = {}
+        self._status_sent = 0
+        self._backlog_sent = -1
         self.stats = ForwardStats()
         self._logged_kinds: set[str] = set()
         self._why: dict[str, str | None] = {}     # tag -> why line protocol cannot carry it
@@ -139,6 +142,8 @@ class Forwarder:
         self.stats.batches += 1
         self.stats.last_forward_ns = time.time_ns()
         self.stats.backlog = self.source.max_seq() - last
+        if time.time_ns() - self._status_sent >= 10 * 10**9:     # catching up: say how far
+            self._send_status()
 
     def drain(self) -> int:
         """Forward until the backlog is empty (or the sink fails: StoreError).
@@ -182,6 +187,20 @@ class Forwarder:
         if items != self._meta_sent:
             self.sink.write_meta(items)  # type: ignore[attr-defined]
             self._meta_sent = items
+        if (time.time_ns() - self._status_sent >= 10 * 10**9
+                or self.stats.backlog != self._backlog_sent):
+            self._send_status()
+
+    def _send_status(self) -> None:
+        write_status = getattr(self.sink, "write_status", None)
+        if write_status is None:
+            return
+        now = time.time_ns()
+        last = self.source.quick_stats()["last_ts"]
+        write_status({"backlog": self.stats.backlog, "forwarded": self.stats.forwarded,
+                      "newest_sample_ts": float(last) if last is not None else math.nan,
+                      "undeliverable": self.stats.undeliverable}, now)
+        self._status_sent, self._backlog_sent = now, self.stats.backlog
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.0

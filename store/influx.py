@@ -45,7 +45,7 @@ def _short_error(resp: bytes) -> str:
         if sep2:
             text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
     return text[:300]
-from store.lineproto import format_lines, meta_lines, rollup_lines
+from store.lineproto import format_lines, meta_lines, rollup_lines, status_lines
 from store.sample import SAMPLE_COLUMNS, Batch, Quality
 
 
@@ -160,6 +160,44 @@ class InfluxV1Store:
         lines = meta_lines(items, self.measurement, self.scope)
         if lines:
             self.write_lines("\n".join(lines))
+
+    def write_status(self, status: dict[str, float], ts: int) -> None:
+        lines = status_lines(status, ts, self.measurement, self.scope)
+        if lines:
+            self.write_lines("\n".join(lines))
+
+    # -- what a central reader sees: every campaign the edge boxes forward ----------------------
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every (site, campaign) that forwarded its records here, with its start and end, the
+        newest minute of data and the edge box's last forwarding status (backlog: samples it
+        holds and has not forwarded yet; at: when it said so)."""
+        m = self.measurement
+        seen = set()
+        for srs in self.query(f'SHOW SERIES FROM "{m}_meta"'):
+            for (key,) in srs.get("values", []):
+                tags = dict(_series_tags(key))
+                seen.add((tags.get("site", ""), tags.get("campaign", "")))
+        out = []
+        for site, campaign in sorted(seen):
+            one = InfluxV1Store(self.url, self.database, measurement=m, create=False,
+                                scope={"site": site, "campaign": campaign})
+            one._auth = self._auth
+            try:
+                st = one.query(f'SELECT last(*) FROM "{m}_edge"{one._scope_where()}')
+                status: dict[str, Any] = {}
+                if st and st[0].get("values"):
+                    cols, row = st[0]["columns"], st[0]["values"][0]
+                    status = {c.removeprefix("last_"): v for c, v in zip(cols, row)
+                              if c != "time"}
+                    status["at"] = int(row[0])
+                out.append({"site": site, "campaign": campaign,
+                            "name": one.get_meta("campaign_name") or campaign,
+                            "start": _int_or_none(one.get_meta("campaign_start")),
+                            "end": _int_or_none(one.get_meta("campaign_end")),
+                            "last_data": one.quick_stats()["last_ts"], "edge": status})
+            finally:
+                one.close()
+        return out
 
     # -- the campaign as the edge holds it, read centrally --------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -329,6 +367,33 @@ class InfluxV1Store:
         self._local = threading.local()
 
 
+def _int_or_none(v: str | None) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
+def _series_tags(key: str) -> Iterator[tuple[str, str]]:
+    """The tags of a series key as SHOW SERIES prints it (``m,k1=v1,k2=v2``, escaped)."""
+    parts, cur, esc = [], "", False
+    for ch in key:
+        if esc:
+            cur += ch
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif ch == ",":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        yield k, v
+
+
 def _chunks(body: bytes) -> Iterator[dict[str, Any]]:
     for line in body.splitlines():
         line = line.strip()
@@ -384,6 +449,11 @@ class InfluxV2Sink:
 
     def write_meta(self, items: dict[str, str]) -> None:
         lines = meta_lines(items, self.measurement, self.scope)
+        if lines:
+            self._send("\n".join(lines))
+
+    def write_status(self, status: dict[str, float], ts: int) -> None:
+        lines = status_lines(status, ts, self.measurement, self.scope)
         if lines:
             self._send("\n".join(lines))
 

@@ -109,3 +109,14 @@ def meta_lines(items: dict[str, str], measurement: str = "cpaudit",
             extra = f",parts={len(parts)}i" if i == 0 else ""
             out.append(f"{key},key={escape_tag(k)} value={field_string(part)}{extra} {i}")
     return out
+
+
+def status_lines(status: dict[str, float], ts: int, measurement: str = "cpaudit",
+                 scope: dict[str, str] | None = None) -> list[str]:
+    """The edge box's forwarding status (backlog, forwarded, the newest sample's time …) as one
+    point of ``<measurement>_edge``: the central view says how far behind each box is."""
+    fields = ",".join(f"{escape_tag(k)}={float(v)!r}" for k, v in sorted(status.items())
+                      if math.isfinite(float(v)))
+    if not fields:
+        return []
+    return [f"{escape_tag(measurement + '_edge')}{scope_tags(scope)} {fields} {int(ts)}"]

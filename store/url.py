@@ -24,8 +24,9 @@ def is_url(text: str) -> bool:
     return text.split("://", 1)[0] in SCHEMES and "://" in text
 
 
-def open_store(text: str, *, readonly: bool = True) -> Any:
-    """The store ``text`` names (see the module); StoreError with the reason if it cannot be."""
+def open_store(text: str, *, readonly: bool = True, campaign: bool = True) -> Any:
+    """The store ``text`` names (see the module); StoreError with the reason if it cannot be.
+    ``campaign=False``: an InfluxDB URL may name no campaign (to list them)."""
     if not is_url(text):
         from store.sqlite import SQLiteStore
         if readonly and not os.path.exists(text):
@@ -46,7 +47,7 @@ def open_store(text: str, *, readonly: bool = True) -> Any:
     if unknown:
         raise StoreError(f"{text}: unknown parameter(s) {', '.join(sorted(unknown))} "
                          "(site, campaign, measurement)")
-    if not q.get("campaign"):
+    if campaign and not q.get("campaign"):
         raise StoreError(f"{text}: say which campaign (…?site=…&campaign=…): many edge boxes "
                          "share one database")
     from store.influx import InfluxV1Store
@@ -57,4 +58,4 @@ def open_store(text: str, *, readonly: bool = True) -> Any:
                          username=os.environ.get("CPAUDIT_INFLUX_USERNAME") or None,
                          password=os.environ.get("CPAUDIT_INFLUX_PASSWORD") or None,
                          create=False,
-                         scope={"site": q.get("site", ""), "campaign": q["campaign"]})
+                         scope={"site": q.get("site", ""), "campaign": q.get("campaign", "")})

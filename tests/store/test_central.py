@@ -80,6 +80,17 @@ def test_two_edge_boxes_one_influxd_central_equals_edge(tmp_path: Path, influxd:
         central = _analyze("--store", url)              # no config file: it came with the data
         assert central == edge, name
         assert edge["campaign"] == name
+    # the office lists both, with what each edge box still holds back (nothing, now)
+    r = subprocess.run([sys.executable, "-m", "cpaudit", "campaigns", "--json", "--store",
+                        f"influxdb://127.0.0.1:{influxd.port}/office"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    listed = {c["campaign"]: c for c in json.loads(r.stdout)}
+    assert set(listed) == set(sites)
+    for name, c in listed.items():
+        assert c["site"] == sites[name][0] and c["state"] == "running"
+        assert c["edge"]["backlog"] == 0 and c["edge"]["forwarded"] > 0
+        assert c["last_data"] is not None and c["start"] is not None
     # the two campaigns did not mix: B's leak is B's alone
     a = _analyze("--store", f"influxdb://127.0.0.1:{influxd.port}/office?campaign=Campaign+A&"
                  "site=Brewery+A%2C+Beijing")
