@@ -541,8 +541,17 @@ class SQLiteStore:
     def first_minute(self) -> int | None:
         """The first minute the rollup holds [ns] (a scan of the rollup: a few ms a day of data;
         for a store without ``campaign_start``)."""
-        row = self._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
-        return int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
+        conn = self._conn()
+        row = conn.execute("SELECT MIN(bucket) FROM rollup").fetchone()
+        first = int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
+        # and the samples not merged into the rollup table yet (a young store has only those)
+        mark = self.get_meta(_ROLLUP_SEQ)
+        tail = conn.execute("SELECT MIN(ts) FROM sample WHERE seq > ?",
+                            (int(mark) if mark is not None else 0,)).fetchone()
+        if tail and tail[0] is not None:
+            t = int(tail[0]) // ROLLUP_BUCKET_NS * ROLLUP_BUCKET_NS
+            first = t if first is None else min(first, t)
+        return first
 
     def meta_items(self) -> dict[str, str]:
         """Every campaign record in ``meta`` but the store's own bookkeeping (the rollup mark,

@@ -155,3 +155,89 @@ def test_edges_first_and_last_good(tmp_path: Path) -> None:
     assert (row.first_ts, row.first_value, row.last_ts, row.last_value, row.good, row.total) == \
         (T0 + 1_000_000_000, 1.5, T0 + 4_000_000_000, 6.0, 4, 6)
     st.close()
+
+
+# -- what the analyzer reads: the rollup, a state tag's transitions, the campaign's records ----
+MIN = 60_000_000_000
+
+
+def _campaign(tmp_path: Path) -> SQLiteStore:
+    """Three minutes of two tags with bad, manual and late samples, a state tag that steps,
+    and campaign records; values chosen so the per-minute figures can be checked by hand."""
+    st = SQLiteStore(tmp_path / "edge.db")
+    t0 = T0 // MIN * MIN
+    st.write(batch(120, "flow", t0, 1_000_000_000))          # 0, 1.5, … over minutes 0 and 1
+    st.write(Batch.from_samples([
+        Sample("flow", t0 + 130 * 10**9, math.nan, Quality.BAD, Reason.TIMEOUT),
+        Sample("flow", t0 + 131 * 10**9, 7.0, Quality.GOOD, Reason.NONE),
+        Sample("flow", t0 + 132 * 10**9, 9.0, Quality.UNCERTAIN, Reason.MANUAL),
+    ]))
+    st.write(Batch(tags=["state"] * 6, ts=[t0 + i * 30 * 10**9 for i in range(6)],
+                   value=[1, 1, 2, 2, 2, 1], quality=[0] * 6, reason=[0] * 6))
+    st.write(Batch.from_samples([Sample("flow", t0 + 59 * 10**9 + 1, 100.0)]))   # late, minute 0
+    st.set_meta("campaign_start", str(t0))
+    st.set_meta("campaign_name", "contract")
+    st.set_meta("campaign_config", "x" * 40_000 + "é")    # beyond one field's 16 k parts
+    return st
+
+
+@pytest.fixture(params=BACKENDS)
+def reader(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[object, SQLiteStore]]:
+    edge = _campaign(tmp_path)
+    if request.param == "sqlite":
+        yield edge, edge
+    else:
+        from store.forward import Forwarder
+        srv = request.getfixturevalue("influx_server")
+        db = f"central_{request.node.name.split('[')[0]}"
+        scope = {"site": "s, 1", "campaign": "c=1"}
+        f = Forwarder(edge, InfluxV1Store(srv.url, db, scope=scope), "central")
+        f.drain()
+        f.sink.close()
+        central = InfluxV1Store(srv.url, db, scope=scope, create=False)
+        yield central, edge
+        central.close()
+    edge.close()
+
+
+def test_rollup_per_minute_by_hand_and_as_the_edge(reader: tuple[object, SQLiteStore]) -> None:
+    st, edge = reader
+    r = st.rollup(None)  # type: ignore[attr-defined]
+    flow = r[r["tag"] == "flow"].reset_index(drop=True)
+    t0 = T0 // MIN * MIN
+    assert flow["bucket"].tolist() == [t0, t0 + MIN, t0 + 2 * MIN]
+    # minute 0: ticks 0..59 s (values 0 … 88.5) plus the late 100.0; minute 1: 60..119 s;
+    # minute 2: a timeout, a good 7.0 and a manual 9.0 (uncertain: not good)
+    assert flow["rows"].tolist() == [61, 60, 3]
+    assert flow["good"].tolist() == [61, 60, 1]
+    assert flow["manual"].tolist() == [0, 0, 1]
+    assert flow["vsum"].tolist() == [sum(i * 1.5 for i in range(60)) + 100.0,
+                                     sum(i * 1.5 for i in range(60, 120)), 7.0]
+    assert flow["vmax"].tolist() == [100.0, 178.5, 7.0]
+    assert flow["last_ts"].iloc[0] == t0 + 59 * 10**9 + 1
+    # the same frame, column for column, as the edge's own
+    ref = edge.rollup(None)
+    assert r.dtypes.to_dict() == ref.dtypes.to_dict()
+    assert r.equals(ref)
+    # a window inside a minute gives the minutes it overlaps, as on the edge
+    for lo, hi in [(t0 + 30 * 10**9, t0 + 61 * 10**9), (t0 + MIN, t0 + 2 * MIN), (None, t0)]:
+        assert st.rollup(["flow"], lo, hi).equals(edge.rollup(["flow"], lo, hi))  # type: ignore[attr-defined]
+
+
+def test_transitions_records_and_time_span(reader: tuple[object, SQLiteStore]) -> None:
+    st, edge = reader
+    tr = st.transitions("state")  # type: ignore[attr-defined]
+    t0 = T0 // MIN * MIN
+    assert tr["ts"].tolist() == [t0, t0 + 60 * 10**9, t0 + 150 * 10**9]
+    assert tr["value"].tolist() == [1.0, 2.0, 1.0]
+    assert tr.equals(edge.transitions("state"))
+    assert st.get_meta("campaign_start") == str(t0)  # type: ignore[attr-defined]
+    assert st.get_meta("campaign_config") == "x" * 40_000 + "é"  # type: ignore[attr-defined]
+    assert st.get_meta("no such key") is None  # type: ignore[attr-defined]
+    assert st.first_minute() == t0  # type: ignore[attr-defined]
+    # the newest data: on SQLite the last row written (an index lookup; here the late sample),
+    # on InfluxDB the newest time; the same whenever samples arrive in time order
+    newest = int(edge.read(None)["ts"].max())
+    last_written = t0 + 59 * 10**9 + 1
+    assert st.quick_stats()["last_ts"] in (newest, last_written)  # type: ignore[attr-defined]
+    assert (st.quick_stats()["last_ts"] == newest) == (st is not edge)  # type: ignore[attr-defined]
