@@ -64,3 +64,110 @@ def run() -> None:
     line("analyze --validity-only, edge SQLite", edge_v, "s")
     line("analyze --validity-only, central InfluxDB", cen_v, "s", edge_v, "≤ 2x")
     print(f"    central document equals the edge's: {'yes' if same else 'NO'}", flush=True)
+    fleet()
+
+
+_FLEET_CHILD = r"""
+import sys, time, http.client, urllib.parse
+import numpy as np
+from store import Batch, SQLiteStore
+from store.forward import Forwarder
+from store.influx import InfluxV1Store
+from store.lineproto import format_lines
+mode, db, port, box, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+scope = {"site": f"site {box}", "campaign": f"campaign {box}"}
+st = SQLiteStore(db)
+if st.max_seq() == 0:
+    tags = [f"box{box}.tag{i % 40}" for i in range(n)]
+    st.write(Batch(tags=tags, ts=1_795_000_000_000_000_000 + (np.arange(n) // 40) * 10**9,
+                   value=np.random.default_rng(int(box)).random(n) * 100,
+                   quality=np.zeros(n), reason=np.zeros(n)))
+if mode == "raw":                          # the raw baseline sends prepared bodies
+    _, b = st.changes(0, n)
+    bodies = [format_lines(Batch(tags=b.tags[i:i + 5000], ts=b.ts[i:i + 5000],
+                                 value=b.value[i:i + 5000], quality=b.quality[i:i + 5000],
+                                 reason=b.reason[i:i + 5000]), "cpaudit", scope).encode()
+              for i in range(0, n, 5000)]
+print("ready", flush=True)
+sys.stdin.readline()                       # all start together
+t0 = time.perf_counter()
+if mode == "raw":
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    qs = urllib.parse.urlencode({"db": "raw", "precision": "ns"})
+    for body in bodies:
+        c.request("POST", f"/write?{qs}", body=body)
+        r = c.getresponse(); r.read()
+        assert r.status == 204, r.status
+else:
+    sink = InfluxV1Store(f"http://127.0.0.1:{port}", "fleet", scope=scope, create=False)
+    Forwarder(st, sink, "fleet").drain()
+print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def _fleet(mode: str, d: str, port: int, boxes: int, n: int, first: int = 0) -> float:
+    """Points/s of ``boxes`` processes writing ``n`` samples each at once."""
+    procs = [subprocess.Popen([sys.executable, "-c", _FLEET_CHILD, mode,
+                               f"{d}/{mode}{i}.db", str(port), str(i), str(n)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for i in range(first, first + boxes)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        p.wait(600)
+        assert p.returncode == 0
+    return boxes * n / (time.perf_counter() - t0)
+
+
+def fleet(boxes: int = 20, n: int = 100_000) -> None:
+    """20 edge boxes forwarding to one influxd at once, against 20 raw /write clients of the
+    same data; and a central read (one campaign's rollup) idle and while they write."""
+    import threading
+
+    from store.influx import InfluxV1Store
+    from tests.servers import InfluxD
+    header(f"central fleet — {boxes} edge boxes x {n:,} samples (40 tags) into one influxd")
+    with tmpdir() as d:
+        srv = InfluxD(Path(d) / "influx").start()
+        try:
+            for db in ("raw", "fleet"):
+                InfluxV1Store(srv.url, db).close()
+            raw = _fleet("raw", d, srv.port, boxes, n)
+            # a campaign for the central reader, forwarded beforehand
+            reader = InfluxV1Store(srv.url, "fleet", create=False,
+                                   scope={"site": "site 999", "campaign": "campaign 999"})
+
+            def read_s() -> float:
+                t0 = time.perf_counter()
+                reader.rollup(None)
+                return time.perf_counter() - t0
+            _fleet("fwd", d, srv.port, 1, n, first=999)
+            idle = min(read_s() for _ in range(3))
+            busy: list[float] = []
+            done = threading.Event()
+
+            def poll() -> None:
+                while not done.is_set():
+                    busy.append(read_s())
+            t = threading.Thread(target=poll)
+            t.start()
+            ours = _fleet("fwd", d, srv.port, boxes, n)
+            done.set()
+            t.join()
+            reader.close()
+        finally:
+            srv.stop()
+    line(f"raw /write from {boxes} clients (baseline)", raw, "points/s")
+    line(f"{boxes} forwarders (SQLite -> samples + rollup + records)", ours, "points/s", raw,
+         "≥ 0.5x")
+    line("central read (a campaign's rollup), idle", idle * 1e3, "ms")
+    if busy:
+        busy.sort()
+        line("the same while the fleet writes, median", busy[len(busy) // 2] * 1e3, "ms",
+             idle * 1e3)
+        line("the same while the fleet writes, worst", busy[-1] * 1e3, "ms", idle * 1e3)
