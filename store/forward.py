@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from store.base import PointsRejected, StoreError
-from store.lineproto import unrepresentable
+from store.lineproto import format_lines, unrepresentable
 from store.sample import Batch
 from store.sqlite import SQLiteStore
 
@@ -59,6 +59,8 @@ class Forwarder:
         self.stats = ForwardStats()
         self._logged_kinds: set[str] = set()
         self._why: dict[str, str | None] = {}     # tag -> why line protocol cannot carry it
+        # a sink that takes line protocol as text (InfluxV1Store): formatted ahead, off its thread
+        self._text_sink = all(hasattr(sink, a) for a in ("write_lines", "measurement", "scope"))
 
     @property
     def cursor(self) -> int:
@@ -84,6 +86,11 @@ class Forwarder:
         alone. Those are recorded as undeliverable, with the sink's reason, and the cursor moves
         on. Any other failure (the sink unreachable, a wrong password) raises StoreError and
         the batch is retried whole. Writes are idempotent, so re-sending a half is harmless."""
+        self._send(self._prepare(batch))
+
+    def _prepare(self, batch: Batch) -> tuple[Batch, list[tuple[str, int, str]], str | None]:
+        """(what can go, what cannot with why, its line-protocol body if the sink takes text):
+        the CPU part of a delivery, done while the previous batch is in flight."""
         bad: list[tuple[str, int, str]] = []
         why = self._why
         present = set(batch.tags)
@@ -94,7 +101,21 @@ class Forwarder:
             bad += [(t, int(ts), str(why[t])) for t, ts in zip(batch.tags, batch.ts.tolist())
                     if why[t] is not None]
             batch = _take(batch, keep)
-        self._isolate(batch, bad)
+        body = None
+        if self._text_sink and len(batch):
+            body = format_lines(batch, self.sink.measurement,  # type: ignore[attr-defined]
+                                self.sink.scope)  # type: ignore[attr-defined]
+        return batch, bad, body
+
+    def _send(self, prepared: tuple[Batch, list[tuple[str, int, str]], str | None]) -> None:
+        batch, bad, body = prepared
+        if body is not None:
+            try:
+                self.sink.write_lines(body)  # type: ignore[attr-defined]
+            except PointsRejected:
+                self._isolate(batch, bad)
+        else:
+            self._isolate(batch, bad)
         if bad:
             self.source.mark_undeliverable(self.name, bad)
             self.stats.undeliverable += len(bad)
@@ -152,14 +173,17 @@ class Forwarder:
         moves only after the sink acknowledged each batch, in order."""
         total = 0
         last, batch = self.source.changes(self.cursor, self.batch_size)
+        prepared = self._prepare(batch) if len(batch) else None
         with ThreadPoolExecutor(1, thread_name_prefix=f"forward-{self.name}") as ex:
-            while len(batch):
-                fut = ex.submit(self.deliver, batch)
-                nxt_last, nxt = self.source.changes(last, self.batch_size)   # read ahead
+            while prepared is not None:
+                fut = ex.submit(self._send, prepared)
+                # read and format the next batch while this one is in flight
+                nxt_last, nxt = self.source.changes(last, self.batch_size)
+                nxt_prepared = self._prepare(nxt) if len(nxt) else None
                 fut.result()                      # StoreError: the cursor stays where it was
                 self._acknowledged(last, len(batch))
                 total += len(batch)
-                last, batch = nxt_last, nxt
+                last, batch, prepared = nxt_last, nxt, nxt_prepared
         self.stats.backlog = max(0, self.source.max_seq() - last)
         self.forward_records()
         return total
