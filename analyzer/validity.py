@@ -264,6 +264,7 @@ class _Context:
         self.skew = by_tag.get(SKEW_TAG)
         self.states = states
         self.max_break = int(self.req.max_break_s * 1e9)
+        self.collector_gaps: dict[str, list[tuple[int, int, str]]] = {}
 
     def at(self, ns: int) -> int:
         """Index of the grid minute holding ``ns``."""
@@ -327,6 +328,40 @@ def check_streams(ctx: _Context) -> Check:
                  fix=fix, group="streams")
 
 
+_OWN_GAP = {"down": "the collector was not running", "clock": "the wall clock stepped over it"}
+
+
+def _overlap(gaps: list[tuple[int, int]], own: list[tuple[int, int, str]]) -> dict[str, int]:
+    """How much of the coverage ``gaps`` [ns] the collector's own holes cover, per kind."""
+    out: dict[str, int] = {}
+    for a, b in gaps:
+        for lo, hi, why in own:
+            ov = min(b, hi) - max(a, lo)
+            if ov > 0:
+                out[why] = out.get(why, 0) + ov
+    return out
+
+
+def collector_gaps(store: Any, cfg: Config) -> dict[str, list[tuple[int, int, str]]]:
+    """The holes the collector recorded as its own gap records (``_health.<device>.gap_s``,
+    written after a restart or a clock step when the hole is too long to list tick by tick),
+    per device: (start, end, ``down`` | ``clock``). A few rows per device: read whole."""
+    from store.sample import Reason
+    tags = [f"_health.{d.name}.gap_s" for d in cfg.devices]
+    held = set(store.tags())
+    tags = [t for t in tags if t in held]
+    if not tags:
+        return {}
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    df = store.read(tags)
+    for tag, ts, v, r in zip(df["tag"], df["ts"].tolist(), df["value"].tolist(),
+                             df["reason"].tolist()):
+        if v == v and r in (Reason.DOWN, Reason.CLOCK):
+            dev = tag[len("_health."):-len(".gap_s")]
+            out.setdefault(dev, []).append((int(ts), int(ts + v * 1e9), Reason(r).label))
+    return out
+
+
 def check_coverage(ctx: _Context) -> list[Check]:
     out = []
     need = ctx.req.coverage_min
@@ -347,14 +382,22 @@ def check_coverage(ctx: _Context) -> list[Check]:
             reason = (f"{cov:.1%} of the ticks good" +
                       (f"; {len(s.gaps)} gap(s), the longest {_dur(longest)}" if s.gaps else
                        ", no gap"))
+        own = _overlap(s.gaps, ctx.collector_gaps.get(dev, []))
+        fix = f"restore {tag}: look at device {dev} (link, power, address)"
+        if own:
+            reason += "; " + ", ".join(f"{_dur(ns)} of it while {_OWN_GAP[why]}"
+                                       for why, ns in sorted(own.items()))
+            if sum(own.values()) >= 0.5 * sum(b - a for a, b in s.gaps):
+                fix = (f"most of {tag}'s gaps are the collector's own, not device {dev}'s: "
+                       "keep the edge box running (power, service) for the rest of the campaign")
         top = sorted(s.gaps, key=lambda g: g[0] - g[1])[:20]
         out.append(Check(
             f"coverage:{tag}", "e", status, cov, need, reason, ranges=sorted(top),
             details={"role": role, "device": dev, "gaps": len(s.gaps),
                      "longest_gap_s": longest / 1e9, "good": int(s.good.sum()),
-                     "expected": float(s.expected.sum())},
-            fix=f"restore {tag}: look at device {dev} (link, power, address)"
-            if status != "pass" else "",
+                     "expected": float(s.expected.sum()),
+                     "collector_own_gap_s": {k: v / 1e9 for k, v in own.items()}},
+            fix=fix if status != "pass" else "",
             group="coverage-main" if role in ("main", "load", "cycle") else "coverage"))
     return out
 
@@ -611,14 +654,17 @@ def _hints(ctx: _Context, cum: Load | None, cycles: list[Cycle]) -> list[str]:
 # -- the report -------------------------------------------------------------------------------
 def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None,
            start: int | None = None, end: int | None = None,
-           store_tags: list[str] | None = None, window_rule: str | None = None
+           store_tags: list[str] | None = None, window_rule: str | None = None,
+           collector_gaps: dict[str, list[tuple[int, int, str]]] | None = None
            ) -> ValidityReport:
     """The validity report of a campaign from its rollup (``store.ROLLUP_COLUMNS``) and, in batch
     mode, the cycle state tag's transitions (SAMPLE_COLUMNS). ``start``/``end`` [ns] bound the
     window; by default it spans the data. ``store_tags`` (every tag the store holds) only
     sharpens the message when there is nothing to judge. ``window_rule`` (``best_valid`` |
     ``campaign``, default ``requirements.balance_window``) chooses the window the balances are
-    to be taken over (``balance_window``)."""
+    to be taken over (``balance_window``). ``collector_gaps`` (per device, the holes the
+    collector recorded as its own: down, or a clock step; :func:`collector_gaps`) only explain
+    the coverage gaps they overlap."""
     mode = cfg.requirements.mode
     tags = campaign_tags(cfg)
     data = rollup[rollup["tag"].isin(list(tags) + [SKEW_TAG])] if len(rollup) else rollup
@@ -640,6 +686,7 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
         return ValidityReport(start, end, mode, [], "no-data", f"no validity report: {why}",
                               [], {}, None, [], None)
     ctx = _Context(cfg, data, states, start, end)
+    ctx.collector_gaps = collector_gaps or {}
     from analyzer.production import check_duration, check_load, find_cycles
     cycles, steps = find_cycles(ctx)
     load, cum = check_load(ctx, cycles)
@@ -736,7 +783,8 @@ def from_store(cfg: Config, store: Any, start: int | None = None, end: int | Non
     rollup = store.rollup(tags, start, end)
     cyc = cfg.requirements.cycles
     states = store.transitions(cyc.tag, start, end) if cyc is not None and cyc.tag else None
-    return assess(cfg, rollup, states, start, end, store.tags(), window_rule)
+    return assess(cfg, rollup, states, start, end, store.tags(), window_rule,
+                  collector_gaps(store, cfg))
 
 
 class LiveValidity:

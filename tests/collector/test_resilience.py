@@ -321,3 +321,26 @@ def test_unframeable_replies_are_one_line_and_counted(tmp_path: Path, caplog: An
     g = st.read(["G.i16"])
     assert (g[g["reason"] != Reason.DOWN]["quality"] == Quality.GOOD).all()
     st.close()
+
+
+def test_validity_names_the_collectors_own_gap(tmp_path: Path, monkeypatch: Any) -> None:
+    """A restart recorded as gap records (forced here for a short one): the validity report's
+    coverage checks say the hole was the collector's, not the device's."""
+    import collector.service as service
+    from analyzer.validity import from_store
+    from tests.conftest import run_collector
+    monkeypatch.setattr(service, "TICK_ROWS_BUDGET", 0)
+    cfg = _fast(tmp_path)
+    st = SQLiteStore(tmp_path / "s.db")
+    run_collector(cfg, st, 2.0)
+    time.sleep(3.0)
+    run_collector(cfg, st, 2.0)
+    gaps = st.read([f"_health.{d.name}.gap_s" for d in cfg.devices])
+    assert len(gaps) and (gaps["reason"] == Reason.DOWN).all()
+    assert gaps["value"].between(2.0, 6.0).all()
+    r = from_store(cfg, st)
+    tag = cfg.flowsheet.streams[0].tag
+    cov = next(c for c in r.checks if c.id == f"coverage:{tag}")
+    assert "while the collector was not running" in cov.reason, cov.reason
+    assert cov.details["collector_own_gap_s"]["down"] > 2.0
+    st.close()
