@@ -323,24 +323,34 @@ def test_unframeable_replies_are_one_line_and_counted(tmp_path: Path, caplog: An
     st.close()
 
 
-def test_validity_names_the_collectors_own_gap(tmp_path: Path, monkeypatch: Any) -> None:
-    """A restart recorded as gap records (forced here for a short one): the validity report's
-    coverage checks say the hole was the collector's, not the device's."""
-    import collector.service as service
+def test_validity_names_the_collectors_own_gap(tmp_path: Path) -> None:
+    """Half an hour without fm_water's readings, and the gap record a collector writes when it
+    restarts after such a hole: the coverage check says the hole was the collector's, not the
+    device's. (The record's writing is tested above; coverage gaps are seen between minutes, so
+    the hole is made with generate's dropout, deterministic, rather than a half-hour wait.)"""
+    import subprocess
+    import sys
+
     from analyzer.validity import from_store
-    from tests.conftest import run_collector
-    monkeypatch.setattr(service, "TICK_ROWS_BUDGET", 0)
-    cfg = _fast(tmp_path)
-    st = SQLiteStore(tmp_path / "s.db")
-    run_collector(cfg, st, 2.0)
-    time.sleep(3.0)
-    run_collector(cfg, st, 2.0)
-    gaps = st.read([f"_health.{d.name}.gap_s" for d in cfg.devices])
-    assert len(gaps) and (gaps["reason"] == Reason.DOWN).all()
-    assert gaps["value"].between(2.0, 6.0).all()
+    from store import Batch
+    from tests.conftest import ROOT
+    db = tmp_path / "g.db"
+    subprocess.run([sys.executable, "-m", "cpaudit", "generate",
+                    str(ROOT / "config/examples/brewery.yaml"), "--hours", "2", "--store",
+                    str(db), "--quiet", "--origin", "2026-11-24T08:00+08:00",
+                    "--fault", "dropout device=fm_water start=30m duration=30m"],
+                   cwd=ROOT, check=True, capture_output=True)
+    cfg = config.load(ROOT / "config/examples/brewery.yaml")
+    st = SQLiteStore(db)
+    t0 = 1_795_478_400 * 10**9 + 30 * 60 * 10**9
+    st.write(Batch(["_health.fm_water.gap_s"], np.array([t0]), np.array([1800.0]),
+                   np.array([Quality.BAD], np.int8), np.array([Reason.DOWN], np.int8)))
     r = from_store(cfg, st)
-    tag = cfg.flowsheet.streams[0].tag
+    tag = "water_in.total"
     cov = next(c for c in r.checks if c.id == f"coverage:{tag}")
-    assert "while the collector was not running" in cov.reason, cov.reason
-    assert cov.details["collector_own_gap_s"]["down"] > 2.0
+    assert "30 min of it while the collector was not running" in cov.reason, cov.reason
+    assert abs(cov.details["collector_own_gap_s"]["down"] - 1800) < 5
+    assert "edge box" in cov.fix
+    other = next(c for c in r.checks if c.id == "coverage:malt_in.total")
+    assert "collector" not in other.reason
     st.close()
