@@ -137,6 +137,20 @@ class MqttSource:
                 self.backoff_s = backoff
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
+            except Exception as e:  # noqa: BLE001 - a bug must not end ingestion silently
+                # whatever escaped: the health says offline, the log says what, and the source
+                # reconnects (an unacknowledged message is delivered again)
+                self.connected = False
+                self.failures += 1
+                kind = type(e).__name__
+                self.malformed["internal:" + kind] += 1
+                if self.malformed["internal:" + kind] == 1:
+                    log.exception("%s: the MQTT source failed (%s); it reconnects, and further "
+                                  "failures of this kind are counted in cpaudit_mqtt_malformed_"
+                                  "total{kind=\"internal:%s\"}", self.cfg.name, e, kind)
+                self.backoff_s = backoff
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX_S, backoff * 2)
 
     async def health_loop(self, interval_s: float) -> None:
         interval = int(interval_s * 1e9)

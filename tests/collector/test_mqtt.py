@@ -226,3 +226,46 @@ def test_poison_payloads_between_good_ones_are_counted_and_ingestion_goes_on(
     m = col.mqtt[0].malformed
     assert (m["wrong_type"], m["malformed"]) == (1, 2)
     st.close()
+
+
+def test_a_failure_inside_the_source_is_loud_and_ingestion_resumes(tmp_path: Path,
+                                                                    mosquitto: Mosquitto) -> None:
+    """Whatever escapes the MQTT source's handling (a bug: injected here, the one thing that
+    cannot be made to happen for real) ends neither the source nor the message: the health goes
+    offline, the failure is counted, the source reconnects, and the message that was being
+    handled, never acknowledged, comes again and is stored."""
+    from collector.mqtt import MqttSource
+    pre = f"t{uuid.uuid4().hex[:6]}"
+    cfg = mqtt_config(tmp_path, mosquitto.port, f"cp-{uuid.uuid4().hex[:8]}", pre)
+    st = SQLiteStore(tmp_path / "m.db")
+    t_ms = 1795000000000
+    real = MqttSource.handle
+    calls = {"n": 0}
+
+    def buggy(self: MqttSource, topic: str, payload: bytes, ack: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("a bug in the handling")
+        real(self, topic, payload, ack)  # type: ignore[arg-type]
+
+    async def go() -> Collector:
+        MqttSource.handle = buggy  # type: ignore[method-assign]
+        try:
+            col, stop, task = await start(cfg, st)
+            pub = Publisher(mosquitto.port)
+            for i in range(4):
+                await asyncio.to_thread(pub.send, f"{pre}/ww/influent/flow",
+                                        json.dumps({"v": 10 + i, "ts": t_ms + i * 1000}))
+            await wait_for(lambda: len(st.read(["ww.influent.flow"])) == 4, 10.0)
+            pub.close()
+            stop.set()
+            await task
+            return col
+        finally:
+            MqttSource.handle = real  # type: ignore[method-assign]
+    col = asyncio.run(go())
+    assert st.read(["ww.influent.flow"])["value"].tolist() == [10.0, 11.0, 12.0, 13.0]
+    m = col.mqtt[0]
+    assert m.malformed["internal:RuntimeError"] == 1 and m.connects >= 2
+    assert 0.0 in set(st.read(["_health.iot.online"])["value"])
+    st.close()
