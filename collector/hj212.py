@@ -374,7 +374,9 @@ def _split_header(head: str) -> dict[str, str]:
     return out
 
 
-def parse_segment(text: str, crc: str = "") -> Packet:
+def parse_segment(text: str, crc: str = "", cp_area: bool = True) -> Packet:
+    """A data segment's fields; with ``cp_area=False`` the header only (to answer a packet whose
+    CP or CRC is refused)."""
     i = text.find("CP=")
     if i < 0:
         raise Hj212Error("header", "no CP= field")
@@ -398,6 +400,8 @@ def parse_segment(text: str, crc: str = "") -> Packet:
             raise Hj212Error("header", "split packet (Flag D) without PNUM/PNO")
         p.pnum, p.pno = int(pn), int(po)
     p.resent = h.get("RF", "").strip() == "1"
+    if not cp_area:
+        return p
     cp = text[i + 3:]
     if not cp.startswith("&&") or not cp.endswith("&&") or len(cp) < 4:
         if p.version >= VERSION_2025:
@@ -494,7 +498,7 @@ def peek_header(frame_bytes: bytes) -> Packet | None:
     when it asks for an answer; None when even that cannot be read."""
     try:
         body = frame_bytes.rstrip(b"\r\n")[6:-4].decode("utf-8")
-        return parse_segment(body)
+        return parse_segment(body, cp_area=False)
     except (Hj212Error, UnicodeDecodeError, ValueError):
         return None
     except Exception:  # noqa: BLE001
