@@ -17,7 +17,8 @@ Per packet, in order (collector.hj212 parses; this module decides and answers):
   logger's ``clock_tolerance_s`` (2011; for 2051/2061/2031 after the end of the period, or older
   than :data:`MAX_BACKLOG_S`) is not trusted: the sample is stamped with the receive time and is
   uncertain with reason ``clock`` (a logger whose clock says 2000-02-02, devices.md 2.5).
-  A factor the config does not map is counted (``unmapped``) and stays in the raw packet only.
+  A value the config does not map is counted (``unmapped``, not an error) and stays in the raw
+  packet only.
 - answers (6.5, Appendix C): 9014 to an upload or a heartbeat (9015) whose Flag has A = 1 — after
   its samples are committed to the store, so an acknowledged packet is never lost; 9013 to a
   notification (1013, 2012, 2022); 9011 QnRtn=2 (rejected) to a key-exchange request (1014,
@@ -53,7 +54,6 @@ log = logging.getLogger("cpaudit.collector.hj212")
 HEALTH_PREFIX = "_health."
 READ_SIZE = 65536
 MAX_BACKLOG_S = 7 * 86400.0         # older aggregated data than this are not trusted
-PERIOD_S = {"2011": 0.0, "2051": 3600.0, "2061": 3600.0, "2031": 86400.0}   # 2051: up to 30 min
 RAW_FLUSH_S = 0.5
 
 
@@ -71,6 +71,7 @@ class Logger:
         self.packets: Counter[str] = Counter()      # accepted packets by CN
         self.errors: Counter[str] = Counter()       # refused packets and values by kind
         self.samples = 0
+        self.unmapped: Counter[str] = Counter()     # values the config maps to no tag
         self.clock_offset_ms = math.nan
         self._logged: set[str] = set()
 
@@ -191,8 +192,8 @@ class Hj212Server:
             if cn == "2011":
                 lg.clock_offset_ms = off_s * 1e3
                 trusted = abs(off_s) <= tol or (p.resent and -tol <= off_s <= MAX_BACKLOG_S)
-            else:
-                trusted = -tol <= off_s - PERIOD_S.get(cn, 0.0) and off_s <= MAX_BACKLOG_S
+            else:       # DataTime is the period's start: not in the future, not too old
+                trusted = -tol <= off_s <= MAX_BACKLOG_S
         if not trusted:
             lg.count("clock", f"DataTime {p.cp.get('DataTime')!r} is not plausible against the "
                      "receive time; stamped with the receive time, uncertain/clock")
@@ -201,7 +202,7 @@ class Hj212Server:
         for v in p.values:
             f = lg.map.get((cn, v.code, v.field))
             if f is None:
-                lg.count("unmapped", f"{v.code}-{v.field} of CN {cn} maps to no tag")
+                lg.unmapped[f"{cn} {v.code}-{v.field}"] += 1    # kept in the raw packet only
                 continue
             q, r = flag_quality(v.flag)
             if not math.isfinite(v.value):
@@ -317,6 +318,7 @@ def health_readings(lg: Logger, tick: int) -> list[Reading]:
         Reading(p + "malformed", float(sum(lg.errors.values()))),
         Reading(p + "crc_errors", float(lg.errors["crc"])),
         Reading(p + "samples", float(lg.samples)),
+        Reading(p + "unmapped", float(sum(lg.unmapped.values()))),
         maybe("since_last_packet_s", (tick - last) / 1e9 if last is not None else math.nan),
         maybe("clock_offset_ms", off),
     ]

@@ -163,7 +163,7 @@ def test_realtime_stored_with_flags_and_answered_after_commit(tmp_path: Path) ->
     assert df["ts"].tolist() == want
     assert "a99999" not in str(store.tags())                  # unmapped: not stored
     lg = col.hj212[0].loggers[MN]
-    assert lg.errors["unmapped"] == 4 and lg.packets["2011"] == 4
+    assert lg.unmapped["2011 a99999-Rtd"] == 4 and lg.packets["2011"] == 4 and not lg.errors
     raw = store.read_raw("cems_logger")
     assert [r[3] for r in raw] == ["ok"] * 4 and raw[0][4].startswith(b"##")
     h = store.last(["_health.cems_logger.received", "_health.cems_logger.clock_offset_ms"])
