@@ -42,6 +42,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from store import Quality, Reason
 
@@ -108,12 +109,37 @@ def _table(poly: int) -> list[int]:
 _T = _table(0xA001)
 
 
+_H = [t >> 8 for t in _T]
+# two bytes at a time: the register entering a byte's shifts is 8 bits wide (reg >> 8), so the
+# state between bytes is one byte h and h' = _H[h ^ b]; _H2 does two steps in one lookup
+_H2 = [_H[_H[x >> 8] ^ (x & 0xFF)] for x in range(65536)]
+
+
 def crc_hj212(data: bytes) -> int:
     """HJ 212-2017 Appendix A: ``reg = (reg >> 8) ^ byte``, then 8 shifts with 0xA001; no final
-    XOR. (The register entering the 8 shifts holds 8 bits, so the 8-shift step is a table.)"""
+    XOR. (The register entering the 8 shifts holds 8 bits, so the 8-shift step is a table, and
+    two bytes are a table of the byte state and the pair.)"""
+    n = len(data)
+    if n == 0:
+        return 0xFFFF
+    h = 0xFF
+    h2 = _H2
+    body = data[:-1]
+    if len(body) & 1:
+        h = _H[h ^ body[0]]
+        body = body[1:]
+    for a, b in zip(body[0::2], body[1::2]):
+        h = h2[(h ^ a) << 8 | b]
+    return _T[h ^ data[-1]]
+
+
+def _crc_hj212_reference(data: bytes) -> int:
+    """The standard's routine as printed, one bit at a time (for the tests)."""
     reg = 0xFFFF
     for b in data:
-        reg = _T[(reg >> 8) ^ b]
+        reg = (reg >> 8) ^ b
+        for _ in range(8):
+            reg = (reg >> 1) ^ 0xA001 if reg & 1 else reg >> 1
     return reg
 
 
@@ -246,8 +272,7 @@ def _chars_match(pkt: bytes, n: int) -> bool:
 
 
 # -- packets --------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     code: str                   # factor code: a21026, w01018, B01, 011 ...
     field: str                  # Rtd, Avg, Min, Max, Cou, ZsRtd ...
     value: float                # NaN when the text is not a number
@@ -283,15 +308,15 @@ class Packet:
         return self.flag is not None and bool(self.flag & FLAG_ACK)
 
 
-_NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
-
-
 def number(text: str) -> float:
-    """A CP value as a float; NaN for anything that is not a plain finite number."""
-    t = text.strip()
-    if len(t) > 40 or not _NUM.match(t):
+    """A CP value as a float; NaN for anything that is not a plain finite number (no ``nan``,
+    ``inf``, ``1_000``, hex)."""
+    if len(text) > 40 or "_" in text:
         return math.nan
-    v = float(t)
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
     return v if math.isfinite(v) else math.nan
 
 
@@ -413,26 +438,26 @@ def parse_segment(text: str, crc: str = "", cp_area: bool = True) -> Packet:
     return p
 
 
+_KV = re.compile(r"([^;,=]+)=([^;,]*)")        # a CP item: key=value, items split by ; and ,
+_EXTRA_FIELDS = frozenset(VALUE_FIELDS) | {"RS", "RT", "Data", "DayData", "NightData"}
+
+
 def _parse_cp(p: Packet, body: str) -> None:
     flags: dict[str, str] = {}
     raw: list[tuple[str, str, str]] = []
     cp = p.cp
-    for item in body.split(";"):
-        for kv in item.split(","):
-            if not kv:
-                continue
-            k, sep, v = kv.partition("=")
-            k = k.strip()                         # "; LA-Rtd=50.1" in a copied example
-            if not sep:
-                continue                          # an empty or odd item is kept in the text only
-            cp.setdefault(k, v)
-            code, dash, fld = k.rpartition("-")
-            if not dash or not code:
-                continue
-            if fld == "Flag":
-                flags.setdefault(code, v.strip())
-            elif fld in VALUE_FIELDS or fld in ("RS", "RT", "Data", "DayData", "NightData"):
-                raw.append((code, fld, v))
+    for k, v in _KV.findall(body):               # an item without '=' is kept in the text only
+        k = k.strip()                             # "; LA-Rtd=50.1" in a copied example
+        if k in cp:
+            continue
+        cp[k] = v
+        code, dash, fld = k.rpartition("-")
+        if not dash or not code:
+            continue
+        if fld == "Flag":
+            flags[code] = v.strip()
+        elif fld in _EXTRA_FIELDS:
+            raw.append((code, fld, v))
     if cp.get("RF", "").strip() == "1":
         p.resent = True
     if "DataTime" in cp:

@@ -126,8 +126,11 @@ class Hj212Server:
             self.raw.append((rx, peer, "", item.kind, item.raw))
             self._count(item.kind, f"{item.detail} (from {peer})")
             return
-        head = peek_header(item)
-        lg = self.loggers.get(head.mn or "") if head is not None else None
+        lg = self.loggers.get(_mn_of(item))
+        head = None
+        if lg is None:
+            head = peek_header(item)
+            lg = self.loggers.get(head.mn or "") if head is not None else None
         if lg is None:
             kind = "unknown_mn" if head is not None else "header"
             self.raw.append((rx, peer, "", kind, item))
@@ -141,6 +144,7 @@ class Hj212Server:
         except Hj212Error as e:
             self.raw.append((rx, peer, lg.name, e.kind, item))
             lg.count(e.kind, e.detail)
+            head = head or peek_header(item)
             if e.kind == "crc" and head is not None and head.wants_answer:
                 send(frame(answer_9011(head, QNRTN_CRC), lg.cfg.crc))
             return
