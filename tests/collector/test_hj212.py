@@ -168,3 +168,14 @@ def test_decode_line_contract() -> None:
     assert d["values"] == [{"code": "w01018", "field": "Rtd", "value": 12.5, "flag": "C"}]
     bad = decode_line(2, b"")
     assert bad["ok"] is False and bad["error"] == "framing"
+
+
+def test_split_packets_table_c49() -> None:
+    """Flag=7 (2017, split, answer) with PNUM/PNO (Table C.49); Flag D without them is refused."""
+    seg = ("QN=20160801085857223;ST=32;CN=2061;PW=123456;MN=A1;Flag=7;PNUM=2;PNO=1;CP=&&"
+           "DataTime=20160801080000;w01018-Avg=50.2,w01018-Flag=N&&")
+    p = parse_frame(frame(seg))
+    assert (p.pnum, p.pno, p.wants_answer, p.cn) == (2, 1, True, "2061")
+    with pytest.raises(Hj212Error) as e:
+        parse_frame(frame(seg.replace("PNUM=2;PNO=1;", "")))
+    assert e.value.kind == "header"

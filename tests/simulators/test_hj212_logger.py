@@ -160,3 +160,31 @@ def test_clock_skew_is_flagged(tmp_path: Path) -> None:
     assert (np.abs(so2["ts"].to_numpy() - time.time_ns()) < 60e9).all()
     off = col.hj212[0].loggers["010000A8900016F000169DC0"].clock_offset_ms
     assert off == pytest.approx(3 * 86400e3, rel=0.01)
+
+
+def test_generate_writes_what_the_collector_would_store(tmp_path: Path) -> None:
+    """``cpaudit generate`` on the HJ 212 demo: the loggers' real-time samples with their flags,
+    so the pollutant balance excludes and names a calibration hour (and substitutes it)."""
+    from analyzer.pollutant import pollutant_from_store
+    from simulators.generate import generate
+    p = tmp_path / "hj.yaml"
+    p.write_text(campaign_text(EXAMPLE))
+    cfg = config.load(p)
+    start = 1_795_000_000 // 3600 * 3600
+    sc = Scenario.model_validate({"faults": [
+        {"kind": "calibration", "device": "cems", "start": "1h", "duration": "1h"}]})
+    st = SQLiteStore(tmp_path / "g.db")
+    generate(cfg, st, 3.0, start=start, scenario=sc)
+    so2 = st.read(["stack.so2"])
+    assert len(so2) == 3 * 120                                    # every 30 s
+    cal = so2["reason"].to_numpy() == int(Reason.CALIBRATION)
+    t = so2["ts"].to_numpy() // 10**9
+    assert ((t >= start + 3600) & (t < start + 7200) == cal).all()
+    assert (so2["value"][cal] == 100.0).all() and (so2["quality"][cal] == int(Quality.BAD)).all()
+    assert len(st.read(["ww_effluent.cod"])) == 3 * 120
+    r = pollutant_from_store(cfg, st, start * 10**9, (start + 3 * 3600) * 10**9)
+    pt = next(f for f in r.factors if f.factor == "SO2").points[0]
+    assert pt.excluded_minutes == {"calibration": 60}
+    assert len(pt.invalid) == 1 and "calibration 60 min" in pt.invalid[0]["why"]
+    dust = next(f for f in r.factors if f.factor == "particulate").points[0]
+    assert not dust.invalid                                      # the dust monitor kept measuring
