@@ -235,6 +235,10 @@ class Framer:
             return self._take(end + 1)
         # the declared length does not meet the tail: a line end or the next header before it
         # (or where the tail should be) marks a packet with a wrong length
+        # (a line end inside the declared length counts only where it looks like a packet's
+        # tail, CRC + CR LF: text of an -Info field may hold a bare line end)
+        while 0 <= nl < end and not _looks_like_tail(buf, nl):
+            nl = buf.find(b"\n", nl + 1)
         if (0 <= nl < end) or (0 <= nl and len(buf) >= end + 2) or (0 <= nxt < end + 1):
             stop = _first_end(nl, nxt, len(buf))
             pkt = bytes(buf[:stop])
@@ -251,6 +255,15 @@ class Framer:
         pkt = bytes(self.buf[:n])
         del self.buf[:n]
         return pkt
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _looks_like_tail(buf: bytearray, nl: int) -> bool:
+    """``XXXX\r\n`` (or ``XXXX\n``) ends at ``nl``."""
+    j = nl - 1 if nl >= 1 and buf[nl - 1] == 0x0D else nl
+    return j >= 10 and all(c in _HEX for c in buf[j - 4:j])
 
 
 def _first_end(nl: int, nxt: int, size: int) -> int:

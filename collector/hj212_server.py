@@ -155,6 +155,10 @@ class Hj212Server:
                 send(frame(answer_9011(p, QNRTN_PW), lg.cfg.crc))
             return
         self.raw.append((rx, peer, lg.name, "ok", item))
+        if p.version != lg.cfg.version and "version" not in lg._logged:
+            lg._logged.add("version")      # accepted: the parser reads each version
+            log.warning("%s: sends HJ 212-%d packets, configured as %d", lg.name, p.version,
+                        lg.cfg.version)
         lg.last_packet_ns = rx
         cn = p.cn or ""
         lg.packets[cn] += 1

@@ -179,3 +179,14 @@ def test_split_packets_table_c49() -> None:
     with pytest.raises(Hj212Error) as e:
         parse_frame(frame(seg.replace("PNUM=2;PNO=1;", "")))
     assert e.value.kind == "header"
+
+
+def test_line_end_inside_info_text_is_not_a_tail() -> None:
+    """A bare line end in an -Info log text, the packet arriving in two reads: still one packet."""
+    seg = "QN=1;ST=32;CN=3020;PW=1;MN=A;Flag=4;CP=&&i11001-Info=//line one\nline two//&&"
+    pkt = frame(seg)
+    f = Framer()
+    cut = pkt.index(b"line two")
+    assert f.feed(pkt[:cut]) == []
+    assert f.feed(pkt[cut:]) == [pkt]
+    assert parse_frame(pkt).cp["i11001-Info"] == "//line one\nline two//"
