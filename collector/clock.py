@@ -10,6 +10,9 @@ import time
 from typing import Callable
 
 
+STEP_NS = 1_000_000_000      # see collector.service.CLOCK_STEP_NS
+
+
 def next_tick(now_ns: int, interval_ns: int) -> int:
     """The first multiple of ``interval_ns`` strictly after ``now_ns``."""
     return (now_ns // interval_ns + 1) * interval_ns
@@ -19,12 +22,17 @@ class Clock:
     def now_ns(self) -> int:
         return time.time_ns()
 
-    async def sleep_until(self, t_ns: int) -> None:
+    async def sleep_until(self, t_ns: int, limit_ns: int | None = None) -> bool:
+        """Sleep until the wall clock reads ``t_ns``; True then. False at once when ``t_ns`` lies
+        more than ``limit_ns`` ahead (the caller never asks for more than one interval ahead, so
+        the wall clock has stepped back): the caller re-anchors instead of waiting the step out."""
         while True:
-            delta = (t_ns - self.now_ns()) / 1e9
+            delta = t_ns - self.now_ns()
             if delta <= 0:
-                return
-            await asyncio.sleep(delta)
+                return True
+            if limit_ns is not None and delta > limit_ns:
+                return False
+            await asyncio.sleep(delta / 1e9)
 
 
 class TickScheduler:
@@ -55,7 +63,11 @@ class TickScheduler:
         loop.call_at(loop.time() + max(t_ns - self.clock.now_ns(), 0) / 1e9, self._fire, t_ns)
 
     def _fire(self, t_ns: int) -> None:
-        if self.clock.now_ns() < t_ns:          # woke early: wait for the tick itself
+        early = t_ns - self.clock.now_ns()
+        # woke early (asyncio may, by a little): wait for the tick itself; early by more than a
+        # step (the wall clock went back while waiting, the loop's timer runs on monotonic time):
+        # fire now, the callers stamp on the new time rather than wait the step out
+        if 0 < early <= STEP_NS:
             self._schedule(t_ns)
             return
         for cb in self._due.pop(t_ns, []):

@@ -16,7 +16,7 @@ Per packet, in order (collector.hj212 parses; this module decides and answers):
   and reason (collector.hj212.FLAG_QUALITY). A ``DataTime`` off the receive time by more than the
   logger's ``clock_tolerance_s`` (2011; for 2051/2061/2031 after the end of the period, or older
   than :data:`MAX_BACKLOG_S`) is not trusted: the sample is stamped with the receive time and is
-  uncertain with reason ``clock`` (a logger whose clock says 2000-02-02, devices.md 2.5).
+  uncertain with reason ``sender_clock`` (a logger whose clock says 2000-02-02, devices.md 2.5).
   A value the config does not map is counted (``unmapped``, not an error) and stays in the raw
   packet only.
 - answers (6.5, Appendix C): 9014 to an upload or a heartbeat (9015) whose Flag has A = 1 — after
@@ -204,7 +204,7 @@ class Hj212Server:
                 trusted = -tol <= off_s <= MAX_BACKLOG_S
         if not trusted:
             lg.count("clock", f"DataTime {p.cp.get('DataTime')!r} is not plausible against the "
-                     "receive time; stamped with the receive time, uncertain/clock")
+                     "receive time; stamped with the receive time, uncertain/sender_clock")
             ts = rx
         out: list[Reading] = []
         for v in p.values:
@@ -216,7 +216,7 @@ class Hj212Server:
             if not math.isfinite(v.value):
                 q, r = Quality.BAD, Reason.DECODE
             elif not trusted and q == Quality.GOOD:
-                q, r = Quality.UNCERTAIN, Reason.CLOCK
+                q, r = Quality.UNCERTAIN, Reason.SENDER_CLOCK
             out.append(Reading(f.tag, v.value, q, r))
         return out, ts
 

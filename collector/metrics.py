@@ -82,8 +82,26 @@ def render(col: "Collector") -> str:
            [({"sink": f.name}, f.stats.forwarded) for f in fw])
     metric("cpaudit_sink_errors_total", "counter", "failed forwarding attempts",
            [({"sink": f.name}, f.stats.errors) for f in fw])
+    metric("cpaudit_sink_undeliverable_total", "counter", "samples the sink refused for what "
+           "they hold, recorded as undeliverable (kept in the store)",
+           [({"sink": f.name}, f.stats.undeliverable) for f in fw])
     metric("cpaudit_store_samples_written_total", "counter", "samples committed to the store",
            [({}, col.writer.written)])
+    w = col.writer
+    metric("cpaudit_store_pending_rows", "gauge", "readings waiting in memory for the store "
+           "(non-zero while it refuses writes)", [({}, w.pending_rows + len(w.rows[0]))])
+    metric("cpaudit_store_write_errors_total", "counter", "failed store writes (each retried)",
+           [({}, w.store_errors)])
+    metric("cpaudit_store_rejected_rows_total", "counter", "readings no store can hold, refused "
+           "alone", [({}, w.rejected)])
+    metric("cpaudit_store_lost_rows_total", "counter", "polled readings not kept beyond the "
+           "pending bound while the store refused writes", [({}, w.lost)])
+    metric("cpaudit_store_ignored_rows_total", "counter", "readings on an instant the store "
+           "already held for the tag (first kept)", [({}, getattr(col.store, "ignored", 0))])
+    metric("cpaudit_clock_steps_total", "counter", "wall-clock steps detected against the "
+           "monotonic clock", [({"direction": d}, n) for d, n in sorted(col.clock_steps.items())])
+    metric("cpaudit_modbus_garbage_total", "counter", "bytes from a Modbus peer pymodbus could "
+           "not frame (its 'data_received() call failed')", [({}, col.garbage_frames())])
     return "\n".join(out) + "\n"
 
 

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from typing import Any, Sequence
@@ -53,17 +54,48 @@ def _leak(text: str | None) -> tuple[str, float] | None:
 
 
 def _time(text: str | None, tz: str) -> int | None:
+    """``--from/--to``: ns since the epoch, or ISO 8601. A time without an offset is read in the
+    campaign's zone; where that zone's clocks change, a local time that never happened (spring
+    forward) or happened twice (fall back) is refused with both readings named, not guessed."""
     if text is None:
         return None
-    if text.lstrip("-").isdigit():
-        return int(text)
+    if re.fullmatch(r"-?[0-9]+", text):
+        ns = int(text) if len(text) <= 20 else 2**63
+        if not -2**63 <= ns < 2**63:
+            raise SystemExit(f"cpaudit: time {text!r} is outside the range of the store "
+                             "(ns since the epoch, 1677-2262)")
+        return ns
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
         raise SystemExit(f"cpaudit: bad time {text!r}; use ISO 8601, e.g. 2026-11-24T08:00+08:00")
     if t.tzinfo is None:
-        t = t.replace(tzinfo=ZoneInfo(tz))
-    return int(t.timestamp() * 1e9)
+        zone = ZoneInfo(tz)
+        early, late = t.replace(tzinfo=zone, fold=0), t.replace(tzinfo=zone, fold=1)
+        if early.utcoffset() != late.utcoffset():
+            back = early.astimezone(dt.timezone.utc).astimezone(zone)
+            if back.replace(tzinfo=None) != t:
+                raise SystemExit(
+                    f"cpaudit: {text} does not exist in {tz}: the clocks went forward over it "
+                    f"({_offset(early)} -> {_offset(late)}); give the time with its offset")
+            raise SystemExit(
+                f"cpaudit: {text} happened twice in {tz} (the clocks went back): say which, "
+                f"{t.isoformat()}{_offset(early)} or {t.isoformat()}{_offset(late)}")
+        t = early
+    ns = (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000     # exact, not through a float
+    if not -2**63 <= ns < 2**63:
+        raise SystemExit(f"cpaudit: time {text!r} is outside 1677-2262, the range of the store")
+    return ns
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _offset(t: dt.datetime) -> str:
+    off = t.utcoffset() or dt.timedelta(0)
+    sign = "-" if off < dt.timedelta(0) else "+"
+    m = abs(int(off.total_seconds())) // 60
+    return f"{sign}{m // 60:02d}:{m % 60:02d}"
 
 
 def _run_async(coro_factory: Any) -> int:

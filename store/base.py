@@ -17,6 +17,17 @@ class StoreError(Exception):
     """A store cannot do what was asked."""
 
 
+class PointsRejected(StoreError):
+    """The sink refused some points of a write for what they hold (HTTP 400, 413 or 422 from
+    InfluxDB: a tag it cannot parse, a body too large, a point outside retention) as against
+    being unreachable or refusing the client: split the write to find them."""
+
+    def __init__(self, message: str, status: int, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail or message
+
+
 @runtime_checkable
 class Store(Protocol):
     def write(self, batch: Batch) -> int:

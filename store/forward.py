@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from store.base import StoreError
+from store.base import PointsRejected, StoreError
+from store.lineproto import unrepresentable
 from store.sample import Batch
 from store.sqlite import SQLiteStore
 
@@ -37,6 +38,7 @@ class ForwardStats:
     last_forward_ns: int | None = None
     backlog: int = 0
     backoff_s: float = 0.0
+    undeliverable: int = 0       # samples the sink refused for what they hold, recorded as such
     history: list[str] = field(default_factory=list)
 
 
@@ -48,6 +50,8 @@ class Forwarder:
         self.batch_size, self.idle_s, self.backoff_max_s = batch_size, idle_s, backoff_max_s
         self.key = f"forward.{name}.cursor"
         self.stats = ForwardStats()
+        self._logged_kinds: set[str] = set()
+        self._why: dict[str, str | None] = {}     # tag -> why line protocol cannot carry it
 
     @property
     def cursor(self) -> int:
@@ -62,9 +66,50 @@ class Forwarder:
         if len(batch) == 0:
             self.stats.backlog = 0
             return 0
-        self.sink.write(batch)
+        self.deliver(batch)
         self._acknowledged(last, len(batch))
         return len(batch)
+
+    def deliver(self, batch: Batch) -> None:
+        """Write ``batch`` to the sink, so that one bad point never blocks the others: samples
+        whose tag line protocol cannot carry are set aside first; when the sink refuses the rest
+        for what they hold (HTTP 400/413/422), the batch is halved until each refused sample is
+        alone. Those are recorded as undeliverable, with the sink's reason, and the cursor moves
+        on. Any other failure (the sink unreachable, a wrong password) raises StoreError and
+        the batch is retried whole. Writes are idempotent, so re-sending a half is harmless."""
+        bad: list[tuple[str, int, str]] = []
+        why = self._why
+        present = set(batch.tags)
+        for t in present.difference(why):
+            why[t] = unrepresentable(t)
+        if any(why[t] for t in present):
+            keep = [i for i, t in enumerate(batch.tags) if why[t] is None]
+            bad += [(t, int(ts), str(why[t])) for t, ts in zip(batch.tags, batch.ts.tolist())
+                    if why[t] is not None]
+            batch = _take(batch, keep)
+        self._isolate(batch, bad)
+        if bad:
+            self.source.mark_undeliverable(self.name, bad)
+            self.stats.undeliverable += len(bad)
+            kinds = sorted({r.split(":")[0] for _, _, r in bad})
+            if not self._logged_kinds.issuperset(kinds):
+                self._logged_kinds.update(kinds)
+                log.error("%s: %d sample(s) the sink cannot take, recorded as undeliverable "
+                          "(kept in SQLite), e.g. %s@%d: %s", self.name, len(bad), bad[0][0],
+                          bad[0][1], bad[0][2])
+
+    def _isolate(self, batch: Batch, bad: list[tuple[str, int, str]]) -> None:
+        if len(batch) == 0:
+            return
+        try:
+            self.sink.write(batch)
+        except PointsRejected as e:
+            if len(batch) == 1:
+                bad.append((batch.tags[0], int(batch.ts[0]), f"HTTP {e.status}: {e.detail}"))
+                return
+            half = len(batch) // 2
+            self._isolate(_take(batch, range(half)), bad)
+            self._isolate(_take(batch, range(half, len(batch))), bad)
 
     def _acknowledged(self, last: int, n: int) -> None:
         """The sink took the batch ending at seq ``last``: move the durable cursor, count it."""
@@ -83,7 +128,7 @@ class Forwarder:
         last, batch = self.source.changes(self.cursor, self.batch_size)
         with ThreadPoolExecutor(1, thread_name_prefix=f"forward-{self.name}") as ex:
             while len(batch):
-                fut = ex.submit(self.sink.write, batch)
+                fut = ex.submit(self.deliver, batch)
                 nxt_last, nxt = self.source.changes(last, self.batch_size)   # read ahead
                 fut.result()                      # StoreError: the cursor stays where it was
                 self._acknowledged(last, len(batch))
@@ -117,3 +162,9 @@ class Forwarder:
             backoff = 0.0
             self.stats.backoff_s = 0.0
             stop.wait(self.idle_s)
+
+
+def _take(b: Batch, idx: "range | list[int]") -> Batch:
+    ix = list(idx)
+    return Batch(tags=[b.tags[i] for i in ix], ts=b.ts[ix], value=b.value[ix],
+                 quality=b.quality[ix], reason=b.reason[ix])

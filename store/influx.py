@@ -24,7 +24,27 @@ import pandas as pd
 
 from influxdb_client import WritePrecision
 
-from store.base import StoreError
+from store.base import PointsRejected, StoreError
+
+# statuses that are about the points written, not the server or the client (InfluxDB 1.x answers
+# 400 for a line it cannot parse, 413 beyond max-body-size; 2.x also 422 outside retention)
+REJECTED = (400, 413, 422)
+
+
+def _short_error(resp: bytes) -> str:
+    """influxd's error without the echo of the line it could not parse (which may be 64 KiB):
+    ``unable to parse 'm,tag=hhhh…': max key length exceeded: …``."""
+    text = resp.decode(errors="replace")
+    try:
+        text = str(json.loads(text).get("error", text))
+    except (ValueError, AttributeError):
+        pass
+    head, sep, rest = text.partition("unable to parse '")
+    if sep:
+        line, sep2, why = rest.partition("': ")
+        if sep2:
+            text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
+    return text[:300]
 from store.lineproto import format_lines
 from store.sample import SAMPLE_COLUMNS, Batch
 
@@ -91,8 +111,11 @@ class InfluxV1Store:
         status, resp = self._request("POST", "/write", {"db": self.database, "precision": "ns"},
                                      body.encode())
         if status != 204:
-            raise StoreError(f"InfluxDB {self.url} /write: HTTP {status}: "
-                             f"{resp[:300].decode(errors='replace')}")
+            detail = _short_error(resp)
+            text = f"InfluxDB {self.url} /write: HTTP {status}: {detail}"
+            if status in REJECTED:
+                raise PointsRejected(text, status, detail)
+            raise StoreError(text)
 
     def query(self, q: str, *, with_db: bool = True) -> list[dict[str, Any]]:
         """Run InfluxQL; return the list of series of every statement's results (chunked)."""
@@ -215,6 +238,9 @@ class InfluxV2Sink:
                               # the client's stubs type the enum's members as str
                               write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
+            status = getattr(e, "status", None)
+            if status in REJECTED:
+                raise PointsRejected(f"InfluxDB v2 write: {e}", int(status)) from e  # type: ignore[arg-type]
             raise StoreError(f"InfluxDB v2 write: {e}") from e
         return len(batch)
 

@@ -17,7 +17,27 @@ _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
 
 def escape_tag(value: str) -> str:
+    """Comma, equals sign and space take a backslash (InfluxDB line protocol reference, "Special
+    characters"). A backslash elsewhere is literal: influxd 1.6.7 stores ``a\\b`` as sent, so it
+    is not doubled (tried against the real server here)."""
     return value.translate(_TAG_ESC)
+
+
+def unrepresentable(tag: str) -> str | None:
+    """Why a tag cannot be a line-protocol tag value, or None. A value ending in a backslash
+    escapes the separator after it (influxd 1.6.7 answers ``invalid tag format`` however it is
+    written), a newline ends the line, an empty tag value is not allowed."""
+    if not tag:
+        return "empty tag"
+    if "\n" in tag or "\r" in tag:
+        return "newline in tag"
+    if tag.endswith("\\"):
+        return "tag ends with a backslash"
+    try:
+        tag.encode("utf-8")
+    except UnicodeEncodeError:
+        return "tag is not UTF-8"
+    return None
 
 
 def format_lines(batch: Batch, measurement: str = "cpaudit") -> str:

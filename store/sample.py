@@ -48,7 +48,10 @@ class Reason(IntEnum):
     OVER_RANGE = 15       # T: above the measuring upper limit
     INSTRUMENT_COMM = 16  # B: instrument-to-logger communication fault
     HJ212_FLAG = 17       # another data-flag letter (kept in the raw packet)
-    CLOCK = 18            # the sender's clock is implausible: stamped with the receive time
+    SENDER_CLOCK = 18     # the sender's clock is implausible: stamped with the receive time
+    # (30+ so that reasons other sources add below them keep their numbers when merged)
+    CLOCK = 30       # the wall clock stepped over the tick: it never came in real time
+    LOST = 31        # not kept: the store refused writes beyond the collector's memory bound
 
     @property
     def label(self) -> str:

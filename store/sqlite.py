@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS sample (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sample_tag_ts ON sample(tag_id, ts);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS undeliverable (
+    sink TEXT NOT NULL, tag TEXT NOT NULL, ts INTEGER NOT NULL, reason TEXT NOT NULL,
+    at INTEGER NOT NULL, PRIMARY KEY (sink, tag, ts)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup (
     tag_id INTEGER NOT NULL, bucket INTEGER NOT NULL, rows INTEGER NOT NULL,
     good INTEGER NOT NULL, manual INTEGER NOT NULL, first_ts INTEGER, last_ts INTEGER,
@@ -219,6 +222,10 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"{self.path}: write failed: {e}") from e
+            except BaseException:     # a value SQLite cannot bind: leave no transaction open
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return added
 
     def _roll(self, conn: sqlite3.Connection, seq0: int, added: int, tried: _Columns,
@@ -368,7 +375,11 @@ class SQLiteStore:
 
     def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
         names = self._tag_map()
-        wanted = names if tags is None else {i: n for i, n in names.items() if n in set(tags)}
+        if tags is None:
+            wanted = names
+        else:
+            want = set(tags)
+            wanted = {i: n for i, n in names.items() if n in want}
         conn = self._conn()
         rows = []
         for tid in wanted:
@@ -516,8 +527,8 @@ class SQLiteStore:
         seq, tid, ts, val, q, r = zip(*rows)
         n = len(rows)
         return int(seq[-1]), Batch(
-            tags=[names[i] for i in tid], ts=np.fromiter(ts, np.int64, n),
-            value=np.array([np.nan if v is None else v for v in val], dtype=np.float64),
+            tags=list(map(names.__getitem__, tid)), ts=np.fromiter(ts, np.int64, n),
+            value=np.array(val, dtype=np.float64),          # NULL (None) becomes NaN
             quality=np.fromiter(q, np.int8, n), reason=np.fromiter(r, np.int8, n))
 
     def max_seq(self) -> int:
@@ -535,6 +546,42 @@ class SQLiteStore:
         for a store without ``campaign_start``)."""
         row = self._conn().execute("SELECT MIN(bucket) FROM rollup").fetchone()
         return int(row[0]) * ROLLUP_BUCKET_NS if row and row[0] is not None else None
+
+    def mark_undeliverable(self, sink: str, rows: Sequence[tuple[str, int, str]]) -> None:
+        """Samples (tag, ts, reason) a sink refused for what they hold: kept in SQLite as ever,
+        recorded as never forwarded to ``sink`` and why, so the central copy's hole is known."""
+        if not rows:
+            return
+        now = time.time_ns()
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO undeliverable(sink, tag, ts, reason, "
+                                     "at) VALUES (?,?,?,?,?)",
+                                     [(sink, t, int(ts), r, now) for t, ts, r in rows])
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: write failed: {e}") from e
+
+    def undeliverable(self, sink: str | None = None) -> pd.DataFrame:
+        """What :meth:`mark_undeliverable` recorded: columns sink, tag, ts, reason, at."""
+        try:
+            rows = self._conn().execute(
+                "SELECT sink, tag, ts, reason, at FROM undeliverable"
+                + (" WHERE sink = ?" if sink is not None else "") + " ORDER BY sink, ts, tag",
+                (sink,) if sink is not None else ()).fetchall()
+        except sqlite3.Error as e:
+            if "no such table" in str(e):       # a store opened read-only from before
+                rows = []
+            else:
+                raise StoreError(f"{self.path}: read failed: {e}") from e
+        return pd.DataFrame(rows, columns=["sink", "tag", "ts", "reason", "at"])
+
+    @property
+    def ignored(self) -> int:
+        """Rows not added because the store already held that tag at that instant (the first
+        written is kept: writes are idempotent)."""
+        return self._ignored
 
     def stats(self) -> dict[str, Any]:
         conn = self._conn()

@@ -135,3 +135,23 @@ def test_analyze_answers_from_the_first_minute(tmp_path: Path, hours: str) -> No
     assert doc["balance_window"]["first_cycle"].startswith("no complete cycle yet")
     assert doc["validity"]["verdict"] == "invalid"
     assert doc["validity"]["fixes"][0]["check"] == "duration"
+
+
+def test_from_to_in_a_zone_with_daylight_saving_are_resolved_or_refused() -> None:
+    """Europe/Berlin 2026: clocks forward 29 March 02:00 -> 03:00, back 25 October 03:00 ->
+    02:00 (EU rule: last Sunday of March and of October, 01:00 UTC)."""
+    from cpaudit.cli import _time
+    berlin = "Europe/Berlin"
+    with pytest.raises(SystemExit, match="does not exist in Europe/Berlin"):
+        _time("2026-03-29T02:30", berlin)
+    with pytest.raises(SystemExit, match=r"happened twice .*\+02:00 or .*\+01:00"):
+        _time("2026-10-25T02:30", berlin)
+    # either side of the changes, and with an explicit offset, times are taken as given
+    assert _time("2026-10-25T02:30+01:00", berlin) == 1_792_891_800 * 10**9
+    assert _time("2026-10-25T02:30+02:00", berlin) == 1_792_888_200 * 10**9
+    assert _time("2026-03-29T03:30", berlin) == 1_774_747_800 * 10**9
+    assert _time("2026-03-29T01:30", berlin) == 1_774_744_200 * 10**9
+    assert _time("2026-11-24T08:00:00.000001", "Asia/Shanghai") == 1_795_478_400_000_001_000
+    for bad in ("99999999999999999999999", "9999-12-31T00:00+00:00", "²", "1e9"):
+        with pytest.raises(SystemExit):
+            _time(bad, berlin)

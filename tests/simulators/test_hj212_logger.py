@@ -156,7 +156,7 @@ def test_clock_skew_is_flagged(tmp_path: Path) -> None:
         site.loggers["cems"].clock_skew_s = -3 * 86400.0
     col, site = _run(cfg, st, 2.0, tweak=tweak)
     so2 = st.read(["stack.so2"])
-    assert len(so2) and (so2["reason"] == int(Reason.CLOCK)).all()
+    assert len(so2) and (so2["reason"] == int(Reason.SENDER_CLOCK)).all()
     assert (np.abs(so2["ts"].to_numpy() - time.time_ns()) < 60e9).all()
     off = col.hj212[0].loggers["010000A8900016F000169DC0"].clock_offset_ms
     assert off == pytest.approx(3 * 86400e3, rel=0.01)

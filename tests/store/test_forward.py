@@ -111,3 +111,45 @@ def test_sinks_from_config_forward_while_collecting(tmp_path: Path, influxd: Inf
     assert len(backlog) >= 3 and col.forwarders[0].stats.errors == 0
     src.close()
     sink.close()
+
+
+def test_a_tag_influxdb_cannot_take_is_set_aside_and_the_rest_goes(tmp_path: Path,
+                                                                    influxd: InfluxD) -> None:
+    """Tags with every character line protocol escapes, two it cannot carry at all (a trailing
+    backslash, a newline) and one the server itself refuses (a series key beyond 64 KiB: HTTP
+    400) among good ones: every other sample reaches InfluxDB exactly as SQLite holds it, the
+    refused ones are recorded as undeliverable with the reason, and the cursor reaches the end."""
+    odd = ["a,b", "a b", "a=b", "a\\b", "a\\ b", "a\\,b", "温度 T1", "x=\\=y"]
+    never = ["ends\\", "new\nline"]
+    huge = "h" * 70_000
+    tags = []
+    for i in range(300):
+        tags += ["good.a", odd[i % len(odd)], "good.b"]
+        if i in (17, 150):
+            tags += never + [huge]
+    n = len(tags)
+    src = SQLiteStore(tmp_path / "s.db")
+    src.write(Batch(tags=tags, ts=T0 + np.arange(n) * 10**6, value=np.arange(n) * 0.25,
+                    quality=np.zeros(n), reason=np.zeros(n)))
+    sink = InfluxV1Store(influxd.url, "poison")
+    f = Forwarder(src, sink, batch_size=400)
+    f.drain()
+    assert f.cursor == src.max_seq() and f.stats.backlog == 0
+    und = src.undeliverable("influx")
+    assert sorted(set(und["tag"])) == sorted(never + [huge])
+    assert len(und) == 6 and f.stats.undeliverable == 6
+    reasons = dict(zip(und["tag"], und["reason"]))
+    assert reasons["ends\\"] == "tag ends with a backslash"
+    assert reasons["new\nline"] == "newline in tag"
+    assert reasons[huge].startswith("HTTP 400") and "max key length" in reasons[huge]
+    mine = src.read(None)
+    mine = mine[~mine["tag"].isin(never + [huge])]
+    theirs = sink.read(None)
+    assert len(theirs) == len(mine) == n - 6
+    m = mine.sort_values(["tag", "ts"]).reset_index(drop=True)
+    t = theirs.sort_values(["tag", "ts"]).reset_index(drop=True)
+    assert m["tag"].tolist() == t["tag"].tolist()          # every escaped tag came back as is
+    assert (m["ts"].to_numpy() == t["ts"].to_numpy()).all()
+    assert np.allclose(m["value"], t["value"])
+    src.close()
+    sink.close()
