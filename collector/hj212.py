@@ -66,6 +66,22 @@ HEARTBEAT_CNS = frozenset({"9015", "8013"})       # 8013: the 2005 heartbeat see
 ANSWER_CNS = frozenset({"9011", "9012", "9013", "9014"})
 KEY_EXCHANGE_CN = "1014"
 
+# System codes ST (HJ 212-2017 Table 5, devices.md 1.9); 44 and 45 from HJ 212-2025 as third-party
+# notes report it (devices.md 2.5, not verified against the text). Any ST is accepted: the tag
+# map goes by MN and factor code; this table is for people reading captures.
+SYSTEM_CODES = {
+    "21": "surface water quality", "22": "air quality", "23": "acoustic environment quality",
+    "24": "groundwater quality", "25": "soil quality", "26": "seawater quality",
+    "27": "VOC monitoring", "31": "flue-gas pollution source", "32": "surface-water pollution "
+    "source", "33": "groundwater pollution source", "34": "marine pollution source",
+    "35": "soil pollution source", "36": "noise source", "37": "vibration source",
+    "38": "radioactive source", "39": "construction-site dust", "41": "electromagnetic source",
+    "44": "electricity monitoring of production and treatment facilities (分表计电, 2025) "
+    "[unverified]", "45": "key production conditions (2025) [unverified]",
+    "51": "flue-gas process monitoring", "52": "wastewater process monitoring",
+    "91": "system interaction",
+}
+
 # QnRtn (Table 7) and ExeRtn (Table 6)
 QNRTN_READY, QNRTN_REJECTED, QNRTN_PW, QNRTN_MN, QNRTN_CRC, QNRTN_CN = 1, 2, 3, 4, 9, 8
 EXERTN_OK = 1

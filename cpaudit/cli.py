@@ -511,7 +511,7 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
 
 def cmd_hj212_decode(a: argparse.Namespace) -> int:
     """Decode a capture of HJ 212 packets, one a line; exit 1 when any line was refused."""
-    from collector.hj212 import decode_line
+    from collector.hj212 import SYSTEM_CODES, decode_line
     try:
         with (sys.stdin.buffer if a.file == "-" else open(a.file, "rb")) as fh:
             lines = fh.read().splitlines()
@@ -529,7 +529,8 @@ def cmd_hj212_decode(a: argparse.Namespace) -> int:
             vals = "  ".join(f"{v['code']}-{v['field']}={v['value']}"
                              + (f" [{v['flag']}]" if v["flag"] else "")
                              for v in d["values"])  # type: ignore[attr-defined]
-            print(f"{i}: CN={d['cn']} ST={d['st']} MN={d['mn']} Flag={d['flag']} "
+            st = SYSTEM_CODES.get(str(d["st"]), "unknown system code")
+            print(f"{i}: CN={d['cn']} ST={d['st']} ({st}) MN={d['mn']} Flag={d['flag']} "
                   f"QN={d['qn']} DataTime={d['data_time']}  {vals}")
         else:
             print(f"{i}: refused ({d['error']}): {d.get('detail')}")

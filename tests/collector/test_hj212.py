@@ -190,3 +190,13 @@ def test_line_end_inside_info_text_is_not_a_tail() -> None:
     assert f.feed(pkt[:cut]) == []
     assert f.feed(pkt[cut:]) == [pkt]
     assert parse_frame(pkt).cp["i11001-Info"] == "//line one\nline two//"
+
+
+def test_noise_upload_example_as_quoted() -> None:
+    """The standard's real-time noise upload as public implementations quote it in comments
+    ("标准格式", e.g. the LA-Rtd example with a space after ';'): parsed whole."""
+    seg = ("QN=20160801085857223;ST=23;CN=2011;PW=123456;MN=010000A8900016F000169DC0;Flag=5;"
+           "CP=&&DataTime=20160801085857; LA-Rtd=50.1&&")
+    p = parse_frame(frame(seg))
+    assert p.data_time == dt.datetime(2016, 8, 1, 8, 58, 57)
+    assert [(v.code, v.field, v.value, v.flag) for v in p.values] == [("LA", "Rtd", 50.1, None)]
