@@ -416,9 +416,12 @@ def parse_line(line: bytes, crc_variant: str = "hj212") -> Packet:
     return parse_frame(first, crc_variant)
 
 
+_HEAD_SPLIT = re.compile(r"[;,]")
+
+
 def _split_header(head: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for part in re.split(r"[;,]", head):      # ',' between header fields: the standard's typo
+    for part in _HEAD_SPLIT.split(head):      # ',' between header fields: the standard's typo
         if not part:
             continue
         k, sep, v = part.partition("=")

@@ -118,14 +118,15 @@ class Hj212Server:
                         detail, kind)
 
     # -- one packet ------------------------------------------------------------------------
-    def handle(self, item: bytes | Hj212Error, peer: str, send: Any) -> None:
-        """Keep, judge, store and answer one framed packet (or a framing error)."""
+    def handle(self, item: bytes | Hj212Error, peer: str, send: Any) -> Logger | None:
+        """Keep, judge, store and answer one framed packet (or a framing error); the configured
+        logger it came from, if any."""
         rx = self.clock.now_ns()
         self.received += 1
         if isinstance(item, Hj212Error):
             self.raw.append((rx, peer, "", item.kind, item.raw))
             self._count(item.kind, f"{item.detail} (from {peer})")
-            return
+            return None
         lg = self.loggers.get(_mn_of(item))
         head = None
         if lg is None:
@@ -138,7 +139,7 @@ class Hj212Server:
                         if head is not None else f"unreadable header (from {peer})")
             if head is not None and head.wants_answer:
                 send(frame(answer_9011(head, QNRTN_MN)))
-            return
+            return None
         try:
             p = parse_frame(item, lg.cfg.crc)
         except Hj212Error as e:
@@ -147,13 +148,13 @@ class Hj212Server:
             head = head or peek_header(item)
             if e.kind == "crc" and head is not None and head.wants_answer:
                 send(frame(answer_9011(head, QNRTN_CRC), lg.cfg.crc))
-            return
+            return lg
         if lg.cfg.password is not None and p.pw != lg.cfg.password:
             self.raw.append((rx, peer, lg.name, "password", item))
             lg.count("password", f"PW does not match (from {peer})")
             if p.wants_answer:
                 send(frame(answer_9011(p, QNRTN_PW), lg.cfg.crc))
-            return
+            return lg
         self.raw.append((rx, peer, lg.name, "ok", item))
         if p.version != lg.cfg.version and "version" not in lg._logged:
             lg._logged.add("version")      # accepted: the parser reads each version
@@ -187,6 +188,7 @@ class Hj212Server:
             lg.count("unsupported_cn", f"CN {cn} is not handled")
             if p.wants_answer:
                 send(frame(answer_9011(p, QNRTN_CN), crc))
+        return lg
 
     def _readings(self, lg: Logger, p: Packet, rx: int) -> tuple[list[Reading], int]:
         cn = p.cn or ""
@@ -236,14 +238,11 @@ class Hj212Server:
                 if not data:
                     break
                 for item in framer.feed(data):
-                    self.handle(item, peer, send)
-                    if not isinstance(item, Hj212Error):
-                        mn = _mn_of(item)
-                        lg = self.loggers.get(mn)
-                        if lg is not None and mn not in seen:
-                            seen.add(mn)
-                            lg.connections += 1
-                            lg.connects += 1
+                    lg = self.handle(item, peer, send)
+                    if lg is not None and lg.cfg.mn not in seen:
+                        seen.add(lg.cfg.mn)
+                        lg.connections += 1
+                        lg.connects += 1
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
