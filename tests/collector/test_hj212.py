@@ -200,3 +200,13 @@ def test_noise_upload_example_as_quoted() -> None:
     p = parse_frame(frame(seg))
     assert p.data_time == dt.datetime(2016, 8, 1, 8, 58, 57)
     assert [(v.code, v.field, v.value, v.flag) for v in p.values] == [("LA", "Rtd", 50.1, None)]
+
+
+def test_table_crc_equals_the_standards_routine() -> None:
+    """The two-bytes-a-lookup CRC against Appendix A's routine, bit by bit, on every length."""
+    import random
+    from collector.hj212 import _crc_hj212_reference, crc_hj212
+    rnd = random.Random(212)
+    for n in range(0, 300):
+        data = bytes(rnd.randrange(256) for _ in range(n))
+        assert crc_hj212(data) == _crc_hj212_reference(data), n
