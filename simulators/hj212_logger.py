@@ -112,6 +112,7 @@ class Hj212Logger:
         self.connects = 0
         self._qn_last = ""
         self._pending: list[bytes] = []
+        self._pending_cns: list[str] = []
         self._writer: asyncio.StreamWriter | None = None
         self._since_connect = 0
 
@@ -211,12 +212,15 @@ class Hj212Logger:
         return encode(segment, self.cfg.crc, corrupt)
 
     async def send(self, segment: str) -> None:
+        """Send one packet (or queue it until ``coalesce`` are due); ``sent`` counts packets
+        once written whole."""
         cn = segment.split("CN=", 1)[1][:4]
-        self.sent[cn] += 1
         self._pending.append(self.packet(segment))
+        self._pending_cns.append(cn)
         if len(self._pending) < self.coalesce:
             return
         data, self._pending = b"".join(self._pending), []
+        cns, self._pending_cns = self._pending_cns, []
         w = await self._connection()
         if self.split and len(data) > 8:
             cut = len(data) // 2
@@ -227,6 +231,8 @@ class Hj212Logger:
         else:
             w.write(data)
         await w.drain()
+        for c in cns:
+            self.sent[c] += 1
         self._since_connect += 1
         if self.reconnect_every and self._since_connect >= self.reconnect_every:
             await self.close()

@@ -145,7 +145,7 @@ def test_faults_on_demand_are_counted_and_lose_nothing_else(tmp_path: Path) -> N
     assert eff.connects >= 3 and lgs["wwq_effluent"].connects >= 3
     assert len(st.read(["ww_effluent.cod"])) == eff.sent["2011"]
     cems = site.loggers["cems"]
-    assert len(st.read(["stack.so2"])) == cems.sent["2011"] // 3 * 3
+    assert len(st.read(["stack.so2"])) == cems.sent["2011"] > 0     # written 3 at a time
 
 
 def test_clock_skew_is_flagged(tmp_path: Path) -> None:
