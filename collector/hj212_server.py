@@ -106,6 +106,9 @@ class Hj212Server:
         self.bound_port: int | None = None
         self._raw_lock = asyncio.Lock()
 
+    def loggers_names(self) -> list[str]:
+        return [lg.name for lg in self.loggers.values()]
+
     @property
     def label(self) -> str:
         return f"hj212 {self.host}:{self.port}"
@@ -256,8 +259,12 @@ class Hj212Server:
             writer.close()
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._conn, self.host, self.port,
-                                                 limit=READ_SIZE)
+        try:
+            self.server = await asyncio.start_server(self._conn, self.host, self.port,
+                                                     limit=READ_SIZE)
+        except OSError as e:
+            raise OSError(e.errno, f"{self.label}: cannot listen for the HJ 212 loggers "
+                          f"({', '.join(self.loggers_names())}): {e.strerror}") from e
         self.bound_port = self.server.sockets[0].getsockname()[1]
         log.info("%s: listening for %d loggers", self.label, len(self.loggers))
 

@@ -298,3 +298,39 @@ def test_metrics_show_each_logger(tmp_path: Path) -> None:
     assert 'cpaudit_hj212_packets_total{device="cems_logger",cn="2011"} 1.0' in text
     assert 'kind="unknown_mn"' in text or 'kind="header"' in text
     assert 'cpaudit_hj212_clock_offset_seconds{device="cems_logger"}' in text
+
+
+def test_raw_side_file_for_a_store_without_raw_table(tmp_path: Path) -> None:
+    """A store without ``write_raw`` (another backend): the raw packets go to a JSON-lines file."""
+    import json
+
+    from collector.hj212_server import Hj212Server
+    cfg = hj_config(tmp_path, free_port())
+    devs = [d for d in cfg.devices if d.protocol == "hj212"]
+    side = tmp_path / "raw.jsonl"
+    srv = Hj212Server("127.0.0.1", 1, devs, None, None, object(), "Asia/Shanghai",  # type: ignore[arg-type]
+                      raw_file=str(side))
+    srv._write_raw([(5, "1.2.3.4:5", "cems_logger", "ok", b"##0003abc1234\r\n")])
+    row = json.loads(side.read_text())
+    assert row == {"rx_ns": 5, "peer": "1.2.3.4:5", "device": "cems_logger", "status": "ok",
+                   "text": "##0003abc1234\r\n"}
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from collector.hj212_server import hj212_sources
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        cfg = hj_config(tmp_path, s.getsockname()[1])
+        srv = hj212_sources(cfg, None, None, None)[0]  # type: ignore[arg-type]
+
+        async def go() -> None:
+            await srv.start()
+        try:
+            asyncio.run(go())
+        except OSError as e:
+            assert "cannot listen for the HJ 212 loggers (cems_logger, ww_logger)" in str(e)
+        else:
+            raise AssertionError("listening on a port in use")
