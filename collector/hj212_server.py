@@ -168,10 +168,12 @@ class Hj212Server:
         lg.packets[cn] += 1
         crc = lg.cfg.crc
         if cn in DATA_CNS:
-            readings, ts = self._readings(lg, p, rx)
-            lg.samples += len(readings)
-            if readings:
-                self.writer.put_readings(ts, readings)
+            tags, values, others, ts = self._readings(lg, p, rx)
+            lg.samples += len(tags) + len(others)
+            if tags:            # good values as plain lists: the writer's fast path
+                self.writer.put_rows(tags, [ts] * len(tags), values)
+            if others:
+                self.writer.put_readings(ts, others)
             if p.wants_answer:         # after the commit: an acknowledged packet is stored
                 ans = frame(answer_9014(p), crc)
                 self.writer.put_rows([], [], [], lambda: send(ans))
@@ -193,7 +195,10 @@ class Hj212Server:
                 send(frame(answer_9011(p, QNRTN_CN), crc))
         return lg
 
-    def _readings(self, lg: Logger, p: Packet, rx: int) -> tuple[list[Reading], int]:
+    def _readings(self, lg: Logger, p: Packet, rx: int
+                  ) -> tuple[list[str], list[float], list[Reading], int]:
+        """The packet's mapped values: good ones as (tags, values), the others as readings with
+        their quality and reason, and the instant they are stamped with [ns UTC]."""
         cn = p.cn or ""
         trusted = p.data_time is not None
         ts = rx
@@ -211,19 +216,26 @@ class Hj212Server:
             lg.count("clock", f"DataTime {p.cp.get('DataTime')!r} is not plausible against the "
                      "receive time; stamped with the receive time, uncertain/sender_clock")
             ts = rx
+        tags: list[str] = []
+        values: list[float] = []
         out: list[Reading] = []
+        isfinite = math.isfinite
         for v in p.values:
             f = lg.map.get((cn, v.code, v.field))
             if f is None:
                 lg.unmapped[f"{cn} {v.code}-{v.field}"] += 1    # kept in the raw packet only
                 continue
             q, r = flag_quality(v.flag)
-            if not math.isfinite(v.value):
+            if not isfinite(v.value):
                 q, r = Quality.BAD, Reason.DECODE
             elif not trusted and q == Quality.GOOD:
                 q, r = Quality.UNCERTAIN, Reason.SENDER_CLOCK
-            out.append(Reading(f.tag, v.value, q, r))
-        return out, ts
+            if q == Quality.GOOD:
+                tags.append(f.tag)
+                values.append(v.value)
+            else:
+                out.append(Reading(f.tag, v.value, q, r))
+        return tags, values, out, ts
 
     # -- connections -----------------------------------------------------------------------
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
