@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from config.models import StatusWord, Substitution, status_matcher
+from store import Reason
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE
@@ -126,6 +127,30 @@ def status_minutes(word: StatusWord, rows: pd.DataFrame | None, grid: np.ndarray
                 between = [state_of(word, x) for x in range(a + 1, b)]
                 memo[(a, b)] = next((s for s in between if s != "normal"), "normal")
         out[idx[k]] = memo[(a, b)]
+    return out
+
+
+# -- data flags of online monitoring (HJ 212) -------------------------------------------------
+# a sample's reason from an HJ 212 data flag (collector.hj212.FLAG_QUALITY, HJ 212-2017 Table 8)
+# -> the state its minute is in; the same words as the CEMS status words where they mean the same
+FLAG_STATES = {Reason.CALIBRATION: "calibration", Reason.MAINTENANCE: "maintenance",
+               Reason.FAULT: "fault", Reason.STOPPED: "stopped",
+               Reason.INSTRUMENT_COMM: "communication fault", Reason.OVER_RANGE: "over range",
+               Reason.MANUAL: "set value", Reason.HJ212_FLAG: "flagged"}
+
+
+def flag_minutes(rows: pd.DataFrame | None, grid: np.ndarray) -> np.ndarray:
+    """The state of each minute of the grid from a tag's flagged samples (columns ``ts``,
+    ``reason``): a minute holding a sample the logger flagged (C, M, D, F, B, T, S) is not an
+    emission minute, as a CEMS status word's would be; "" elsewhere."""
+    out = np.full(len(grid), "", dtype=object)
+    if rows is None or not len(rows) or not len(grid):
+        return out
+    idx = ((rows["ts"].to_numpy(np.int64) - grid[0]) // MINUTE).astype(np.int64)
+    ok = (idx >= 0) & (idx < len(grid))
+    for i, r in zip(idx[ok].tolist(), rows["reason"].to_numpy()[ok].tolist()):
+        if out[i] == "":
+            out[i] = FLAG_STATES.get(Reason(int(r)), "flagged")
     return out
 
 

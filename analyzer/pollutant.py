@@ -37,12 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import CYCLE_RULE, substitution_text
+from analyzer.emission_rules import CYCLE_RULE, FLAG_STATES, substitution_text
 from analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
 from analyzer.validity import MINUTE, _interval_ns
 from config import ENV, Config
-from config.models import PollutantFactor, PollutantPoint
+from config.models import Hj212Device, PollutantFactor, PollutantPoint
 from config.units import factor
+from store import Quality
 
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
                  "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "
@@ -350,9 +351,12 @@ def pollutant_tags(cfg: Config) -> list[str]:
 
 
 def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = None,
-                      end: int | None = None) -> PollutantResult:
+                      end: int | None = None, flags: pd.DataFrame | None = None
+                      ) -> PollutantResult:
     """The pollutant factor balance over [start, end) from the store's per-minute rollup of
-    :func:`pollutant_tags` (the window defaults to the span of that data)."""
+    :func:`pollutant_tags` (the window defaults to the span of that data). ``flags``: the
+    samples of those tags an online monitor's data logger flagged (``ts``, ``tag``, ``reason``,
+    :func:`flagged_samples`); their minutes are no emission minutes, named by the flag."""
     rule = VALIDITY_NOTE.format(f=cfg.pollutants.valid_hour_fraction,
                                 cycle=CYCLE_RULE[cfg.pollutants.cycle_value_holds])
     sub = {"rule": cfg.pollutants.substitution.rule,
@@ -368,7 +372,7 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
     if start is None or end is None or end <= start:
         return PollutantResult(None, None, [], "no-data", "no pollutant readings in the window",
                                rule, sub)
-    h = Hours(cfg, rollup, start, end)
+    h = Hours(cfg, rollup, start, end, flags)
     factors = [factor_balance(cfg, h, f) for f in cfg.pollutants.factors]
     empty = [f.factor for f in factors if all(p.valid_hours == 0 for p in f.points)]
     partial = [f.factor for f in factors if any(p.invalid for p in f.points)]
@@ -400,4 +404,22 @@ def pollutant_from_store(cfg: Config, store: Any, start: int | None = None,
     hi = None if end is None or not pad else end + pad
     r = store.rollup(tags, start if lo is None else lo, end if hi is None else hi) if tags \
         else pd.DataFrame()
-    return pollutant_balance(cfg, r, start, end)
+    return pollutant_balance(cfg, r, start, end, flagged_samples(
+        cfg, store, tags, start if lo is None else lo, end if hi is None else hi))
+
+
+def flagged_samples(cfg: Config, store: Any, tags: list[str], start: int | None,
+                    end: int | None) -> pd.DataFrame | None:
+    """The samples of ``tags`` from HJ 212 loggers that carry a data flag (C, M, D, F, B, T, S
+    and others: HJ 212-2017 Table 8) as (ts, tag, reason); None when no tag comes from one.
+    Only those tags are read sample by sample (a logger sends every 30 s or slower)."""
+    hj = {t.tag for d in cfg.devices if isinstance(d, Hj212Device) for t in d.factors}
+    want = [t for t in tags if t in hj]
+    if not want:
+        return None
+    df = store.read(want, start, end)
+    if not len(df):
+        return None
+    flagged = df[df["reason"].isin([int(r) for r in FLAG_STATES]) &
+                 (df["quality"] != int(Quality.GOOD))]
+    return flagged[["ts", "tag", "reason"]].reset_index(drop=True)

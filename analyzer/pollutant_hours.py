@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import cycle_minutes, fill_hours, status_minutes
+from analyzer.emission_rules import cycle_minutes, fill_hours, flag_minutes, status_minutes
 from analyzer.validity import MINUTE, _interval_ns, _series
 from config import Config
 from config.models import PollutantPoint, Stack
@@ -28,8 +28,12 @@ def convert(values: np.ndarray, unit: str, to: str) -> np.ndarray:
 class Hours:
     """The window's hour grid and each tag's hourly mean and validity on it."""
 
-    def __init__(self, cfg: Config, rollup: pd.DataFrame, start: int, end: int) -> None:
+    def __init__(self, cfg: Config, rollup: pd.DataFrame, start: int, end: int,
+                 flags: pd.DataFrame | None = None) -> None:
         self.start, self.end = start, end
+        # samples an online monitor's logger flagged (HJ 212 data flags: ts, tag, reason)
+        self.flags = dict(tuple(flags.groupby("tag", sort=False))) \
+            if flags is not None and len(flags) else {}
         self.frac = cfg.pollutants.valid_hour_fraction
         self.holds = cfg.pollutants.cycle_value_holds
         self.grid = np.arange(start // MINUTE * MINUTE, end, MINUTE, dtype=np.int64)
@@ -63,14 +67,17 @@ class Hours:
                 s = status_minutes(w, self.by_tag.get(w.tag), self.grid)
                 take = (out == "") & (s != "") & (s != "normal")
                 out[take] = s[take]
+            fl = flag_minutes(self.flags.get(tag), self.grid)
+            take = (out == "") & (fl != "")
+            out[take] = fl[take]
             self._states[key] = out
         return self._states[key]
 
     def tag(self, tag: str, st: Stack | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(minute means in the tag's unit — NaN without a good reading or in a minute the
         stack's CEMS status excludes, validity of the hour each minute belongs to)."""
-        key = (tag, st.id if st is not None and any(
-            not w.applies_to or tag in w.applies_to for w in st.status) else "")
+        key = (tag, st.id if st is not None and (tag in self.flags or any(
+            not w.applies_to or tag in w.applies_to for w in st.status)) else "")
         if key not in self._cache:
             rows = self.by_tag.get(tag)
             iv = self.interval_of(tag)

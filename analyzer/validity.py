@@ -37,7 +37,7 @@ import pandas as pd
 
 from analyzer.cycles import cycle_starts
 from config import Config
-from config.models import MqttDevice, TagKind, stream_unit_problem
+from config.models import TAG_DEVICES, TagKind, stream_unit_problem
 
 if TYPE_CHECKING:
     from analyzer.production import Cycle, Load
@@ -155,7 +155,7 @@ def _interval_ns(cfg: Config) -> dict[str, int]:
     out = {}
     for d in cfg.devices:
         iv = int(round((d.interval_s or base) * 1e9))
-        tags = [t.tag for t in d.tags] if isinstance(d, MqttDevice) else \
+        tags = [t.tag for t in d.tags] if isinstance(d, TAG_DEVICES) else \
             [r.tag for r in d.registers] + [c.tag for c in d.computed]
         for t in tags:
             out[t] = iv

@@ -1,6 +1,6 @@
 """``make bench``: figures and ratios to baselines measured in the same run.
 
-    python -m bench [store] [modbus] [scale] [mqtt] [forward] [generate] [validity] [recon] [web] [restart] [central]     (default: all)
+    python -m bench [store] [modbus] [scale] [mqtt] [hj212] [forward] [generate] [validity] [recon] [web] [restart] [central]     (default: all)
 
 shared/reference/limits.md explains why ratios to same-run baselines and not absolute figures.
 """
@@ -14,10 +14,12 @@ from bench import common  # noqa: F401  (sets sys.path)
 
 
 def main(argv: list[str]) -> int:
-    from bench import (central_bench, forward_bench, generate_bench, modbus_bench, mqtt_bench, recon_bench,
-                       restart_bench, scale_bench, store_bench, validity_bench, web_bench)
+    from bench import (central_bench, forward_bench, generate_bench, hj212_bench, modbus_bench,
+                       mqtt_bench, recon_bench, restart_bench, scale_bench, store_bench,
+                       validity_bench, web_bench)
     sections = {"store": store_bench.run, "modbus": modbus_bench.run, "scale": scale_bench.run,
-                "mqtt": mqtt_bench.run, "forward": forward_bench.run, "generate": generate_bench.run,
+                "mqtt": mqtt_bench.run, "hj212": hj212_bench.run, "forward": forward_bench.run,
+                "generate": generate_bench.run,
                 "validity": validity_bench.run, "recon": recon_bench.run, "web": web_bench.run,
                 "restart": restart_bench.run, "central": central_bench.run}
     chosen = argv or list(sections)

@@ -60,6 +60,21 @@ def render(col: "Collector") -> str:
     metric("cpaudit_mqtt_malformed_total", "counter", "MQTT messages refused, per kind",
            [({"device": m.cfg.name, "kind": k}, n) for m in col.mqtt
             for k, n in sorted(m.malformed.items())])
+    lgs = [lg for srv in getattr(col, "hj212", []) for lg in srv.loggers.values()]
+    metric("cpaudit_hj212_connected", "gauge", "open connections of the HJ 212 data logger",
+           [({"device": lg.name}, lg.connections) for lg in lgs])
+    metric("cpaudit_hj212_packets_total", "counter", "HJ 212 packets accepted, per command",
+           [({"device": lg.name, "cn": cn}, n) for lg in lgs for cn, n in sorted(lg.packets.items())])
+    metric("cpaudit_hj212_refused_total", "counter", "HJ 212 packets or values refused, per kind",
+           [({"device": lg.name, "kind": k}, n) for lg in lgs for k, n in sorted(lg.errors.items())]
+           + [({"device": "", "listen": f"{s.host}:{s.port}", "kind": k}, n)
+              for s in getattr(col, "hj212", []) for k, n in sorted(s.errors.items())])
+    metric("cpaudit_hj212_clock_offset_seconds", "gauge", "receive time minus the logger's "
+           "DataTime of its last real-time packet",
+           [({"device": lg.name}, lg.clock_offset_ms / 1e3) for lg in lgs])
+    metric("cpaudit_hj212_last_packet_timestamp_seconds", "gauge", "receive time of the last "
+           "accepted packet", [({"device": lg.name}, (lg.last_packet_ns or math.nan) / 1e9)
+                               for lg in lgs])
     fw = getattr(col, "forwarders", [])
     metric("cpaudit_sink_backlog", "gauge", "samples in the store not yet acknowledged by the sink",
            [({"sink": f.name}, f.stats.backlog) for f in fw])

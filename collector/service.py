@@ -736,6 +736,12 @@ class Collector:
         for m in self.mqtt:
             self._tasks.append(asyncio.create_task(m.run(), name=m.cfg.name))
             self._tasks.append(asyncio.create_task(m.health_loop(self.cfg.collector.interval_s)))
+        from collector.hj212_server import hj212_sources      # HJ 212 data loggers (push)
+        self.hj212 = hj212_sources(self.cfg, self.writer, self.clock, self.store)
+        for h in self.hj212:
+            await h.start()
+            self._tasks.append(asyncio.create_task(h.run(), name=h.label))
+            self._tasks.append(asyncio.create_task(h.health_loop(self.cfg.collector.interval_s)))
         log.info("collecting from %d Modbus devices every %.3g s and %d MQTT connections",
                  len(self.devices), self.cfg.collector.interval_s, len(self.mqtt))
         try:

@@ -86,7 +86,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic adds the discriminator value / function names to loc for tagged unions.
     out: list[Any] = []
     for part in loc:
-        if isinstance(part, str) and (part in ("modbus_tcp", "modbus_rtu", "mqtt", "influxdb_v1", "influxdb_v2")
+        if isinstance(part, str) and (part in ("modbus_tcp", "modbus_rtu", "mqtt", "hj212",
+                                               "influxdb_v1", "influxdb_v2")
                                       or part.startswith("function-")):
             continue
         out.append(part)

@@ -280,10 +280,110 @@ class MqttDevice(Strict):
     tags: list[MqttTag] = Field(min_length=1)
 
 
+# -- HJ 212 data loggers (collector.hj212_server) -------------------------------------------------
+HJ212_CNS = ("2011", "2051", "2061", "2031")     # real-time, minute, hour, day data (Table 9)
+HJ212_FIELDS = ("Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax")
+
+
+class Hj212Factor(TagSpec):
+    """One (factor code, field) of one data command mapped to a tag: ``code`` as the logger sends
+    it (``a21026``, or a 2005 code such as ``02``), ``field`` the suffix (``Rtd``, ``Avg``...),
+    ``cn`` the data command that carries it (2011 real-time, 2051 minute, 2061 hour, 2031 day)."""
+    code: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$")
+    field: Literal["Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax"] = "Rtd"
+    cn: Literal["2011", "2051", "2061", "2031"] = "2011"
+
+
+class Hj212Simulate(Strict):
+    """What ``cpaudit simulate`` sends as this logger (simulators.hj212_logger): the plant
+    stream whose signals the factors carry (``signals`` maps a factor code to a signal of the
+    stream, ``flow_m3h``/``flow_ls``/``flow_m3s`` for the stream's flow), real-time packets every
+    ``rtd_interval_s`` and minute packets every ``min_interval_min``."""
+    stream: str = Field(min_length=1)
+    signals: dict[str, str] = Field(min_length=1)
+    rtd_interval_s: float = Field(default=30.0, gt=0, le=3600)   # Table 4: 30-3600 s
+    min_interval_min: int = 1
+    calibration_signal: bool = True     # C flag from the CEMS calibration windows
+
+    @field_validator("min_interval_min")
+    @classmethod
+    def _min_interval(cls, v: int) -> int:
+        if v not in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30):       # Table 4 MinInterval
+            raise ValueError(f"min_interval_min {v} is not one of 1, 2, 3, 4, 5, 6, 10, 12, 15, "
+                             "20, 30 (HJ 212-2017 Table 4)")
+        return v
+
+
+class Hj212Device(Strict):
+    """One data logger (数采仪) sending HJ 212 to the collector, which listens on
+    ``listen_host:listen_port`` (loggers sharing that address share one server, told apart by
+    ``mn``). ``password`` is the logger's access password (PW); null accepts any."""
+    name: str = Field(min_length=1)
+    protocol: Literal["hj212"]
+    listen_host: str = "0.0.0.0"
+    listen_port: int = Field(ge=1, le=65535)
+    mn: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
+    password: str | None = Field(default=None, max_length=32)
+    version: Literal[2005, 2017, 2025] = 2017
+    crc: Literal["hj212", "modbus_swapped", "modbus"] = "hj212"
+    timezone: str | None = None                 # the logger's clock; default the campaign's
+    clock_tolerance_s: float = Field(default=600.0, gt=0)   # DataTime this far from receipt: flagged
+    model: str = ""
+    accuracy_pct: float | None = Field(default=None, gt=0, le=100)
+    calibration: Calibration | None = None
+    interval_s: float | None = Field(default=None, gt=0)   # expected interval of the stored tags
+    simulate: Hj212Simulate | None = None
+    factors: list[Hj212Factor] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (IANA name, e.g. Asia/Shanghai)") \
+                    from None
+        return v
+
+    @property
+    def tags(self) -> list[Hj212Factor]:
+        return self.factors
+
+
+def hj212_problems(cfg: "Config") -> list[tuple[tuple[Any, ...], str]]:
+    """HJ 212 checks across fields: one (code, field, cn) per logger; one MN per listening
+    address; a simulated logger's signals cover its factors."""
+    p: list[tuple[tuple[Any, ...], str]] = []
+    mns: dict[tuple[str, int, str], int] = {}
+    for i, d in enumerate(cfg.devices):
+        if not isinstance(d, Hj212Device):
+            continue
+        key = (d.listen_host, d.listen_port, d.mn)
+        if key in mns:
+            p.append((("devices", i, "mn"), f"MN {d.mn!r} is already devices[{mns[key]}] on "
+                      f"{d.listen_host}:{d.listen_port}"))
+        mns.setdefault(key, i)
+        seen: dict[tuple[str, str, str], int] = {}
+        for j, f in enumerate(d.factors):
+            k = (f.code, f.field, f.cn)
+            if k in seen:
+                p.append((("devices", i, "factors", j, "code"),
+                          f"{f.code}-{f.field} of CN {f.cn} is already factors[{seen[k]}]"))
+            seen.setdefault(k, j)
+            if d.simulate is not None and f.code not in d.simulate.signals:
+                p.append((("devices", i, "simulate", "signals"),
+                          f"no signal for factor {f.code!r} (factors[{j}])"))
+    return p
+
+
+TAG_DEVICES = (MqttDevice, Hj212Device)   # devices that declare ``tags``
+
+
 ModbusConfig = Union[ModbusTcpDevice, ModbusRtuDevice]    # a Modbus device, whatever carries it
 MODBUS_DEVICES = (ModbusTcpDevice, ModbusRtuDevice)        # the same, for isinstance
 
-Device = Annotated[Union[ModbusTcpDevice, ModbusRtuDevice, MqttDevice],
+Device = Annotated[Union[ModbusTcpDevice, ModbusRtuDevice, MqttDevice, Hj212Device],
                    Field(discriminator="protocol")]
 
 
@@ -820,7 +920,7 @@ class Config(Strict):
     def tag_index(self) -> dict[str, "TagInfo"]:
         out: dict[str, TagInfo] = {}
         for d in self.devices:
-            if isinstance(d, MqttDevice):
+            if isinstance(d, TAG_DEVICES):
                 for t in d.tags:
                     out[t.tag] = TagInfo(t.tag, d.name, t.unit, t.kind,
                                          t.accuracy_pct or d.accuracy_pct, t.rollover,
@@ -893,9 +993,10 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             p.append((("devices", i, "name"),
                       f"duplicate device name {d.name!r} (first at devices[{seen_dev[d.name]}])"))
         seen_dev.setdefault(d.name, i)
-        if isinstance(d, MqttDevice):
+        if isinstance(d, TAG_DEVICES):
             for j, t in enumerate(d.tags):
-                path = ("devices", i, "tags", j, "tag")
+                path = ("devices", i, "factors" if isinstance(d, Hj212Device) else "tags", j,
+                        "tag")
                 if t.tag in tags:
                     p.append((path, f"duplicate tag {t.tag!r}"))
                 tags.setdefault(t.tag, path)
@@ -929,6 +1030,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
                 if src not in local:
                     p.append((("devices", i, "computed", j, "sum", k),
                               f"{src!r} is not a register tag of device {d.name!r}"))
+    p += hj212_problems(cfg)
     nodes: set[str] = set()
     for i, n in enumerate(cfg.flowsheet.nodes):
         if n.id in nodes:

@@ -72,10 +72,12 @@ class AnalyzerModes:
         return out
 
 
-def apply_cems_faults(meters: dict[str, SimMeter], scenario: Scenario | None) -> None:
-    """Overlay each calibration/maintenance fault on its analyzer's meter (in place)."""
+def apply_cems_faults(meters: dict[str, SimMeter], scenario: Scenario | None,
+                      skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """Overlay each calibration/maintenance fault on its analyzer's meter (in place); faults on
+    the devices in ``skip`` (HJ 212 loggers, which flag them themselves) are left alone."""
     for f in scenario.faults if scenario else []:
-        if not isinstance(f, CemsFault):
+        if not isinstance(f, CemsFault) or f.device in skip:
             continue
         m = meters.get(f.device)
         if m is None or m.profile.name != "cems_scs900":

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from config import Config
-from config.models import MODBUS_DEVICES, ModbusConfig, MqttDevice, Subscription
+from config.models import MODBUS_DEVICES, Hj212Device, ModbusConfig, MqttDevice, Subscription
 from config.scenario import CommFault, MqttFault, Scenario
 from simulators.cems import apply_cems_faults
 from simulators.live import composite_s, mqtt_values
@@ -158,6 +158,38 @@ def _mqtt_series(d: MqttDevice, m: SimMeter, t: np.ndarray,
     return out
 
 
+def _hj212_loggers(cfg: Config, plant: object, scenario: Scenario | None) -> dict[str, object]:
+    from simulators.hj212_logger import Hj212Logger
+    return {d.name: Hj212Logger(d, plant, scenario, campaign_tz=cfg.campaign.timezone)
+            for d in cfg.devices if isinstance(d, Hj212Device) and d.simulate is not None}
+
+
+def _hj212_series(d: Hj212Device, lg: object, c0: float, c1: float) -> list[Series]:
+    """What the collector stores from a simulated HJ 212 logger's real-time packets over
+    [c0, c1): each 2011 Rtd factor at the logger's ticks (DataTime, whole seconds), its data flag
+    as quality and reason (collector.hj212.FLAG_QUALITY), values as the logger writes them."""
+    from collector.hj212 import FLAG_QUALITY, OTHER_FLAG
+    from simulators.hj212_logger import Hj212Logger
+    assert isinstance(lg, Hj212Logger) and d.simulate is not None
+    iv = d.simulate.rtd_interval_s
+    k0, k1 = math.ceil(c0 / iv - 1e-9), math.ceil(c1 / iv - 1e-9)
+    t = np.arange(k0, k1, dtype=np.float64) * iv
+    if not t.size:
+        return []
+    ts = np.floor(t).astype(np.int64) * 1_000_000_000
+    vals = lg.values(t)
+    out: list[Series] = []
+    for f in d.factors:
+        if f.cn != "2011" or f.field != "Rtd" or f.code not in vals:
+            continue
+        v, flags = vals[f.code]
+        qr = [FLAG_QUALITY.get(x, OTHER_FLAG) for x in flags.tolist()]
+        q = np.fromiter((int(a) for a, _ in qr), np.int8, len(qr))
+        r = np.fromiter((int(b) for _, b in qr), np.int8, len(qr))
+        out.append((f.tag, ts, np.round(np.asarray(v, np.float64), 3), q, r))
+    return out
+
+
 def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | None = None,
              scenario: Scenario | None = None, leak: tuple[str, float] | None = None,
              progress: Callable[[float], None] | None = None) -> GenerateStats:
@@ -171,7 +203,8 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
     end = start + hours * 3600
     plant = build_plant(cfg, start, leak, scenario)
     meters = build_meters(cfg, plant, scenario)
-    apply_cems_faults(meters, scenario)
+    loggers = _hj212_loggers(cfg, plant, scenario)
+    apply_cems_faults(meters, scenario, skip=set(loggers))
     comm: dict[str, list[tuple[CommFault, float, float]]] = {}
     mq: dict[str, list[tuple[MqttFault, float, float]]] = {}
     for f in scenario.faults if scenario else []:
@@ -191,6 +224,9 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
         c1 = min(end, c0 + CHUNK_S)
         series: list[Series] = []
         for d in cfg.devices:
+            if isinstance(d, Hj212Device) and d.name in loggers:
+                series += _hj212_series(d, loggers[d.name], c0, c1)
+                continue
             m = meters.get(d.name)
             if m is None:
                 continue

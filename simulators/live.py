@@ -11,7 +11,8 @@ from functools import partial
 import numpy as np
 
 from config import Config
-from config.models import MODBUS_DEVICES, ModbusConfig, ModbusRtuDevice, ModbusTcpDevice, MqttDevice
+from config.models import (MODBUS_DEVICES, Hj212Device, ModbusConfig, ModbusRtuDevice,
+                           ModbusTcpDevice, MqttDevice)
 from config.scenario import CommFault, MqttFault, Scenario
 from simulators.cems import apply_cems_faults
 from simulators.meters import Plant, SimMeter, build_meters, build_plant
@@ -36,7 +37,11 @@ class Site:
         self.scenario = scenario
         self.plant: Plant = build_plant(cfg, time.time() if t0 is None else t0, leak, scenario)
         self.meters = build_meters(cfg, self.plant, scenario)
-        apply_cems_faults(self.meters, scenario)
+        hj212 = [d for d in cfg.devices if isinstance(d, Hj212Device) and d.simulate]
+        apply_cems_faults(self.meters, scenario, skip={d.name for d in hj212})
+        from simulators.hj212_logger import Hj212Logger     # HJ 212 data loggers (TCP clients)
+        self.loggers = {d.name: Hj212Logger(d, self.plant, scenario,
+                                            campaign_tz=cfg.campaign.timezone) for d in hj212}
         self.contexts: dict[str, SimDeviceContext] = {}
         groups: dict[tuple[object, ...], dict[int, SimDeviceContext]] = {}
         serial: dict[tuple[object, ...], dict[str, object]] = {}
@@ -83,6 +88,8 @@ class Site:
             await g.start()
         for p in self.publishers:
             self._tasks.append(asyncio.create_task(p.run()))
+        for lg in self.loggers.values():
+            self._tasks.append(asyncio.create_task(lg.run(), name=lg.cfg.name))
         for f in self.scenario.faults if self.scenario else []:
             if isinstance(f, (CommFault, MqttFault)):
                 self._tasks.append(asyncio.create_task(self._schedule(f)))
@@ -116,6 +123,8 @@ class Site:
 
     async def _apply(self, f: CommFault | MqttFault):  # type: ignore[no-untyped-def]
         from pymodbus.constants import ExcCodes
+        if f.device in self.loggers:
+            return await self._apply_hj212(f)
         if isinstance(f, MqttFault):
             pub = next((p for p in self.publishers if p.cfg.name == f.device), None)
             if pub is None:
@@ -140,6 +149,23 @@ class Site:
 
         async def undo() -> None:
             ctx.exception, ctx.delay_s = None, 0.0
+        return undo
+
+
+    async def _apply_hj212(self, f: CommFault | MqttFault):  # type: ignore[no-untyped-def]
+        """A data logger's faults: clock_skew, malformed (bad CRC), connection_reset/
+        broker_disconnect (the link drops after every packet), dropout (no packets: the logger
+        is held on a bad-CRC stream)."""
+        lg = self.loggers[f.device]
+        if f.kind == "clock_skew":
+            lg.clock_skew_s = getattr(f, "offset_s", 0.0)
+        elif f.kind in ("malformed", "dropout"):
+            lg.bad_crc = 10 ** 9
+        else:
+            lg.reconnect_every = 1
+
+        async def undo() -> None:
+            lg.clock_skew_s, lg.bad_crc, lg.reconnect_every = 0.0, 0, 0
         return undo
 
 

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from config import Config
-from config.models import MqttDevice
+from config.models import Hj212Device, MqttDevice
 from config.scenario import (BiasFault, DriftFault, LeakFault, LoadDropFault,
                              AbortCycleFault, Scenario, StuckFault, TotalizerFault)
 from simulators.plant import DENSITY as BREWHOUSE_DENSITY
@@ -196,6 +196,8 @@ def build_meters(cfg: Config, plant: Plant, scenario: Scenario | None = None
     """One SimMeter per simulated Modbus device and per MQTT device that publishes a stream."""
     meters: dict[str, SimMeter] = {}
     for d in cfg.devices:
+        if isinstance(d, Hj212Device):
+            continue                # simulators.hj212_logger reads the plant itself
         if isinstance(d, MqttDevice):
             if d.simulate is None:
                 continue

@@ -40,6 +40,15 @@ class Reason(IntEnum):
     CONNECTION = 8   # no connection to the device
     MANUAL = 9       # entered by hand; never presented as measured
     DOWN = 10        # the collector itself was not running at the tick
+    # HJ 212 data flags (HJ 212-2017 Table 8; collector.hj212.FLAG_QUALITY): the flag is the reason
+    STOPPED = 11          # F: instrument stopped
+    MAINTENANCE = 12      # M: maintenance
+    FAULT = 13            # D: instrument fault
+    CALIBRATION = 14      # C: calibrating
+    OVER_RANGE = 15       # T: above the measuring upper limit
+    INSTRUMENT_COMM = 16  # B: instrument-to-logger communication fault
+    HJ212_FLAG = 17       # another data-flag letter (kept in the raw packet)
+    SENDER_CLOCK = 18     # the sender's clock is implausible: stamped with the receive time
     # (30+ so that reasons other sources add below them keep their numbers when merged)
     CLOCK = 30       # the wall clock stepped over the tick: it never came in real time
     LOST = 31        # not kept: the store refused writes beyond the collector's memory bound

@@ -68,6 +68,9 @@ _MERGE_SQL = (f"INSERT INTO rollup(tag_id, bucket, rows, good, manual, first_ts,
               f"vmin, vmax) SELECT tag_id, ts / {ROLLUP_BUCKET_NS}, {_AGG} FROM sample "
               f"WHERE seq > ? GROUP BY tag_id, ts / {ROLLUP_BUCKET_NS} " +
               _MERGE[_MERGE.index("ON CONFLICT"):])
+_RAW_SCHEMA = """CREATE TABLE IF NOT EXISTS raw_packet (seq INTEGER PRIMARY KEY,
+    rx_ns INTEGER NOT NULL, peer TEXT NOT NULL, device TEXT NOT NULL, status TEXT NOT NULL,
+    data BLOB NOT NULL)"""
 ROLL_EVERY_S = 10.0             # the collector's small writes are merged this often ...
 ROLL_ROWS = 200_000             # ... or after this many rows
 _I64_MAX = np.iinfo(np.int64).max
@@ -641,6 +644,38 @@ class SQLiteStore:
         except sqlite3.OperationalError:
             return None
         return row[0] if row else None
+
+    # -- raw packets as received (HJ 212: a disputed value traced to the wire) --------------
+    def write_raw(self, rows: Sequence[tuple[int, str, str, str, bytes]]) -> int:
+        """Keep packets as received: (receive time [ns UTC], peer, device or "", status: "ok" or
+        why it was refused, the bytes). Its own table, its own transaction; never rolled up."""
+        if not rows:
+            return 0
+        if self.readonly:
+            raise StoreError(f"{self.path}: store opened read-only")
+        conn = self._conn()
+        try:
+            with self._write_lock, conn:
+                conn.execute(_RAW_SCHEMA)
+                conn.executemany("INSERT INTO raw_packet(rx_ns, peer, device, status, data) "
+                                 "VALUES (?,?,?,?,?)", rows)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot write raw packets: {e}") from e
+        return len(rows)
+
+    def read_raw(self, device: str | None = None, start: int | None = None,
+                 end: int | None = None) -> list[tuple[int, str, str, str, bytes]]:
+        """Raw packets with ``start <= rx_ns < end``, in arrival order (see :meth:`write_raw`)."""
+        q = "SELECT rx_ns, peer, device, status, data FROM raw_packet WHERE 1=1"
+        args: list[Any] = []
+        for cond, v in (("device = ?", device), ("rx_ns >= ?", start), ("rx_ns < ?", end)):
+            if v is not None:
+                q += f" AND {cond}"
+                args.append(v)
+        try:
+            return [tuple(r) for r in self._conn().execute(q + " ORDER BY seq", args)]
+        except sqlite3.OperationalError:
+            return []       # no raw table: nothing was received
 
 
 ROLLUP_COLUMNS = ("tag", "bucket", "rows", "good", "manual", "first_ts", "last_ts", "vsum", "vmin",

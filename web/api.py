@@ -100,8 +100,8 @@ def _iso(ns: int | None, tz: str) -> str | None:
 def _value_tag(d: Any) -> str | None:
     """The tag a device's row shows as its last value: its first total, else its first rate,
     else its first tag."""
-    from config.models import MqttDevice
-    tags = ([(t.tag, t.kind.value) for t in d.tags] if isinstance(d, MqttDevice) else
+    from config.models import TAG_DEVICES
+    tags = ([(t.tag, t.kind.value) for t in d.tags] if isinstance(d, TAG_DEVICES) else
             [(r.tag, r.kind.value) for r in d.registers if r.type.value != "string"]
             + [(c.tag, c.kind.value) for c in d.computed])
     for want in ("total", "rate"):
