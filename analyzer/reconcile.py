@@ -176,10 +176,10 @@ def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray,
 # the numbers a double can square and invert: a σ outside [SIGMA_MIN, SIGMA_MAX] (or a value
 # beyond VALUE_MAX) makes σ² underflow to 0 (σ = 1e-300: "Singular matrix") or overflow to
 # inf (σ = 1e308: "χ² = 0.000, accepted"); analyzer/recon_table.py refuses far less already
-SIGMA_MIN, SIGMA_MAX, VALUE_MAX = 1e-100, 1e100, 1e100
+SIGMA_MIN, SIGMA_MAX, VALUE_MAX = 1e-100, 1e150, 1e100
 # streams above which ``method="auto"`` takes the sparse path (analyzer/recon_sparse.py): the
 # dense one forms matrices of streams × streams (bench/recon_bench.py times both)
-DENSE_MAX_STREAMS = 600
+DENSE_MAX_STREAMS = 200
 
 
 def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 5,
@@ -210,10 +210,23 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
     nodes = _nodes(streams)
     if not nodes:
         raise ReconcileError("no node besides ENV")
-    if method == "sparse" or (method == "auto" and len(streams) > DENSE_MAX_STREAMS):
-        from analyzer.recon_sparse import reconcile_sparse
-        return reconcile_sparse(streams, nodes, alpha, max_errors, nonnegative,
+    spread = [s.sigma for s in streams if s.value is not None and s.sigma is not None]
+    try:
+        if method == "sparse" or (method == "auto" and len(streams) > DENSE_MAX_STREAMS):
+            from analyzer.recon_sparse import reconcile_sparse
+            return reconcile_sparse(streams, nodes, alpha, max_errors, nonnegative,
+                                    detectability_min)
+        return _reconcile_dense(streams, nodes, alpha, max_errors, nonnegative,
                                 detectability_min)
+    except np.linalg.LinAlgError as e:
+        raise ReconcileError(f"the balances cannot be solved in double precision ({e}): the "
+                             f"sigmas span {min(spread):g} to {max(spread):g}") from e
+
+
+def _reconcile_dense(streams: list[StreamData], nodes: list[str], alpha: float,
+                     max_errors: int, nonnegative: bool, detectability_min: float
+                     ) -> ReconResult:
+    ids = [s.id for s in streams]
     a = incidence(streams, nodes)
     measured = [j for j, s in enumerate(streams) if s.value is not None]
     base_unmeasured = [j for j, s in enumerate(streams) if s.value is None]
