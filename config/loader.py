@@ -262,7 +262,7 @@ def _guard(build: Callable[[Any, yaml.Node], Any], what: str
                                f"most {MAX_DIGITS})", node)
         try:
             return build(self, node)
-        except (ValueError, OverflowError, KeyError, TypeError, IndexError) as e:
+        except (ValueError, OverflowError, KeyError, TypeError, IndexError, AttributeError) as e:
             raise _Refused(node.start_mark.line + 1,
                            f"{node.value!r} is not {what}: {e}", node) from None
     return construct

@@ -61,7 +61,7 @@ class Strict(BaseModel):
             return data
         for name, field in cls.model_fields.items():
             key = field.alias if field.alias in data else name
-            if key in data and _find_bool(data[key]) and not _admits_bool(field.annotation):
+            if key in data and not _admits_bool(field.annotation) and _find_bool(data[key]):
                 v = data[key]
                 # the loader puts ctx["field"] at the end of the error's path
                 raise PydanticCustomError("bool_as_number", "expected a number or text, got "

@@ -5,6 +5,7 @@ naming a line."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -161,3 +162,29 @@ def test_any_bytes_decode_and_parse_or_are_refused(raw: bytes) -> None:
         parse_table(text, "t.csv")
     except ReconcileError as e:
         assert LINE.match(str(e)), str(e)
+
+
+num = st.sampled_from(["", "0", "1", "100", "-3", "1e-3", "5e5", "38.5"]) | \
+    st.floats(-1e6, 1e6, allow_nan=False).map(repr)
+sig = st.sampled_from(["", "0", "1", "0.5", "1e-5", "40", "1e3"]) | \
+    st.floats(1e-3, 1e4).map(repr)
+good_rows = st.lists(st.tuples(st.sampled_from(["ENV", "A", "B", "C", "D"]),
+                               st.sampled_from(["ENV", "A", "B", "C", "D"]), num, sig),
+                     min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(good_rows, st.sampled_from(["dense", "sparse"]))
+def test_any_parsed_table_reconciles_or_is_refused(rows: list[tuple[str, str, str, str]],
+                                                   method: str) -> None:
+    """Through to the result: what the parser accepts, both paths reconcile (or refuse with
+    a ReconcileError), and every estimate they give is finite."""
+    text = HEAD + "".join(f"s{i},{a},{b},{v},{s}\n" for i, (a, b, v, s) in enumerate(rows))
+    try:
+        streams = parse_table(text, "t.csv")
+        r = reconcile(streams, method=method)
+    except ReconcileError as e:
+        assert str(e)
+        return
+    assert all(s["reconciled"] is None or math.isfinite(s["reconciled"]) for s in r.streams)
+    assert math.isfinite(r.global_test["statistic"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,15 @@ def test_the_reference_file_mutated(edits: list[tuple[int, int, str]]) -> None:
 def test_each_value_replaced_by_a_poison(value: str, poison: str) -> None:
     """Every scalar value of the reference file, in turn, replaced by a known poison."""
     load_or_error(REFERENCE.replace(": " + value, ": " + poison, 1))
+
+
+@pytest.mark.parametrize("text", ["!!int ", "!!timestamp ", "!!float ", "!!bool x", "!!int x",
+                                  "a: !!timestamp 2026-02-30", "a: !!float 1e99999",
+                                  "a: !!binary x", "a: !!set [1]", "a: !!omap 1",
+                                  "a: &a [*a]", "- &a {<<: *a}", "? [1]\n: 2"])
+def test_poison_found_by_fuzzing(text: str) -> None:
+    """Inputs Hypothesis found (a bare '!!int ' raised IndexError, '!!timestamp '
+    AttributeError) and their neighbours, pinned."""
+    with pytest.raises(ConfigError) as e:
+        config.load_text(text, NAME)
+    assert_config_error(e.value)
