@@ -47,6 +47,9 @@ def _find_bool(v: Any, depth: int = 0) -> bool:
     return False
 
 
+_NO_BOOL: dict[type, list[tuple[str, str | None]]] = {}
+
+
 class Strict(BaseModel):
     """The base of every config model: unknown keys are errors, no number is NaN or infinite
     (``.nan``, ``1e400``), and a YAML boolean (``true``, ``yes``, ``on``) is never read as the
@@ -59,9 +62,13 @@ class Strict(BaseModel):
     def _no_bool_as_number(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        for name, field in cls.model_fields.items():
-            key = field.alias if field.alias in data else name
-            if key in data and not _admits_bool(field.annotation) and _find_bool(data[key]):
+        numeric = _NO_BOOL.get(cls)
+        if numeric is None:     # the fields that take no boolean, once per model class
+            numeric = _NO_BOOL[cls] = [(name, f.alias) for name, f in cls.model_fields.items()
+                                       if not _admits_bool(f.annotation)]
+        for name, alias in numeric:
+            key = alias if alias in data else name
+            if key in data and _find_bool(data[key]):
                 v = data[key]
                 # the loader puts ctx["field"] at the end of the error's path
                 raise PydanticCustomError("bool_as_number", "expected a number or text, got "
