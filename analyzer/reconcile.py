@@ -33,6 +33,9 @@ Reconciliation and Gross Error Detection* (2000), eqs. 7-3, 7-13, 7-29…7-32, 7
   objective with ν + k degrees of freedom (k active bounds; the bounded statistic follows a
   χ̄² whose tail is at most that of χ²(ν + k), so its p-value is an upper bound).
 
+Large networks (above DENSE_MAX_STREAMS streams, or ``method="sparse"``) are solved by
+analyzer/recon_sparse.py: the same problem and results without the dense matrices.
+
 Pure functions; no I/O.
 """
 from __future__ import annotations
@@ -173,23 +176,61 @@ def _core(a_x: np.ndarray, a_u: np.ndarray, x: np.ndarray, var: np.ndarray,
     return _Core(x, var, g, t, r, vr_inv, xhat, x - xhat, w, k, float(r @ vr_inv @ r))
 
 
+# the numbers a double can square and invert: a σ outside [SIGMA_MIN, SIGMA_MAX] (or a value
+# beyond VALUE_MAX) makes σ² underflow to 0 (σ = 1e-300: "Singular matrix") or overflow to
+# inf (σ = 1e308: "χ² = 0.000, accepted"); analyzer/recon_table.py refuses far less already
+SIGMA_MIN, SIGMA_MAX, VALUE_MAX = 1e-100, 1e150, 1e100
+# streams above which ``method="auto"`` takes the sparse path (analyzer/recon_sparse.py): the
+# dense one forms matrices of streams × streams (bench/recon_bench.py times both)
+DENSE_MAX_STREAMS = 200
+
+
 def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 5,
-              nonnegative: bool = True, detectability_min: float = 0.1) -> ReconResult:
+              nonnegative: bool = True, detectability_min: float = 0.1,
+              method: str = "auto") -> ReconResult:
     """Reconcile, test and locate gross errors (module docstring); ``nonnegative`` bounds the
-    estimates to ≥ 0, ``detectability_min`` names the meters a bias hides on."""
+    estimates to ≥ 0, ``detectability_min`` names the meters a bias hides on. ``method``:
+    ``dense`` (SVD projection, every matrix formed), ``sparse`` (node aggregation and a sparse
+    factorisation, analyzer/recon_sparse.py: the same results) or ``auto`` (sparse above
+    DENSE_MAX_STREAMS streams)."""
     if not 0 < alpha < 1:
         raise ReconcileError(f"alpha must be between 0 and 1, got {alpha}")
+    if method not in ("auto", "dense", "sparse"):
+        raise ReconcileError(f"method must be auto, dense or sparse, got {method!r}")
     ids = [s.id for s in streams]
     if len(set(ids)) != len(ids):
         raise ReconcileError("duplicate stream ids")
     for s in streams:
         if s.value is not None and (s.sigma is None or not s.sigma > 0):
             raise ReconcileError(f"stream {s.id}: a measured value needs a sigma > 0")
+        if s.value is not None and s.sigma is not None and not (
+                SIGMA_MIN <= s.sigma <= SIGMA_MAX and abs(s.value) <= VALUE_MAX):
+            raise ReconcileError(f"stream {s.id}: sigma {s.sigma:g} or value {s.value:g} is "
+                                 f"outside what can be computed with (sigma within "
+                                 f"{SIGMA_MIN:g}..{SIGMA_MAX:g}, |value| up to {VALUE_MAX:g})")
         if s.src == s.dst:
             raise ReconcileError(f"stream {s.id}: starts and ends at {s.src}")
     nodes = _nodes(streams)
     if not nodes:
         raise ReconcileError("no node besides ENV")
+    spread = [s.sigma for s in streams if s.value is not None and s.sigma is not None]
+    try:
+        if method == "sparse" or (method == "auto" and len(streams) > DENSE_MAX_STREAMS):
+            from analyzer.recon_sparse import reconcile_sparse
+            return reconcile_sparse(streams, nodes, alpha, max_errors, nonnegative,
+                                    detectability_min)
+        return _reconcile_dense(streams, nodes, alpha, max_errors, nonnegative,
+                                detectability_min)
+    except np.linalg.LinAlgError as e:
+        raise ReconcileError(f"the balances cannot be solved in double precision ({e}): the "
+                             f"sigmas span {min(spread, default=0):g} to "
+                             f"{max(spread, default=0):g}") from e
+
+
+def _reconcile_dense(streams: list[StreamData], nodes: list[str], alpha: float,
+                     max_errors: int, nonnegative: bool, detectability_min: float
+                     ) -> ReconResult:
+    ids = [s.id for s in streams]
     a = incidence(streams, nodes)
     measured = [j for j, s in enumerate(streams) if s.value is not None]
     base_unmeasured = [j for j, s in enumerate(streams) if s.value is None]
@@ -248,8 +289,12 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
                   suspects, alpha, steps, est, excluded)
     res.bounds["rule"] = ("amounts >= 0 (bounded WLS, active set)" if nonnegative else
                           "none (unbounded WLS)")
-    _name_weak_points(res, streams, nodes, a, first_core, first_mx, base_unmeasured,
-                      detectability_min)
+    um = set(base_unmeasured)
+    testable = [bool(first_core.dof) and
+                float(np.abs(first_core.t[:, k]).max(initial=0.0)) > TOL
+                for k in range(len(nodes))]
+    near = [[streams[j].id for j in np.flatnonzero(a[k]) if j in um] for k in range(len(nodes))]
+    _name_weak_points(res, streams, nodes, testable, near, first_mx, detectability_min)
     return res
 
 
@@ -263,7 +308,8 @@ def _plausibility(h: tuple[str, str, float, np.ndarray, float], streams: list[St
         return (size < 0, False, 0.0)
     s = streams[ids.index(where)]
     assert s.value is not None and s.sigma is not None
-    return (s.value - size < 0, True, abs(size) / s.sigma)
+    # a true amount of 0 within rounding (-3 read, a bias of -2.9999999999999996) is physical
+    return (s.value - size < -1e-9 * max(s.sigma, abs(s.value)), True, abs(size) / s.sigma)
 
 
 @dataclass
@@ -444,15 +490,15 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
 
 
 def _name_weak_points(res: ReconResult, streams: list[StreamData], nodes: list[str],
-                      a: np.ndarray, core: _Core, mx: list[int], unmeasured: list[int],
+                      testable: list[bool], unmeasured_at: list[list[str]], mx: list[int],
                       detectability_min: float) -> None:
-    """Nodes a leak cannot show at (their leak signature T e_k is zero) and meters a bias
-    hides on (detectability below ``detectability_min``), in words."""
-    um = set(unmeasured)
+    """Nodes a leak cannot show at (``testable`` false: their leak signature T e_k is zero;
+    ``unmeasured_at``: the unmeasured streams at each node) and meters a bias hides on
+    (detectability below ``detectability_min``), in words."""
     for k, node in enumerate(nodes):
-        if core.dof and np.abs(core.t[:, k]).max(initial=0.0) > TOL:
+        if testable[k]:
             continue
-        near = [streams[j].id for j in np.flatnonzero(a[k]) if j in um]
+        near = unmeasured_at[k]
         why = (f"its balance holds the unmeasured stream{'s' if len(near) > 1 else ''} "
                f"{', '.join(near)}" if near else
                "its streams are tied to unmeasured ones elsewhere")

@@ -35,6 +35,10 @@ def decode(regs: list[int], dtype: DataType, order: WordOrder = WordOrder.ABCD,
     if dtype == DataType.BIT:
         if bit is None:
             raise ValueError("bit type on registers needs a bit index")
+        # one 16-bit register (before: [] raised IndexError, [-1] or [70000] decoded)
+        if len(regs) != 1 or not 0 <= regs[0] <= 0xFFFF or not 0 <= bit <= 15:
+            raise ValueError(f"a bit of one 16-bit register, got registers {regs[:4]} and "
+                             f"bit {bit}")
         return float((regs[0] >> bit) & 1)
     if dtype == DataType.STRING:
         raise ValueError("strings do not decode to a number")

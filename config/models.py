@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from config.units import dimension, parse_unit
 from config.allocation import Allocation, WaterContent, check_allocation
@@ -16,8 +17,64 @@ from config.allocation import Allocation, WaterContent, check_allocation
 ENV = "ENV"  # the system boundary in a flowsheet
 
 
+# The shortest polling or publishing interval [s] a campaign may declare. A real Modbus RTU
+# read at 9600 Bd takes ~20 ms and a Modbus TCP round trip on a LAN 1-5 ms, and DB11/T 1156 asks
+# for minute values: 10 ms (100 readings/s of every tag) is already far beyond any meter here.
+# Below it the scheduler does nothing but write overrun rows (interval_s: 0.000001 wrote 65 MB/s
+# and did not stop on SIGTERM, issue 14).
+MIN_INTERVAL_S = 0.01
+MAX_INTERVAL_S = 86400.0   # a device reporting less often than daily is not a campaign meter
+
+
+def _admits_bool(ann: Any) -> bool:
+    """Whether a field's annotation takes a boolean anywhere (or leaves it to a nested model)."""
+    if ann is bool or ann is Any:
+        return True
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return True
+    return any(_admits_bool(a) for a in get_args(ann) if not isinstance(a, (str, int, float)))
+
+
+def _find_bool(v: Any, depth: int = 0) -> bool:
+    if isinstance(v, bool):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(v, dict):
+        return any(_find_bool(x, depth + 1) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_find_bool(x, depth + 1) for x in v)
+    return False
+
+
+_NO_BOOL: dict[type, list[tuple[str, str | None]]] = {}
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """The base of every config model: unknown keys are errors, no number is NaN or infinite
+    (``.nan``, ``1e400``), and a YAML boolean (``true``, ``yes``, ``on``) is never read as the
+    number 1 (``port: true``)."""
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        numeric = _NO_BOOL.get(cls)
+        if numeric is None:     # the fields that take no boolean, once per model class
+            numeric = _NO_BOOL[cls] = [(name, f.alias) for name, f in cls.model_fields.items()
+                                       if not _admits_bool(f.annotation)]
+        for name, alias in numeric:
+            key = alias if alias in data else name
+            if key in data and _find_bool(data[key]):
+                v = data[key]
+                # the loader puts ctx["field"] at the end of the error's path
+                raise PydanticCustomError("bool_as_number", "expected a number or text, got "
+                                          "the boolean {value} (YAML reads true/false, yes/no, "
+                                          "on/off as booleans)", {"field": key, "value": repr(v)})
+        return data
 
 
 class DataType(str, Enum):
@@ -111,6 +168,21 @@ class Register(Strict):
         parse_unit(v)
         return v
 
+    @field_validator("valid_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError(f"valid_range [{v[0]:g}, {v[1]:g}] is empty: give [low, high] "
+                             "with low < high (every reading would be out of range)")
+        return v
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("scale 0 makes every reading 0")
+        return v
+
     @property
     def size(self) -> int:
         """Registers (or bits) this value occupies."""
@@ -169,7 +241,7 @@ class ModbusBase(Strict):
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     retries: int = Field(default=0, ge=0, le=5)
     pause_ms: float = Field(default=0.0, ge=0)
-    interval_s: float | None = Field(default=None, gt=0)
+    interval_s: float | None = Field(default=None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
     max_registers: int = Field(default=125, ge=1, le=125)
     gap_fill: int = Field(default=0, ge=0, le=100)
     profile: str | None = None
@@ -274,7 +346,8 @@ class MqttDevice(Strict):
     model: str = ""
     accuracy_pct: float | None = Field(default=None, gt=0, le=100)
     calibration: Calibration | None = None
-    interval_s: float | None = Field(default=None, gt=0)   # expected publishing interval
+    # expected publishing interval
+    interval_s: float | None = Field(default=None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
     simulate: MqttPublish | None = None
     subscriptions: list[Subscription] = Field(min_length=1)
     tags: list[MqttTag] = Field(min_length=1)
@@ -665,9 +738,9 @@ class Requirements(Strict):
 
 
 class CollectorSettings(Strict):
-    interval_s: float = Field(default=1.0, gt=0, le=3600)
+    interval_s: float = Field(default=1.0, ge=MIN_INTERVAL_S, le=3600)
     late_tolerance_ms: float = Field(default=500.0, gt=0)
-    flush_ms: float = Field(default=500.0, gt=0)
+    flush_ms: float = Field(default=500.0, ge=1000 * MIN_INTERVAL_S)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)   # Prometheus /metrics
 
@@ -1093,6 +1166,7 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
     if leak is not None and leak.node not in nodes:
         p.append((("simulation", "leak", "node"), f"unknown node {leak.node!r}"))
     p += _check_pollutants(cfg, index, nodes, stream_ids)
+    p += _check_wiring(cfg)
     p += check_allocation(cfg)
     for i, e in enumerate(cfg.energy.effective):
         if e.node not in nodes:
@@ -1110,6 +1184,79 @@ def cross_check(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
             elif dimension(index[e.pressure_tag].unit) != "pressure":
                 p.append((("energy", "effective", i, "pressure_tag"), f"tag {e.pressure_tag!r} "
                           f"has unit {index[e.pressure_tag].unit!r}; it needs a pressure"))
+    return p
+
+
+_INTEGER_TYPES = (DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32,
+                  DataType.INT64, DataType.UINT64, DataType.BIT)
+_TABLES = {1: "coil", 2: "discrete input", 3: "holding", 4: "input"}
+
+
+def _check_wiring(cfg: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """What the collector would otherwise read wrongly or lose in silence (issue 14): sinks
+    that share a name (they share one forwarding cursor), MQTT devices that share a client id
+    on one broker (each takes over the other's session), and per Modbus device registers that
+    overlap, run past register 65535, or read a bit of a value that has no bits."""
+    p: list[tuple[tuple[Any, ...], str]] = []
+    seen_sink: dict[str, int] = {}
+    for i, sk in enumerate(cfg.sinks):
+        if sk.name in seen_sink:
+            p.append((("sinks", i, "name"), f"duplicate sink name {sk.name!r} (first at "
+                      f"sinks[{seen_sink[sk.name]}]): sinks with one name share one forwarding "
+                      "cursor"))
+        seen_sink.setdefault(sk.name, i)
+    clients: dict[tuple[str, int, str], int] = {}
+    for i, d in enumerate(cfg.devices):
+        if isinstance(d, MqttDevice):
+            key = (d.host, d.port, d.client_id)
+            if key in clients:
+                p.append((("devices", i, "client_id"), f"client_id {d.client_id!r} is already "
+                          f"used on {d.host}:{d.port} by devices[{clients[key]}]: the broker "
+                          "gives one session per client id, each would take over the other"))
+            clients.setdefault(key, i)
+        elif isinstance(d, MODBUS_DEVICES):
+            p += _check_registers(d, i)
+    return p
+
+
+def _check_registers(d: ModbusBase, i: int) -> list[tuple[tuple[Any, ...], str]]:
+    p: list[tuple[tuple[Any, ...], str]] = []
+    spans: dict[int, list[tuple[int, int, int]]] = {}      # table -> (first, last, index)
+    bits: dict[tuple[int, int, int], int] = {}             # (table, address, bit) -> index
+    for j, r in enumerate(d.registers):
+        at = ("devices", i, "registers", j)
+        first = r.address - d.address_base
+        last = first + r.size - 1
+        if r.function in (3, 4) and last > 65535:
+            p.append((at + ("address",), f"a {r.type.value} at {r.address} needs registers "
+                      f"{first}-{last} on the wire; the last register is 65535"))
+        if r.bit is not None and r.type not in _INTEGER_TYPES:
+            p.append((at + ("bit",), f"bit selects a bit of an integer register; a "
+                      f"{r.type.value} has no bits to select"))
+        if r.type == DataType.BIT and r.function in (3, 4) and r.bit is None:
+            p.append((at + ("bit",), f"type bit on {_TABLES[r.function]} registers needs bit "
+                      "(0-15): which bit of the register"))
+        if r.function in (3, 4) and (r.bit is not None or r.type == DataType.BIT):
+            key = (r.function, first, r.bit or 0)
+            if key in bits:
+                p.append((at + ("bit",), f"bit {r.bit} of {_TABLES[r.function]} register "
+                          f"{r.address} is already read by registers[{bits[key]}] "
+                          f"({d.registers[bits[key]].tag!r})"))
+            bits.setdefault(key, j)
+            continue
+        spans.setdefault(r.function, []).append((first, last, j))
+    for fn, rows in spans.items():
+        rows.sort()
+        end, owner = -1, -1
+        for first, last, j in rows:
+            if first <= end:
+                o = d.registers[owner]
+                p.append((("devices", i, "registers", j, "address"), f"{_TABLES[fn]} "
+                          f"registers {first}-{last} of {d.registers[j].tag!r} overlap "
+                          f"{first}-{min(last, end)} of registers[{owner}] ({o.tag!r}): one "
+                          "register cannot hold two values"))
+            if last > end:
+                end, owner = last, j
     return p
 
 

@@ -542,15 +542,25 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(a: argparse.Namespace) -> int:
-    from analyzer.recon_table import parse_table
+    from analyzer.recon_table import MAX_BYTES, decode_table, parse_table
     from analyzer.reconcile import ReconcileError, reconcile
     try:
-        with open(a.file, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(a.file, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except OSError as e:
         print(f"cpaudit: {a.file}: {e.strerror}", file=sys.stderr)
         return 1
     try:
+        if a.encoding:
+            try:
+                text, enc = raw.decode(a.encoding), a.encoding
+            except (LookupError, UnicodeDecodeError) as e:
+                raise ReconcileError(f"{a.file}: not {a.encoding} text: {e}") from None
+        else:
+            text, enc = decode_table(raw, a.file)
+        if enc in ("gb18030", "cp1252", "latin-1") and not a.encoding:   # a guess: said so
+            print(f"cpaudit: {a.file}: not UTF-8; read as {enc} (--encoding says otherwise)",
+                  file=sys.stderr)
         result = reconcile(parse_table(text, a.file), alpha=a.alpha)
     except ReconcileError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
@@ -694,6 +704,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--alpha", type=float, default=0.05)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--encoding", help="the table's text encoding (default: UTF-8 with or "
+                   "without BOM, UTF-16 with BOM, else GB18030, else Windows-1252)")
     s.set_defaults(func=cmd_reconcile)
 
     s = sub.add_parser("serve", help="the web UI and API")
