@@ -564,4 +564,4 @@ def cycle_mark():  # type: ignore[no-untyped-def]
 @bp.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     from web.openapi import spec
-    return jsonify(spec())
+    return jsonify(spec(get_config()))

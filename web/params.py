@@ -31,6 +31,8 @@ def parse_time(name: str, raw: Any) -> int:
         raise APIError(400, f"{name}: expected ISO 8601 time or integer ns, got {raw!r}")
     if isinstance(raw, int):
         ns = raw
+    elif isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**63:
+        ns = int(raw)            # JSON 7332.0 is an integer (JSON Schema says so too)
     elif isinstance(raw, str) and _INT.fullmatch(raw.strip()):
         ns = int(raw.strip())
     elif isinstance(raw, str):
