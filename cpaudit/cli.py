@@ -519,10 +519,14 @@ def cmd_serve(a: argparse.Namespace) -> int:
     """The web UI and API on waitress (a production WSGI server: a pool of threads, request
     size limits, no log line per request). Beyond localhost it needs CPAUDIT_TOKEN, and then
     reading the campaign needs a token too (CPAUDIT_TOKEN or the read-only CPAUDIT_READ_TOKEN)."""
+    import logging
+
     from waitress.server import create_server
 
     from web import create_app
     from web.app import MAX_BODY
+    # "Task queue depth is N" at every burst of more clients than threads: not a fault
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     _load(a.config)
     exposed = not _is_loopback(a.host)
     if exposed and not os.environ.get("CPAUDIT_TOKEN"):
