@@ -44,6 +44,9 @@ def _wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]])
     return False
 
 
+SHARED_BROKER = ("127.0.0.1", 1883)     # where a site's or a colleague's broker may listen
+
+
 def _private_broker(config: str, store: str
                     ) -> tuple[str, subprocess.Popen[bytes] | None]:
     """The demo never joins a broker it did not start: its meters use fixed client ids and
@@ -69,10 +72,10 @@ def _private_broker(config: str, store: str
                                         if os.path.exists("/usr/sbin/mosquitto") else None)
     with socket.socket() as s:
         s.settimeout(0.5)
-        taken = s.connect_ex(("127.0.0.1", 1883)) == 0
+        taken = s.connect_ex(SHARED_BROKER) == 0
     if taken:
-        print("cpaudit demo: a broker already listens on 127.0.0.1:1883; the demo does not join "
-              f"it and runs its own on 127.0.0.1:{port}", flush=True)
+        print(f"cpaudit demo: a broker already listens on {SHARED_BROKER[0]}:{SHARED_BROKER[1]}; "
+              f"the demo does not join it and runs its own on 127.0.0.1:{port}", flush=True)
     broker = None
     if exe is None:
         print("cpaudit demo: Mosquitto is not installed; the MQTT-only meters will show offline "
