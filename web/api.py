@@ -87,7 +87,8 @@ def _memo(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = Fals
     recomputed at most that often.
 
     The live documents (no ``from``/``to``): one computation at a time per kind, so that twenty
-    clients arriving together wait for one result; one entry per kind is kept. A custom window
+    clients arriving together wait for one result (the first time) or get the previous one
+    meanwhile (later: a live page never waits for a recomputation); one entry per kind is kept. A custom window
     is computed outside that lock, in one of :data:`web.app.CUSTOM_RUNNING` slots (a slow one
     never holds up the live poll); more than :data:`web.app.CUSTOM_WAITING` waiting get 503."""
     ext = current_app.extensions
@@ -102,13 +103,25 @@ def _memo(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = Fals
     if value is None:
         with ext["cpaudit_lock"]:
             lock = ext.setdefault("cpaudit_locks", {}).setdefault(kind, threading.Lock())
-        with lock:
+            last = ext.setdefault("cpaudit_last", {}).get((kind, *key))
+        # while one client recomputes a live document, the others get the previous one (at most
+        # one computation old) instead of waiting seconds on a long campaign
+        if last is not None and not lock.acquire(blocking=False):
+            return last
+        if last is None:
+            lock.acquire()
+        try:
             value = cache.get(full)
             if value is None:
                 value = compute()
-                for k in [k for k in cache if k[0] == kind]:
-                    del cache[k]
-                cache[full] = value
+                with ext["cpaudit_lock"]:
+                    for k in [k for k in cache if k[0] == kind]:
+                        del cache[k]
+                    cache[full] = value
+                    ext["cpaudit_last"] = {k: v for k, v in ext["cpaudit_last"].items()
+                                           if k[0] != kind} | {(kind, *key): value}
+        finally:
+            lock.release()
     return value
 
 
@@ -505,6 +518,8 @@ def _changed() -> None:
     ext = current_app.extensions
     with ext["cpaudit_lock"]:
         ext["cpaudit_cache"].clear()
+        ext["cpaudit_custom_cache"].clear()
+        ext.pop("cpaudit_last", None)
         ext.pop("cpaudit_validity", None)
 
 
