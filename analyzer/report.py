@@ -144,8 +144,9 @@ def manual_entries(store: Any, tz: str) -> list[dict[str, Any]]:
     (kept with bad quality), when and why: the API's list and the export's table."""
     import json
     frame = store.manual()
-    notes = store.meta_items(MANUAL_NOTE)
-    gone = store.meta_items(MANUAL_RETRACTED)
+    records = store.meta_items()
+    notes = {k: v for k, v in records.items() if k.startswith(MANUAL_NOTE)}
+    gone = {k: v for k, v in records.items() if k.startswith(MANUAL_RETRACTED)}
     out = []
     for tag, ts, value, q in zip(frame["tag"].tolist(), frame["ts"].tolist(),
                                  frame["value"].tolist(), frame["quality"].tolist()):

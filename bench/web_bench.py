@@ -56,7 +56,12 @@ def _serve(app: object, kind: str) -> tuple[str, object]:
         from waitress.server import create_server
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as cpaudit serve does
         srv = create_server(app, host="127.0.0.1", port=port, threads=8)  # type: ignore[arg-type]
-        th = threading.Thread(target=srv.run, daemon=True)
+        def serve() -> None:
+            try:
+                srv.run()
+            except (OSError, ValueError):     # its sockets closed under its loop: stopped
+                pass
+        th = threading.Thread(target=serve, daemon=True)
         th.start()
 
         def stop() -> None:
@@ -84,7 +89,8 @@ def _serve(app: object, kind: str) -> tuple[str, object]:
 
 
 def _poll_during(base: str, slow_url: str | None, clients: int = 5) -> tuple[list[float], float]:
-    """The live poll (/campaign, /validity, /balance in turn) by ``clients`` while ``slow_url``
+    """The live poll (/campaign, /validity, /balance, /balances in turn: what the pages ask
+    every few seconds) by ``clients`` while ``slow_url``
     (a custom window) is computed, or for 5 s without it: (latencies [s], slow request [s])."""
     import requests
     times: list[float] = []
@@ -105,7 +111,7 @@ def _poll_during(base: str, slow_url: str | None, clients: int = 5) -> tuple[lis
         s = requests.Session()
         mine = []
         while not done.is_set():
-            for name in ("/campaign", "/validity", "/balance"):
+            for name in ("/campaign", "/validity", "/balance", "/balances"):
                 t0 = time.perf_counter()
                 s.get(base + name, timeout=600).raise_for_status()
                 mine.append(time.perf_counter() - t0)
@@ -183,7 +189,8 @@ def run(hours: float = 80.0) -> None:
                  first_report * 1e3, "ms")
             quiet, _ = _poll_during(base, None)
             p95_quiet = float(np.percentile(quiet, 95)) * 1e3
-            line("live poll (5 clients: /campaign, /validity, /balance), p95", p95_quiet, "ms")
+            line("live poll (5 clients: /campaign, /validity, /balance, /balances), p95",
+                 p95_quiet, "ms")
             custom = (f"{base}/report?from={start_ns + 3_600 * 10**9}"
                       f"&to={end_ns - 3_600 * 10**9}")
             busy, slow_s = _poll_during(base, custom)

@@ -635,13 +635,6 @@ class SQLiteStore:
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot write metadata: {e}") from e
 
-    def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every metadata entry whose key starts with ``prefix`` (e.g. the manual readings' notes)."""
-        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._conn().execute("SELECT key, value FROM meta WHERE key LIKE ? ESCAPE '\\' "
-                                    "ORDER BY key", (like,)).fetchall()
-        return {k: v for k, v in rows if k.startswith(prefix)}     # LIKE ignores ASCII case
-
     def manual(self) -> pd.DataFrame:
         """Every reading entered by hand (reason manual), retracted ones included (bad quality),
         as a frame of SAMPLE_COLUMNS in time order."""

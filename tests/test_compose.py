@@ -191,12 +191,17 @@ def test_the_stack_without_containers_forwards_to_influxdb(tmp_path: Path) -> No
             mqtt = [d for d in devs["devices"] if d["protocol"] == "mqtt"]
         assert mqtt and all(d["received"] for d in mqtt), mqtt
         assert devs["sinks"][0]["forwarded"], devs["sinks"]
-        tags = influx.query('SHOW TAG VALUES FROM "cpaudit" WITH KEY = "tag"', db)
-        names = {v[1] for v in tags["results"][0]["series"][0]["values"]}
         site = config.load(cfg_path)
         mqtt_tags = {t.tag for d in site.devices if d.protocol == "mqtt" for t in d.tags}
         modbus_tags = {r.tag for d in site.devices if d.protocol != "mqtt" for r in d.registers}
-        assert mqtt_tags & names and modbus_tags & names       # both kinds of meter arrive
+        deadline = time.monotonic() + 30
+        while True:                       # both kinds of meter arrive (the forwarder batches)
+            tags = influx.query('SHOW TAG VALUES FROM "cpaudit" WITH KEY = "tag"', db)
+            names = {v[1] for v in tags["results"][0]["series"][0]["values"]}
+            if (mqtt_tags & names and modbus_tags & names) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert mqtt_tags & names and modbus_tags & names, sorted(names)[:20]
     finally:
         for p in reversed(procs):
             stop_process(p, 15)
