@@ -144,7 +144,11 @@ def manual_entries(store: Any, tz: str) -> list[dict[str, Any]]:
     (kept with bad quality), when and why: the API's list and the export's table."""
     import json
     frame = store.manual()
-    records = store.meta_items()
+    if hasattr(store, "meta_items"):
+        records = store.meta_items()
+    else:                   # a central reader: the records' keys, then the few it needs
+        records = {k: store.get_meta(k) or "" for k in store.meta_keys()
+                   if k.startswith((MANUAL_NOTE, MANUAL_RETRACTED))}
     notes = {k: v for k, v in records.items() if k.startswith(MANUAL_NOTE)}
     gone = {k: v for k, v in records.items() if k.startswith(MANUAL_RETRACTED)}
     out = []

@@ -650,8 +650,8 @@ class SQLiteStore:
                     "SELECT tag_id, bucket FROM rollup WHERE manual > 0").fetchall():
                 rows += conn.execute(cols + " AND tag_id = ? AND ts >= ? AND ts < ? AND seq <= ?",
                                      (m, tid, bucket * b, (bucket + 1) * b, mark)).fetchall()
-            rows.sort(key=lambda r: (r[1], r[0]))
-        return self._frame(rows, self._tag_map())
+        f = self._frame(rows, self._tag_map())
+        return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
 
     def retract(self, tag: str, ts: int) -> bool:
         """Retract the good manual reading of ``tag`` at ``ts``: it stays in the record with bad
