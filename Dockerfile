@@ -18,5 +18,6 @@ VOLUME /data
 EXPOSE 8050
 HEALTHCHECK --interval=15s --timeout=5s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=3)"
-# alone (docker run): the demo campaign, its store kept across restarts
+# alone: docker run -e CPAUDIT_TOKEN=... -p 127.0.0.1:8050:8050 cpaudit (the demo campaign, its
+# store kept across restarts; beyond localhost the web needs the token)
 CMD ["cpaudit", "demo", "--keep", "--store", "/data/demo.db", "--host", "0.0.0.0"]
