@@ -425,8 +425,15 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     if node is not None and node not in {n.id for n in cfg.flowsheet.nodes}:
         raise APIError(400, f"node: unknown node {node!r}")
     start, end = _window()
-    res = accepted_balances(cfg, get_store(), start, end, (layer,), _window_rule())[0][layer]
-    return Response(svg(sankey(cfg, res, node), lang=lang), mimetype="image/svg+xml")
+    rule = _window_rule()
+
+    def draw() -> str:
+        res = accepted_balances(cfg, get_store(), start, end, (layer,), rule)[0][layer]
+        return svg(sankey(cfg, res, node), lang=lang)  # type: ignore[no-any-return]
+    # a custom window takes one of the bounded slots, as the reports do
+    body = _custom(("sankey", layer, node, lang, start, end, rule, get_store().max_seq()),
+                   draw) if _custom_window() else draw()
+    return Response(body, mimetype="image/svg+xml")
 
 
 # -- the explorer, the history charts, manual entries ------------------------------------------
