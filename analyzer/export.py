@@ -65,6 +65,11 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
               "yes", bw.get("rule_text", "")] for i, x in enumerate(bw["used"])]
             + [["left out", x.get("start"), x.get("end"), _r(x.get("hours")),
                 _r(x.get("load")), "no", x.get("why", "")] for x in bw.get("left_out", [])])
+    if doc.get("manual"):
+        out["manual readings"] = (
+            ["tag", "time", "value", "note", "retracted", "retracted at", "why retracted"],
+            [[x["tag"], x["time"], x["value"], x["note"], "yes" if x["retracted"] else "",
+              x["retracted_at"] or "", x["retraction_note"] or ""] for x in doc["manual"]])
     b = doc["balances"]
     cyc = b["material"].get("per_cycle") or []
     if cyc:

@@ -130,7 +130,36 @@ def campaign_report(cfg: Config, store: Any, start: int | None = None, end: int 
                 "tight meters, and one beyond 5 % can be within the noise of loose ones",
     }
     doc["sankey"] = {layer: sankey(cfg, res) for layer, res in layers.items()}
+    if hasattr(store, "manual"):
+        doc["manual"] = manual_entries(store, tz)
     return doc
+
+
+MANUAL_NOTE = "manual."         # store meta: manual.<tag>.<ts> = the note of a hand reading
+MANUAL_RETRACTED = "retracted."  # store meta: retracted.<tag>.<ts> = {"at": ns, "note": why}
+
+
+def manual_entries(store: Any, tz: str) -> list[dict[str, Any]]:
+    """Every reading entered by hand (``store.manual()``), with its note and, when retracted
+    (kept with bad quality), when and why: the API's list and the export's table."""
+    import json
+    frame = store.manual()
+    if hasattr(store, "meta_items"):
+        records = store.meta_items()
+    else:                   # a central reader: the records' keys, then the few it needs
+        records = {k: store.get_meta(k) or "" for k in store.meta_keys()
+                   if k.startswith((MANUAL_NOTE, MANUAL_RETRACTED))}
+    notes = {k: v for k, v in records.items() if k.startswith(MANUAL_NOTE)}
+    gone = {k: v for k, v in records.items() if k.startswith(MANUAL_RETRACTED)}
+    out = []
+    for tag, ts, value, q in zip(frame["tag"].tolist(), frame["ts"].tolist(),
+                                 frame["value"].tolist(), frame["quality"].tolist()):
+        r = json.loads(gone.get(f"{MANUAL_RETRACTED}{tag}.{ts}") or "null")
+        out.append({"tag": tag, "ts": int(ts), "time": _iso(int(ts), tz), "value": value,
+                    "note": notes.get(f"{MANUAL_NOTE}{tag}.{ts}", ""), "retracted": q != 0,
+                    "retracted_at": _iso(r["at"], tz) if r else None,
+                    "retraction_note": r["note"] if r else None})
+    return out
 
 
 def _window_doc(cfg: Config, bw: dict[str, Any] | None, how: str, vdoc: dict[str, Any],

@@ -673,6 +673,17 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
     if end is None and len(data) and data["good"].sum():
         iv = int(cfg.collector.interval_s * 1e9)
         end = int(data["last_ts"].max()) + iv
+    if len(data):
+        # a window reaching far beyond the data (good or not) is clipped to its minutes (one
+        # minute of slack): the per-minute grid is bounded by the data, not by the parameters
+        first = int(data["bucket"].min())
+        last = int(data["bucket"].max()) + MINUTE
+        if start is not None and start < first - MINUTE:
+            start = first
+        if end is not None and end > last + MINUTE:
+            end = last
+    elif start is not None and end is not None and end > start:
+        start = end = None            # nothing in the window: no grid over it
     if start is None or end is None or end <= start:
         if start is not None and end is not None and end <= start:
             why = "the window is empty (it ends before it starts)"

@@ -517,27 +517,46 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
+    """The web UI and API on waitress (a production WSGI server: a pool of threads, request
+    size limits, no log line per request). Beyond localhost it needs CPAUDIT_TOKEN, and then
+    reading the campaign needs a token too (CPAUDIT_TOKEN or the read-only CPAUDIT_READ_TOKEN)."""
+    import logging
+
+    from waitress.server import create_server
 
     from web import create_app
+    from web.app import MAX_BODY
+    # "Task queue depth is N" at every burst of more clients than threads: not a fault
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     _load(a.config)
-    if not _is_loopback(a.host) and not os.environ.get("CPAUDIT_TOKEN"):
+    exposed = not _is_loopback(a.host)
+    if exposed and not os.environ.get("CPAUDIT_TOKEN"):
         print(f"cpaudit: refusing to listen on {a.host} without an access token "
               "(set CPAUDIT_TOKEN); the default is 127.0.0.1", file=sys.stderr)
         return EXIT_CONFIG
-    app = create_app({"CPAUDIT_CONFIG": a.config, "CPAUDIT_STORE": a.store})
-    server = make_server(a.host, a.port, app, threaded=True)
+    # exposed: reads need a token too (CPAUDIT_READ_GUARD=1 asks for it on localhost as well)
+    app = create_app({"CPAUDIT_CONFIG": a.config, "CPAUDIT_STORE": a.store,
+                      **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
+    try:
+        server = create_server(app, host=a.host, port=a.port, threads=a.threads,
+                               max_request_body_size=MAX_BODY, max_request_header_size=16384,
+                               channel_timeout=60, connection_limit=200, ident="cpaudit")
+    except OSError as e:
+        print(f"cpaudit: cannot listen on {a.host}:{a.port}: {e.strerror}", file=sys.stderr)
+        return 1
 
     def _stop(*_: object) -> None:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _stop)
-    print(f"cpaudit: serving http://{a.host}:{a.port}/", flush=True)
+    guarded = app.config["CPAUDIT_READ_GUARD"]
+    print(f"cpaudit: serving http://{a.host}:{a.port}/ (waitress, {a.threads} threads"
+          f"{'; reads need the token' if guarded else ''})", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.close()
     return 0
 
 
@@ -713,6 +732,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8050)
+    s.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("hj212", help="HJ 212 tools for field engineers")

@@ -44,29 +44,64 @@ def _wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]])
     return False
 
 
-def _broker_if_needed(config: str) -> subprocess.Popen[bytes] | None:
-    """The demo's MQTT devices talk to a broker on 127.0.0.1:1883. If none listens there and
-    Mosquitto is installed, run one for the demo's lifetime; otherwise say what will be missing."""
+SHARED_BROKER = ("127.0.0.1", 1883)     # where a site's or a colleague's broker may listen
+
+
+def _private_broker(config: str, store: str
+                    ) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """The demo never joins a broker it did not start: its meters use fixed client ids and
+    persistent sessions, which on a stranger's broker (a site's Mosquitto on 1883, a colleague's)
+    would take over or disturb their sessions. With MQTT devices in the campaign it starts its own
+    Mosquitto on a free port of 127.0.0.1 for its lifetime, and the simulators and the collector
+    use a copy of the campaign file pointing there (written beside the store). The config to use
+    and the broker process (None without MQTT, or without Mosquitto: then the MQTT-only meters
+    show offline, and say so)."""
     import shutil
     import socket
+
+    import yaml
     with open(config, encoding="utf-8") as f:
-        if "protocol: mqtt" not in f.read():
-            return None
+        doc = yaml.safe_load(f)
+    mqtt = [d for d in doc.get("devices", []) if d.get("protocol") == "mqtt"]
+    if not mqtt:
+        return config, None
     with socket.socket() as s:
-        s.settimeout(0.5)
-        if s.connect_ex(("127.0.0.1", 1883)) == 0:
-            return None
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
                                         if os.path.exists("/usr/sbin/mosquitto") else None)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        taken = s.connect_ex(SHARED_BROKER) == 0
+    if taken:
+        print(f"cpaudit demo: a broker already listens on {SHARED_BROKER[0]}:{SHARED_BROKER[1]}; "
+              f"the demo does not join it and runs its own on 127.0.0.1:{port}", flush=True)
+    broker = None
     if exe is None:
-        print("cpaudit demo: no MQTT broker on 127.0.0.1:1883 and Mosquitto is not installed; "
-              "the MQTT-only meters will show offline (make test installs mosquitto)",
-              file=sys.stderr)
-        return None
-    p = subprocess.Popen([exe, "-p", "1883"], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return p
+        print("cpaudit demo: Mosquitto is not installed; the MQTT-only meters will show offline "
+              "(make test installs mosquitto)", file=sys.stderr)
+    else:
+        broker = subprocess.Popen([exe, "-p", str(port)], start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(port, 5.0)
+    for d in mqtt:
+        d["host"], d["port"] = "127.0.0.1", port
+    derived = os.path.abspath(store) + ".config.yaml"
+    with open(derived, "w", encoding="utf-8") as f:
+        f.write(f"# written by cpaudit demo from {config}: MQTT devices on the demo's own broker "
+                f"(127.0.0.1:{port})\n")
+        yaml.safe_dump(doc, f, allow_unicode=True, sort_keys=False)
+    return derived, broker
+
+
+def _wait_port(port: int, timeout_s: float) -> None:
+    import socket
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
 
 
 def run_demo(config: str, store: str, host: str, port: int, leak: str | None,
@@ -88,7 +123,7 @@ def run_demo(config: str, store: str, host: str, port: int, leak: str | None,
                              + (["--leak", leak] if leak else []))
         if gen.returncode != 0:
             return gen.returncode
-    broker = _broker_if_needed(config)
+    config, broker = _private_broker(config, store)
     sim = _spawn(["simulate", config, *origin] + (["--leak", leak] if leak else []))
     time.sleep(0.5)
     col = _spawn(["collect", config, "--store", store])

@@ -46,7 +46,7 @@ def _short_error(resp: bytes) -> str:
             text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
     return text[:300]
 from store.lineproto import format_lines, meta_lines, rollup_lines, status_lines
-from store.sample import SAMPLE_COLUMNS, Batch, Quality
+from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 
 def _lit(s: str) -> str:
@@ -336,6 +336,15 @@ class InfluxV1Store:
         q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
              f'{self._where(tags, start, end)} GROUP BY "tag"')
         return self._frame(self.query(q))
+
+    def manual(self) -> pd.DataFrame:
+        """Every reading entered by hand (reason manual), retracted ones included (bad quality:
+        the edge re-sends a retracted reading), as SQLiteStore.manual gives them."""
+        w = self._where(None, None, None)
+        q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
+             f'{w + " AND" if w else " WHERE"} "reason" = {int(Reason.MANUAL)} GROUP BY "tag"')
+        f = self._frame(self.query(q))
+        return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
 
     def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
         q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'

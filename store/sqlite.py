@@ -638,6 +638,66 @@ class SQLiteStore:
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot write metadata: {e}") from e
 
+    def manual(self) -> pd.DataFrame:
+        """Every reading entered by hand (reason manual), retracted ones included (bad quality),
+        as a frame of SAMPLE_COLUMNS in time order."""
+        conn = self._conn()
+        m, b = int(Reason.MANUAL), ROLLUP_BUCKET_NS
+        cols = "SELECT tag_id, ts, value, quality, reason FROM sample WHERE reason = ?"
+        mark = self._mark(conn)
+        if mark is None:        # no rollup: a scan
+            rows = conn.execute(cols + " ORDER BY ts", (m,)).fetchall()
+        else:                   # the minutes the rollup says hold one, and what it lacks yet
+            rows = conn.execute(cols + " AND seq > ?", (m, mark)).fetchall()
+            for tid, bucket in conn.execute(
+                    "SELECT tag_id, bucket FROM rollup WHERE manual > 0").fetchall():
+                rows += conn.execute(cols + " AND tag_id = ? AND ts >= ? AND ts < ? AND seq <= ?",
+                                     (m, tid, bucket * b, (bucket + 1) * b, mark)).fetchall()
+        f = self._frame(rows, self._tag_map())
+        return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
+
+    def retract(self, tag: str, ts: int) -> bool:
+        """Retract the good manual reading of ``tag`` at ``ts``: it stays in the record with bad
+        quality (reason manual), is written again in the write order (so a forwarder ships the
+        retraction and a live reader recomputes its minute), and its minute of the rollup is
+        recomputed. False when there is no such reading (or it is retracted already)."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: store opened read-only")
+        conn = self._conn()
+        b = ROLLUP_BUCKET_NS
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                row = conn.execute(
+                    "SELECT s.seq, s.tag_id FROM sample s JOIN tag t ON t.id = s.tag_id WHERE "
+                    f"t.name = ? AND s.ts = ? AND s.reason = ? AND s.{_GOOD}",
+                    (tag, ts, int(Reason.MANUAL))).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return False
+                seq, tid = row
+                newest = conn.execute("SELECT MAX(seq) FROM sample").fetchone()[0]
+                conn.execute("UPDATE sample SET seq = ?, quality = ? WHERE seq = ?",
+                             (newest + 1, int(Quality.BAD), seq))
+                mark = self._mark(conn)
+                if mark is not None:
+                    # the minute as the rows the mark covers make it; the moved row (now beyond
+                    # the mark) is merged with the next write, as bad
+                    conn.execute("DELETE FROM rollup WHERE tag_id = ? AND bucket = ?",
+                                 (tid, ts // b))
+                    conn.execute(
+                        f"INSERT INTO rollup(tag_id, bucket, rows, good, manual, first_ts, "
+                        f"last_ts, vsum, vmin, vmax) SELECT tag_id, ts / {b}, {_AGG} FROM sample "
+                        f"WHERE tag_id = ? AND ts >= ? AND ts < ? AND seq <= ? GROUP BY tag_id",
+                        (tid, ts // b * b, (ts // b + 1) * b, mark))
+                conn.execute("COMMIT")
+                self._wrote = True
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: retraction failed: {e}") from e
+        return True
+
     def get_meta(self, key: str) -> str | None:
         try:
             row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, jsonify, request
 
 from analyzer.validity import LiveValidity
-from web.app import APIError, get_config, get_store
+from web.app import CUSTOM_RUNNING, CUSTOM_WAITING, APIError, get_config, get_store, presented_token
+from web.params import parse_int, parse_time
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -35,23 +36,46 @@ def _time_param(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if raw.lstrip("-").isdigit():
-        return int(raw)
-    try:
-        t = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        raise APIError(400, f"{name}: expected ISO 8601 time or integer ns, got {raw!r}") from None
-    if t.tzinfo is None:
-        raise APIError(400, f"{name}: give a time zone offset, e.g. {raw}+08:00")
-    return int(t.timestamp() * 1e9)
+    return parse_time(name, raw)
+
+
+MINUTE = 60_000_000_000
 
 
 def _window() -> tuple[int | None, int | None]:
-    """The ``from``/``to`` parameters of a request, checked."""
+    """The ``from``/``to`` parameters of a request, checked, and clipped to the data (from the
+    campaign's start, or its first minute if later, to its last reading; one minute of slack):
+    what a request costs is bounded by the data, not by its parameters (``from=0`` is 1970)."""
     start, end = _time_param("from"), _time_param("to")
     if start is not None and end is not None and end <= start:
         raise APIError(400, "to must be after from")
+    if start is None and end is None:
+        return start, end
+    st = get_store()
+    meta = st.get_meta("campaign_start")
+    firsts = [x for x in (int(meta) if meta else None, st.first_minute()) if x is not None]
+    last = st.quick_stats()["last_ts"]
+    if not firsts or last is None:                 # no data at all: an empty minute
+        start = start if start is not None else end - MINUTE  # type: ignore[operator]
+        return start, start + MINUTE
+    lo, hi = max(firsts), max(last, max(firsts)) + MINUTE
+    if start is not None and start < lo - MINUTE:
+        start = lo
+    if end is not None and end > hi + MINUTE:
+        end = hi
+    if start is not None and start >= hi:          # after the data: an empty minute
+        start, end = hi, hi + MINUTE
+    elif end is not None and end <= lo:            # before it: the same
+        start, end = lo - MINUTE, lo
     return start, end
+
+
+def _custom_window() -> bool:
+    """The request asks for a window of its own (``from`` or ``to``), not the live campaign."""
+    return bool(request.args.get("from") or request.args.get("to"))
+
+
+CUSTOM_KEPT = 16        # custom-window results kept (least recently computed dropped first)
 
 
 def _memo(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
@@ -60,26 +84,77 @@ def _memo(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = Fals
     result) and, with ``per_second``, at most once a second (for what depends on the clock, e.g. a
     device going stale), then served to every client meanwhile. With ``max_age_s`` (a balance over
     an open window: seconds to compute on a long campaign that gets new data every second) it is
-    recomputed at most that often. One computation at a time per kind: twenty clients arriving
-    together wait for one result. One entry per kind is kept."""
+    recomputed at most that often.
+
+    The live documents (no ``from``/``to``): one computation at a time per kind, so that twenty
+    clients arriving together wait for one result (the first time) or get the previous one
+    meanwhile (later: a live page never waits for a recomputation); one entry per kind is kept. A custom window
+    is computed outside that lock, in one of :data:`web.app.CUSTOM_RUNNING` slots (a slow one
+    never holds up the live poll); more than :data:`web.app.CUSTOM_WAITING` waiting get 503."""
     ext = current_app.extensions
     if max_age_s:     # an open window on a live site: recomputed every max_age_s at most
         full = (kind, *key, int(time.time() // max_age_s))
     else:
         full = (kind, *key, get_store().max_seq(), int(time.time()) if per_second else 0)
+    if _custom_window():
+        return _custom(full, compute)
     cache = ext["cpaudit_cache"]
     value = cache.get(full)
     if value is None:
         with ext["cpaudit_lock"]:
             lock = ext.setdefault("cpaudit_locks", {}).setdefault(kind, threading.Lock())
-        with lock:
+            last = ext.setdefault("cpaudit_last", {}).get((kind, *key))
+        # while one client recomputes a live document, the others get the previous one (at most
+        # one computation old) instead of waiting seconds on a long campaign
+        if last is not None and not lock.acquire(blocking=False):
+            return last
+        if last is None:
+            lock.acquire()
+        try:
             value = cache.get(full)
             if value is None:
                 value = compute()
-                for k in [k for k in cache if k[0] == kind]:
-                    del cache[k]
-                cache[full] = value
+                with ext["cpaudit_lock"]:
+                    for k in [k for k in cache if k[0] == kind]:
+                        del cache[k]
+                    cache[full] = value
+                    ext["cpaudit_last"] = {k: v for k, v in ext["cpaudit_last"].items()
+                                           if k[0] != kind} | {(kind, *key): value}
+        finally:
+            lock.release()
     return value
+
+
+def _custom(full: tuple[Any, ...], compute: Any) -> Any:
+    """:func:`_memo` of a custom window: bounded concurrency, a small cache of its own."""
+    ext = current_app.extensions
+    cache = ext["cpaudit_custom_cache"]
+    value = cache.get(full)
+    if value is not None:
+        return value
+    queued = ext["cpaudit_custom_queued"]
+    with ext["cpaudit_lock"]:
+        if queued[0] >= CUSTOM_WAITING + CUSTOM_RUNNING:
+            raise APIError(503, "busy with other custom windows: try again in a minute (the "
+                                "live campaign is served meanwhile)")
+        queued[0] += 1
+    try:
+        if not ext["cpaudit_custom"].acquire(timeout=120):
+            raise APIError(503, "busy with other custom windows: try again in a minute")
+        try:
+            value = cache.get(full)
+            if value is None:
+                value = compute()
+                with ext["cpaudit_lock"]:
+                    cache[full] = value
+                    while len(cache) > CUSTOM_KEPT:
+                        del cache[next(iter(cache))]
+            return value
+        finally:
+            ext["cpaudit_custom"].release()
+    finally:
+        with ext["cpaudit_lock"]:
+            queued[0] -= 1
 
 
 def _cached_json(kind: str, key: tuple[Any, ...], compute: Any, per_second: bool = False,
@@ -231,7 +306,11 @@ def validity():  # type: ignore[no-untyped-def]
     start, end = _window()
 
     def doc() -> dict[str, Any]:
-        out = _live_validity(start, end).to_dict()
+        from analyzer.validity import from_store
+        # a custom window is judged afresh, outside the live report's lock
+        rep = _live_validity(start, end) if start is None and end is None else \
+            from_store(cfg, get_store(), start, end)
+        out = rep.to_dict()
         tz = cfg.campaign.timezone
         out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
         return out   # type: ignore[no-any-return]
@@ -346,8 +425,15 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     if node is not None and node not in {n.id for n in cfg.flowsheet.nodes}:
         raise APIError(400, f"node: unknown node {node!r}")
     start, end = _window()
-    res = accepted_balances(cfg, get_store(), start, end, (layer,), _window_rule())[0][layer]
-    return Response(svg(sankey(cfg, res, node), lang=lang), mimetype="image/svg+xml")
+    rule = _window_rule()
+
+    def draw() -> str:
+        res = accepted_balances(cfg, get_store(), start, end, (layer,), rule)[0][layer]
+        return svg(sankey(cfg, res, node), lang=lang)  # type: ignore[no-any-return]
+    # a custom window takes one of the bounded slots, as the reports do
+    body = _custom(("sankey", layer, node, lang, start, end, rule, get_store().max_seq()),
+                   draw) if _custom_window() else draw()
+    return Response(body, mimetype="image/svg+xml")
 
 
 # -- the explorer, the history charts, manual entries ------------------------------------------
@@ -364,16 +450,7 @@ def tags():  # type: ignore[no-untyped-def]
 
 
 def _int_param(name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise APIError(400, f"{name}: expected an integer, got {raw!r}") from None
-    if not lo <= v <= hi:
-        raise APIError(400, f"{name}: between {lo} and {hi}")
-    return v
+    return parse_int(name, request.args.get(name), default, lo, hi)
 
 
 @bp.get("/series")
@@ -415,56 +492,31 @@ def _require_token() -> None:
     """State changes need ``Authorization: Bearer <CPAUDIT_TOKEN>``; without a configured token
     they are refused outright."""
     import hmac
-    import os
-    token = current_app.config.get("CPAUDIT_TOKEN") or os.environ.get("CPAUDIT_TOKEN")
+    token = current_app.config.get("CPAUDIT_TOKEN")
     if not token:
         raise APIError(403, "changes need an access token: start the server with CPAUDIT_TOKEN")
-    got = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+    got = presented_token() or ""
+    if not hmac.compare_digest(got.encode(), token.encode()):
         raise APIError(401, "missing or wrong access token (Authorization: Bearer ...)")
 
 
-@bp.post("/manual")
-def manual():  # type: ignore[no-untyped-def]
-    """A reading entered by hand (a handheld meter, a weighbridge ticket): stored with the
-    reason ``manual``, never as measured. JSON body: tag, value, optional ts (ISO 8601 with an
-    offset, or ns; default now) and note."""
-    from store import Batch, Quality, Reason
-    _require_token()
-    cfg = get_config()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise APIError(400, "expected a JSON object: {\"tag\": ..., \"value\": ...}")
-    tag = body.get("tag")
-    if tag not in cfg.tag_index():
-        raise APIError(400, f"tag: unknown tag {tag!r}")
-    value = body.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
-        raise APIError(400, "value: expected a number")
-    ts = _body_ts(body)
-    st = get_store()
-    st.write(Batch([tag], [ts], [float(value)], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
-    note = str(body.get("note", ""))[:500]
-    if note:
-        st.set_meta(f"manual.{tag}.{ts}", note)
-    return jsonify({"stored": {"tag": tag, "ts": ts, "value": float(value),
-                               "reason": "manual"}}), 201
+FUTURE_SLACK_NS = 60 * 1_000_000_000    # clocks of a browser and a server may differ this much
 
 
 def _body_ts(body: Any) -> int:
-    """``ts`` of a JSON body: ISO 8601 with an offset, or ns; now when absent."""
+    """``ts`` of a JSON body: ISO 8601 with an offset, or ns; now when absent. Not in the future
+    (the campaign's records are facts: a start, a stop, a mark or a reading dated 2030 would make
+    every later report judge a window that has not happened)."""
+    if body is not None and not isinstance(body, dict):
+        raise APIError(400, "expected a JSON object, e.g. {\"ts\": \"2026-05-01T08:00+08:00\"}")
     raw_ts = body.get("ts") if isinstance(body, dict) else None
+    now = time.time_ns()
     if raw_ts is None:
-        return time.time_ns()
-    if isinstance(raw_ts, int) and not isinstance(raw_ts, bool):
-        return raw_ts
-    try:
-        t = dt.datetime.fromisoformat(str(raw_ts))
-    except ValueError:
-        raise APIError(400, f"ts: expected ISO 8601 or ns, got {raw_ts!r}") from None
-    if t.tzinfo is None:
-        raise APIError(400, "ts: give a time zone offset")
-    return int(t.timestamp() * 1e9)
+        return now
+    ts = parse_time("ts", raw_ts)
+    if ts > now + FUTURE_SLACK_NS:
+        raise APIError(400, f"ts: {ts} is in the future (now is {now})")
+    return ts
 
 
 def _changed() -> None:
@@ -473,6 +525,8 @@ def _changed() -> None:
     ext = current_app.extensions
     with ext["cpaudit_lock"]:
         ext["cpaudit_cache"].clear()
+        ext["cpaudit_custom_cache"].clear()
+        ext.pop("cpaudit_last", None)
         ext.pop("cpaudit_validity", None)
 
 
@@ -532,4 +586,4 @@ def cycle_mark():  # type: ignore[no-untyped-def]
 @bp.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     from web.openapi import spec
-    return jsonify(spec())
+    return jsonify(spec(get_config()))

@@ -2,14 +2,31 @@
 
 ``create_app({"CPAUDIT_CONFIG": path, "CPAUDIT_STORE": path})``. The campaign config is loaded once
 (a broken config never starts the app); the store is opened per app and closed at teardown.
+
+Settings besides the two paths (each also read from the environment of the same name):
+
+- ``CPAUDIT_TOKEN``: the access token that changes state (campaign start/stop, cycle marks,
+  manual readings); without it every change is refused.
+- ``CPAUDIT_READ_TOKEN``: a second token that only reads (optional).
+- ``CPAUDIT_READ_GUARD``: reading campaign data needs a token too (the write token or the read
+  token). ``cpaudit serve`` turns it on when it listens beyond localhost with a token configured.
+  A token is accepted as ``Authorization: Bearer <token>`` or as HTTP Basic with the token as the
+  password, so that a browser asks for it once and sends it with every request (no cookies).
+  ``/healthz``, the static files and the OpenAPI description stay open.
+
+Every response carries the security headers of :data:`SECURITY_HEADERS` (no CDN: everything the
+pages load comes from this server); request bodies are limited to ``MAX_CONTENT_LENGTH``.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import os
 import threading
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 import config as cfgmod
@@ -22,23 +39,83 @@ class APIError(Exception):
         self.status, self.message = status, message
 
 
+# plotly.js injects <style> elements and the pages set a few style attributes: styles may be
+# inline, scripts never; images of exported charts are data:/blob: URLs
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+MAX_BODY = 64 * 1024          # [bytes] the largest JSON body a client sends is a manual reading
+# what a read guard leaves open: no campaign data there
+_OPEN = ("/healthz", "/static/", "/api/v1/openapi.json")
+CUSTOM_RUNNING = 2            # custom-window computations at a time (the live documents aside)
+CUSTOM_WAITING = 2            # ... and waiting for a slot; more get 503 at once
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         CPAUDIT_CONFIG=os.environ.get("CPAUDIT_CONFIG", "config/examples/brewery.yaml"),
         CPAUDIT_STORE=os.environ.get("CPAUDIT_STORE", "var/demo.db"),
+        CPAUDIT_TOKEN=os.environ.get("CPAUDIT_TOKEN") or None,
+        CPAUDIT_READ_TOKEN=os.environ.get("CPAUDIT_READ_TOKEN") or None,
+        CPAUDIT_READ_GUARD=_env_bool("CPAUDIT_READ_GUARD"),
         JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=MAX_BODY,
     )
     if settings:
         app.config.update(settings)
     app.extensions["cpaudit_config"] = cfgmod.load(app.config["CPAUDIT_CONFIG"])
     app.extensions["cpaudit_cache"] = {}
+    app.extensions["cpaudit_custom_cache"] = {}
     app.extensions["cpaudit_lock"] = threading.Lock()
+    app.extensions["cpaudit_custom"] = threading.BoundedSemaphore(CUSTOM_RUNNING)
+    app.extensions["cpaudit_custom_queued"] = [0]
 
     from web.api import bp as api_bp
+    from web.manual import bp as manual_bp
     from web.pages import bp as pages_bp
     app.register_blueprint(api_bp)
+    app.register_blueprint(manual_bp)
     app.register_blueprint(pages_bp)
+
+    @app.get("/healthz")
+    def _healthz():  # type: ignore[no-untyped-def]
+        """Liveness for a container's health check: the app answers and its store opens."""
+        get_store().max_seq()
+        return jsonify(ok=True)
+
+    @app.before_request
+    def _read_guard() -> Any:
+        if not current_app.config["CPAUDIT_READ_GUARD"] or request.path.startswith(_OPEN):
+            return None
+        tokens = [t for t in (current_app.config["CPAUDIT_TOKEN"],
+                              current_app.config["CPAUDIT_READ_TOKEN"]) if t]
+        got = presented_token()
+        if tokens and got is not None and any(hmac.compare_digest(got.encode(), t.encode())
+                                              for t in tokens):
+            return None
+        r = jsonify(error="reading this campaign needs the access token (Authorization: "
+                          "Bearer ..., or the token as the password of HTTP Basic)", status=401)
+        r.status_code = 401
+        r.headers["WWW-Authenticate"] = 'Basic realm="cpaudit", charset="UTF-8"'
+        return r
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        return resp
 
     @app.errorhandler(APIError)
     def _api_error(e: APIError):  # type: ignore[no-untyped-def]
@@ -55,6 +132,20 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
             st.close()
 
     return app
+
+
+def presented_token() -> str | None:
+    """The token a request presents: ``Bearer <token>``, or the password of HTTP Basic."""
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
 
 
 def get_store() -> SQLiteStore:
