@@ -39,6 +39,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     from web.pages import bp as pages_bp
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
+    __import__("web.history").history.register(app)   # closure per cycle / trailing window
 
     @app.errorhandler(APIError)
     def _api_error(e: APIError):  # type: ignore[no-untyped-def]
