@@ -16,6 +16,7 @@ import requests
 from openpyxl import load_workbook
 
 from tests.web.test_api import TOKEN, LiveCampaign
+from tests.web.zh_words import ALLOWED, FIND_ENGLISH
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,9 @@ def test_language_switch(live: LiveCampaign, page: object, output_dir: Path) -> 
     # the figures already on the page are redrawn in Chinese at once, not at the next refresh
     assert pg.inner_text("#validity") == "尚未有效"  # type: ignore[attr-defined]
     assert "在限值内" in pg.inner_text("#nodes tbody")  # type: ignore[attr-defined]
+    # a campaign of seconds (continuous mode): its reasons and fixes are Chinese too
+    english = pg.evaluate(FIND_ENGLISH, ALLOWED)  # type: ignore[attr-defined]
+    assert not english, english[:20]
     pg.screenshot(path=str(output_dir / "campaign-zh.png"), full_page=True)  # type: ignore[attr-defined]
     pg.goto(live.url + "/devices")  # type: ignore[attr-defined]   # the choice is remembered
     assert pg.inner_text("nav a[data-i18n=nav_devices]") == "设备"  # type: ignore[attr-defined]

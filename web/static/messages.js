@@ -130,3 +130,45 @@ zhPattern(/^an hour counts when each tag it needs has (\d+%) of its expected rea
 zhPattern(/missing or wrong access token \(Authorization: Bearer \.\.\.\)/g, () => "访问令牌缺失或错误");
 zhPattern(/changes need an access token: start the server with CPAUDIT_TOKEN/g, () => "修改需要访问令牌：以环境变量 CPAUDIT_TOKEN 启动服务器");
 zhPhrase("overall", "总体");
+// duration and load (analyzer/production.py), balance windows (analyzer/window.py)
+zhPattern(/keep measuring: (\d+) more complete cycle\(s\)( at load)?/g, (m, n, l) => `继续实测：还需 ${n} 个${l ? "达到负荷的" : ""}完整周期`);
+zhPattern(/keep measuring without a break and at load: ([\d.]+) h more/g, (m, h) => `继续在负荷下不间断实测：还需 ${h} 小时`);
+zhPattern(/(\d+) hour\(s\) below the audit period's average load do not count and break the run \(7\.3\.3\.3 e, f\), from (\S+)/g,
+  (m, n, at) => `低于审核期平均负荷的 ${n} 小时不计，并中断连续实测（7.3.3.3 e、f），自 ${at} 起`);
+zhPattern(/not counted: /g, () => "不计入：");
+zhPattern(/below the (?:audit period's )?average load: (\S+) < (\S+) (\S+?)(?: \(7\.3\.3\.3 f\))?(?=[);,]|$)/g, (m, v, a, u) => `低于审核期平均负荷：${v} < ${a} ${u}`);
+zhPattern(/below the audit period's average load \(7\.3\.3\.3 f\)/g, () => "低于审核期平均负荷（7.3.3.3 f）");
+zhPattern(/ and (\d+) more/g, (m, n) => ` 等另 ${n} 个`);
+zhPattern(/ and completes at about (\S+) \(nominal ([\d.]+) h a cycle\)/g, (m, at, h) => `，约于 ${at} 完成（每周期名义 ${h} 小时）`);
+zhPattern(/ and completes at the next start \(([^)]*)\)/g, (m, w) => `，至下一周期开始时完成（${w}）`);
+zhPattern(/no complete cycle yet, and no cycle start seen: a cycle counts from its start \(([^)]*)\) to the next one/g,
+  (m, w) => `尚无完整周期，也未见周期开始：一个周期自其开始（${w}）至下一周期开始`);
+zhPattern(/the first complete cycle ends at the earliest at about (\S+), at the latest about (\S+) \(nominal ([\d.]+) h a cycle\)/g,
+  (m, a, b, h) => `第一个完整周期最早约于 ${a}、最迟约于 ${b} 结束（每周期名义 ${h} 小时）`);
+zhPattern(/(\S+) entering state (\S+)/g, (m, t, s) => `${t} 进入状态 ${s}`);
+zhPattern(/the next marked boundary/g, () => "下一个标记的周期起点");
+zhPattern(/no complete cycle yet: the load is judged per cycle \(so far (\S+) (\S+) over the window\) against the audit period's average (\S+) (\S+) \(per [^;]*?\)(?=;|$)/g,
+  (m, v, u, a, u2) => `尚无完整周期：负荷按周期判定（目前时段内 ${v} ${u}），审核期平均负荷 ${a} ${u2}（依据见实测配置）`);
+zhPattern(/load (\S+) (\S+) (over the window|over \d+ complete cycle\(s\)(?: at load)?) against the audit period's average (\S+) (\S+) \(per [^;]*?\)(?=;|$)/g,
+  (m, v, u, over, a, u2) => `${over === "over the window" ? "时段内" : over.replace(/over (\d+) complete cycle\(s\)( at load)?/, (x, n, l) => `${n} 个${l ? "达到负荷的" : ""}完整周期`)}负荷 ${v} ${u}，审核期平均负荷 ${a} ${u2}（依据见实测配置）`);
+zhPattern(/(\d+) (cycle|hour|day)\(s\) below it do not count \(7\.3\.3\.3 f\)/g, (m, n, p) => `其中 ${n} 个${{ cycle: "周期", hour: "小时", day: "天" }[p]}低于平均负荷，不计（7.3.3.3 f）`);
+zhPattern(/(\d+) hour\(s\) below it do not count \(7\.3\.3\.3 f\), from (\S+)/g, (m, n, at) => `其中 ${n} 小时低于平均负荷，不计（7.3.3.3 f），自 ${at} 起`);
+zhPattern(/(\S+) at ([\d.]+) (\S+?)(?=,|$)/g, (m, at, v, u) => /^\d{4}-/.test(at) ? `${at} 为 ${v} ${u}` : m);
+zhPattern(/the periods below the average load do not count \(7\.3\.3\.3 f\): measure at normal load to have enough at load/g,
+  () => "低于平均负荷的时段不计（7.3.3.3 f）：应在正常负荷下实测，以获得足够的达标时段");
+zhPattern(/no load figure yet: (\S+) has too few good readings in the window/g, (m, t) => `尚无负荷数据：${t} 在时段内有效读数过少`);
+zhPattern(/restore (\S+) \(device (\S+)\)/g, (m, t, d) => `恢复 ${t}（设备 ${d}）`);
+zhPattern(/declare the load tag and the audit period's average load/g, () => "填写负荷测点和审核期平均负荷");
+zhPattern(/declare requirements\.cycles in the campaign file/g, () => "在实测配置中填写 requirements.cycles");
+zhPattern(/(\d+) consecutive cycle\(s\) from (\S+) to (\S+)/g, (m, n, a, b) => `自 ${a} 至 ${b} 连续 ${n} 个周期`);
+zhPattern(/every one of the (\d+) cycle\(s\)/g, (m, n) => `全部 ${n} 个周期`);
+zhPattern(/(\d+) left out/g, (m, n) => `${n} 个未采用`);
+zhPattern(/(\d+) of them do not count/g, (m, n) => `其中 ${n} 个不计`);
+zhPattern(/a break of (\d+) s on a main stream \(7\.3\.3\.3 e\)/g, (m, s) => `主要物流中断 ${s} 秒（7.3.3.3 e）`);
+zhPattern(/at load without a break, but not in the longest run \(a balance is one window\)/g, () => "负荷达标且无中断，但不在最长连续时段内（平衡只取一个时段）");
+zhPattern(/([\d.]+) h from (\S+) to (\S+)/g, (m, h, a, b) => `自 ${a} 至 ${b} 共 ${h} 小时`);
+zhPattern(/no run at load yet/g, () => "尚无达到负荷的连续时段");
+zhPattern(/(\d+) period\(s\) left out/g, (m, n) => `${n} 个时段未采用`);
+zhPattern(/(\d+) period\(s\) in it do not count/g, (m, n) => `其中 ${n} 个时段不计`);
+zhPattern(/fewer than the ([\d.]+) h at load without a break required \(7\.3\.3\.3 e\): not a valid balance yet/g,
+  (m, h) => `少于要求的 ${h} 小时负荷达标的不间断实测（7.3.3.3 e）：尚非有效平衡`);
