@@ -241,3 +241,53 @@ def test_explorer_default_range_fits_and_zoom_asks_the_server(site: Served, brow
     finally:
         ctx.close()
     assert not errors, errors
+
+
+# every label and unit box of a diagram, as the browser lays it out: pairs that overlap (a label
+# inside its own unit box is where it belongs)
+OVERLAPS = r"""() => {
+  const boxes = [...document.querySelectorAll('svg text, svg rect.unit')].map((e) => {
+    const b = e.getBBox();
+    return {t: e.textContent.slice(0, 50), x: b.x, y: b.y, w: b.width, h: b.height, rect: e.tagName === 'rect'}; });
+  const inside = (p, q) => p.x >= q.x - 0.5 && p.y >= q.y - 0.5 && p.x + p.w <= q.x + q.w + 0.5 && p.y + p.h <= q.y + q.h + 0.5;
+  const bad = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    const ox = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+    const oy = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+    if (ox > 0.5 && oy > 0.5 && !(a.rect && inside(b, a)) && !(b.rect && inside(a, b))) bad.push(`${a.t} × ${b.t}`);
+  }
+  const svg = document.querySelector('svg');
+  return {bad, flows: document.querySelectorAll('svg path.flow').length,
+          labels: [...document.querySelectorAll('svg text.flow-label')].map((t) => t.textContent),
+          width: Number(svg.getAttribute('width')), right: Math.max(...boxes.map((b) => b.x + b.w))};
+}"""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_exported_diagram_has_no_overlap_and_an_amount_on_every_flow(site: Served, browser: Any,
+                                                                      lang: str,
+                                                                      output_dir: Path) -> None:
+    report = requests.get(f"{site.url}/api/v1/report", params={"validity": "0"}, timeout=60).json()
+    pg = browser.new_page()
+    try:
+        for layer in ("material", "water", "energy"):
+            r = requests.get(f"{site.url}/api/v1/sankey.svg",
+                             params={"layer": layer, "lang": lang}, timeout=60)
+            assert r.status_code == 200
+            (output_dir / "pages").mkdir(exist_ok=True)
+            (output_dir / "pages" / f"diagram-{layer}-{lang}.svg").write_text(r.text)
+            pg.set_content(r.text)
+            got = pg.evaluate(OVERLAPS)
+            assert not got["bad"], (layer, lang, got["bad"][:10])
+            assert got["right"] <= got["width"], (layer, lang)     # nothing cut at the edge
+            flows = [x for x in report["sankey"][layer]["links"] if x["value"]]
+            assert got["flows"] == len(flows)
+            unit = report["sankey"][layer]["unit"]
+            for f in flows:        # each flow's name with its amount and unit, in the language
+                name = f["label_zh"] if lang == "zh" and f["label_zh"] else f["label"]
+                want = f"{name} {f['value']:,.1f} {unit}"
+                assert any(want in x for x in got["labels"]), (layer, want)
+            pg.screenshot(path=str(output_dir / "pages" / f"diagram-{layer}-{lang}.png"), full_page=True)
+    finally:
+        pg.close()

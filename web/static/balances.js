@@ -9,25 +9,21 @@ function verdictText(v) {
     "supply-only": t("waiting") }[v] || v;
 }
 
-function drawSankey(d) {
-  const idx = new Map(d.nodes.map((n, i) => [n.id, i]));
-  const label = (n) => {
-    const name = LANG === "zh" && n.label_zh ? n.label_zh : n.label;
-    return n.closure_pct === null ? name : `${name} (${n.closure_pct > 0 ? "+" : ""}${n.closure_pct.toFixed(2)} %)`;
-  };
-  const links = d.links.filter((l) => l.value);
-  Plotly.react("sankey", [{
-    type: "sankey", arrangement: "snap", valueformat: ",.1f", valuesuffix: " " + d.unit,
-    node: { label: d.nodes.map(label), pad: 18, thickness: 16,
-      color: d.nodes.map((n) => n.kind !== "unit" ? EDGE : n.ok === null ? GREY : n.ok ? OK : BAD),
-      customdata: d.nodes.map((n) => n.id) },
-    link: { source: links.map((l) => idx.get(l.source)), target: links.map((l) => idx.get(l.target)),
-      value: links.map((l) => l.value), label: links.map((l) => LANG === "zh" && l.label_zh ? l.label_zh : l.label),
-      color: "rgba(120,144,156,0.35)" },
-  }], { margin: { t: 10, r: 10, b: 10, l: 10 }, height: 520, font: { size: 11 } },
-  { displaylogo: false, responsive: true });
-  $("sankey").dataset.nodes = String(d.nodes.length);
-  $("sankey").dataset.links = String(links.length);
+// the balance diagram: the very SVG the Exports page downloads (analyzer/sankey.py), drawn on the
+// server in the page's language with the amount and unit on every flow; fetched again when the
+// layer or the language changes and at most once a minute otherwise
+let sankeyKey = "", sankeyAt = 0;
+async function drawSankey(d) {
+  const key = `${layer}/${LANG}/${doc.balances[layer].start_ns}/${doc.balances[layer].end_ns}`;
+  if (key === sankeyKey && Date.now() - sankeyAt < 60000) return;
+  const r = await fetch(`api/v1/sankey.svg?layer=${layer}&lang=${LANG}`, { cache: "no-store" });
+  if (!r.ok) throw new Error(`sankey: HTTP ${r.status}`);
+  const box = $("sankey");
+  box.innerHTML = await r.text();          // our own server's SVG: names are escaped there
+  sankeyKey = key; sankeyAt = Date.now();
+  box.dataset.nodes = String(d.nodes.length);
+  box.dataset.links = String(d.links.filter((l) => l.value).length);
+  box.dataset.layer = layer;
 }
 
 // Closure over time as the analyzer signs it (/api/v1/closure-series): one whole balance per
@@ -253,7 +249,7 @@ function render() {
   if (pol) { pollutantTables(b); $("bmessage").textContent = say(b.message); return; }
   nodeTable(b);
   layerExtras(b);
-  if (typeof Plotly !== "undefined" && doc.sankey[layer]) drawSankey(doc.sankey[layer]);
+  if (doc.sankey[layer]) drawSankey(doc.sankey[layer]).catch(() => setLink("lost"));
   if (!supply) drawHistory(b);
 }
 
