@@ -97,6 +97,7 @@ def _ready(pg: Any, name: str) -> None:
     pg.wait_for_function("Number(document.body.dataset.refreshes) >= 1", timeout=30_000)
     if name == "balances":
         pg.wait_for_selector("#history[data-verdicts]", timeout=30_000)
+        pg.wait_for_selector("#sankey[data-links] svg", timeout=30_000)
     if name == "explorer":
         pg.wait_for_selector("#series[data-points]", timeout=30_000)
     if name == "":
@@ -128,6 +129,8 @@ def test_every_page_fits_has_units_and_speaks_one_language(site: Served, browser
                 where = f"{name or 'campaign'}{'/' + tab if tab else ''} at {width} px in {lang}"
                 if tab:
                     pg.click(f"#layers button[data-layer={tab}]")
+                    if tab != "pollutant":
+                        pg.wait_for_selector(f"#sankey[data-layer={tab}] svg", timeout=30_000)
                     pg.wait_for_timeout(600)
                 assert pg.evaluate("document.documentElement.scrollWidth") <= width, where
                 charts = pg.evaluate(AXES)

@@ -83,9 +83,9 @@ function drawHistory(b) {
   const top = Math.max(lim * 1.6, ...all.map((v) => Math.abs(v) * 1.15));
   const phone = el.clientWidth < 600;
   Plotly.react(el, traces, {
-    margin: { t: 10, r: 10, b: phone ? 60 : 50, l: 60 }, height: phone ? 480 : 380,
+    margin: { t: 10, r: 10, b: phone ? 90 : 60, l: 60 }, height: phone ? 560 : 420,
     xaxis: timeAxis(), yaxis: valueAxis(t("closure_axis"), "%", { range: [-top, top], zeroline: true }),
-    shapes, legend: { orientation: "h", y: -0.25, font: { size: 11 } }, showlegend: true,
+    shapes, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } }, showlegend: true,
   }, PLOT_CFG);
   el.dataset.basis = h.basis;
   el.dataset.points = String(h.t_ms.length);

@@ -88,19 +88,6 @@ function renderValidity(v) {
   $("best").textContent = v.best_window ? `${t("best_window")}: ${say(v.best_window.reason)}` : "";
 }
 
-// a check's id ("coverage:hot_wort.total") in words; the tag or device after the colon is a name
-const CHECKS = { en: { streams: "streams measured", coverage: "coverage", synchrony: "synchrony", skew: "clock skew",
-    polling: "polling", calibration: "calibration", conditions: "process conditions", units: "units",
-    manual: "manual entries", duration: "duration", load: "production load" },
-  zh: { streams: "计量覆盖", coverage: "数据完整率", synchrony: "同步性", skew: "时钟偏差", polling: "采集",
-    calibration: "检定", conditions: "工况参数", units: "计量单位", manual: "人工录入", duration: "实测时长",
-    load: "生产负荷" } };
-function checkName(id) {
-  const [k, rest] = id.split(/:(.*)/s);
-  const w = (CHECKS[LANG] || {})[k] || CHECKS.en[k] || k;
-  return rest ? `${w}: ${rest}` : w;
-}
-
 function deviceState(x) { return t(x.state) || x.state; }
 
 function renderDevices(d) {
@@ -133,9 +120,9 @@ async function drawLoad() {
     { x, y, name: `${t("load")} (${c.load.tag}, ${t("hourly_mean")})`, mode: "lines", line: { shape: "hv" }, connectgaps: false },
     { x: [x[0], x[x.length - 1]], y: [c.load.average, c.load.average], name: `${t("average")} ${c.load.average} ${c.load.unit}`,
       mode: "lines", line: { dash: "dash", color: "#c0392b" } },
-  ], { margin: { t: 10, r: 10, b: 50, l: 60 }, height: 280, xaxis: timeAxis(),
+  ], { margin: { t: 10, r: 10, b: 60, l: 60 }, height: 320, xaxis: timeAxis(),
        yaxis: valueAxis(t("load_axis"), c.load.unit, { rangemode: "tozero" }),
-       legend: { orientation: "h", y: -0.35 } }, PLOT_CFG);
+       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" } }, PLOT_CFG);
 }
 
 // the declared average's source is the campaign file's own words (English in the demo): shown as

@@ -130,7 +130,8 @@ const nodeName = (id) => id === "overall" ? t("overall") :
 const streamName = (id) => (NAMES.streams || {})[id] ? NAMES.streams[id][LANG] || NAMES.streams[id].en : id;
 const nameOf = (o) => (LANG === "zh" && o.name_zh) ? o.name_zh : (o.name || o.node || o.id);
 // a sentence from the server in the page's language (web/static/messages.js)
-const say = (s) => (LANG === "zh" && typeof zhMessage === "function") ? zhMessage(s) : (s || "");
+const say = (s) => (LANG === "zh" && typeof zhMessage === "function") ? zhMessage(s) :
+  (typeof enMessage === "function" ? enMessage(s) : (s || ""));
 const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x)) ? "–" :
   Number(x).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 
@@ -255,6 +256,19 @@ function scrollBox(table) {
   box.className = "scroll";
   box.appendChild(table);
   return box;
+}
+
+// a check's id ("coverage:hot_wort.total") in words; the tag or device after the colon is a name
+const CHECKS = { en: { streams: "streams measured", coverage: "coverage", synchrony: "synchrony", skew: "clock skew",
+    polling: "polling", calibration: "calibration", conditions: "process conditions", units: "units",
+    manual: "manual entries", duration: "duration", load: "production load" },
+  zh: { streams: "计量覆盖", coverage: "数据完整率", synchrony: "同步性", skew: "时钟偏差", polling: "采集",
+    calibration: "检定", conditions: "工况参数", units: "计量单位", manual: "人工录入", duration: "实测时长",
+    load: "生产负荷" } };
+function checkName(id) {
+  const [k, rest] = id.split(/:(.*)/s);
+  const w = (CHECKS[LANG] || {})[k] || CHECKS.en[k] || k;
+  return rest ? `${w}: ${rest}` : w;
 }
 
 applyLang();

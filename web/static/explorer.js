@@ -42,7 +42,7 @@ async function draw(fromMs, toMs) {
       { x, y: s.min, name: t("minmax"), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(47,125,209,0.2)", connectgaps: false },
       { x, y: s.mean, name: t("mean"), mode: "lines", line: { color: "#2f7dd1" }, connectgaps: false },
     ], { margin: { t: 10, r: 10, b: 50, l: 70 }, height: 460, xaxis: timeAxis({ range: [zoned(s.start_ns / 1e6), zoned(s.end_ns / 1e6)] }),
-      yaxis: valueAxis(tag, unit), legend: { orientation: "h", y: -0.2 } }, PLOT_CFG);
+      yaxis: valueAxis(tag, unit), legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" } }, PLOT_CFG);
     el.dataset.points = String(s.t_ms.length);
     el.dataset.bucketS = String(s.bucket_s);
     el.dataset.fromNs = String(s.start_ns);

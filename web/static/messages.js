@@ -29,6 +29,12 @@ function zhIds(s) {
 }
 
 const STD = "DB11/T 1156";
+// English: the node ids a balance message lists become their names too
+function enMessage(s) {
+  return String(s || "").replace(/(closure beyond [\d.]+ % at )([^:]+)(:)/g, (m, a, list, c) =>
+    a + list.split(", ").map((x) => x.replace(/^(\S+)(?= [+-])/, (id) => id === "overall" ? "overall"
+      : (NAMES.nodes || {})[id] ? NAMES.nodes[id].en : id)).join(", ") + c);
+}
 const zhHours = (x) => `${x} 小时`;
 // -- balances (analyzer/balance.py, material.py) -------------------------------------------------
 zhPattern(/every node closes within ([\d.]+) % \(DB11\/T 1156 7\.3\.4 b\)/g, (m, l) => `各单元平衡偏差率均在 ${l} % 以内（${STD} 7.3.4 b）`);
@@ -48,7 +54,7 @@ zhPattern(/no skew data in the store \(the collector records it as (\S+); a gene
   (m, tag) => `数据库中无时钟偏差数据（由采集程序记录为 ${tag}；生成的实测数据没有）：同步性仅按时间跨度判定`);
 zhPattern(/run the campaign through cpaudit collect to record the skew/g, () => "通过 cpaudit collect 采集实测数据，以记录时钟偏差");
 zhPattern(/（备注：([^）]*)）/g, (m, r) => `（备注：${r.split(", ").map((x) => typeof checkName === "function" ? checkName(x) : x).join("、")}）`);
-zhPattern(/^not valid: (\d+) check\(s\) fail — first ([^:]+): /g, (m, n, c) => `尚未有效：${n} 项检查不通过，首先是 ${typeof checkName === "function" ? checkName(c) : c}：`);
+zhPattern(/^not valid: (\d+) check\(s\) fail — first (\S+): /g, (m, n, c) => `尚未有效：${n} 项检查不通过，首先是 ${typeof checkName === "function" ? checkName(c) : c}：`);
 zhPattern(/keep measuring without a break: ([\d.]+) h more/g, (m, h) => `继续不间断实测：还需 ${h} 小时`);
 zhPattern(/([\d.]+) h of continuous measurement, ([\d.]+) h required; (\d+) break\(s\) longer than (\d+) s on a main stream/g,
   (m, a, b, n, s) => `已连续实测 ${a} 小时，需 ${b} 小时；主要物流上超过 ${s} 秒的中断 ${n} 次`);
