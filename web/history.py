@@ -30,7 +30,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:      # "²".isdigit() is True
         raise APIError(400, f"{name}: expected an integer between {lo} and {hi}, got {raw[:40]!r}")
     v = int(raw)
     if not lo <= v <= hi:
