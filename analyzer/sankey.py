@@ -196,7 +196,8 @@ def svg(data: dict[str, Any], width: int = 0, lang: str = "en") -> str:
     list_w = {c: max([box_w] + [text_width("↓ " + flow_text(x)) + 4 for u in units if col[u] == c
                                 for x in ins[u] + outs[u]]) for c in range(ncol)}
     label_w = {c: max([0.0] + [text_width(flow_text(x)) + 12 for x in inner
-                               if col[x["source"]] == c]) for c in range(ncol)}
+                               if col[x["source"]] == c
+                               and (x["source"], x["target"]) in forward]) for c in range(ncol)}
     # a forward flow bends in the gutter just before its target's column, so a flow that skips
     # columns runs along its source's row (free there: rows follow the biggest inflow)
     tracks = {c: [x for x in inner if col[x["target"]] - 1 == c

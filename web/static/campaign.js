@@ -67,7 +67,10 @@ function renderValidity(v) {
     $("required").textContent = `${t("of")} ${p.required} ${unitWord(p.unit)} ${t("required_suffix")}`;
     $("progress").style.width = Math.min(100, 100 * p.done / p.required) + "%";
   }
-  $("vprogress").textContent = p.unit ? `${fmt(p.done, p.unit === "h" ? 1 : 0)} ${t("of")} ${p.required} ${unitWord(p.unit)}; ${t("duration_met")} ${when}` : say(v.message);
+  const done = fmt(p.done, p.unit === "h" ? 1 : 0);
+  $("vprogress").textContent = !p.unit ? say(v.message) : LANG === "zh"
+    ? `已完成 ${done} ${unitWord(p.unit)}，共需 ${p.required} ${unitWord(p.unit)}；${t("duration_met")} ${when}`
+    : `${done} ${t("of")} ${p.required} ${unitWord(p.unit)}; ${t("duration_met")} ${when}`;
   $("vmessage").textContent = say(v.message);
   const order = new Map((v.fixes || []).map((f, i) => [f.check, i]));
   const rows = (v.checks || []).filter((c) => c.status !== "pass")

@@ -40,7 +40,7 @@ const I18N = {
     global_test: "Global test", accepted: "consistent with the meters' accuracy",
     rejected: "not consistent with the meters' accuracy", suspects: "Most likely gross errors",
     leak_at: "an unmetered loss (leak) at", bias_on: "a biased meter on",
-    cannot_tell: "the data cannot tell it apart from", no_suspect: "no gross error found",
+    cannot_tell: "the data cannot tell it apart from", no_suspect: "No gross error found",
     detect_note: "Meters with low detectability could hide an error; see the export.",
     collected: "collected", emitted: "emitted", removal: "removal", fugitive: "fugitive",
     factor: "Factor", destination: "destination", indicators: "Indicators", losses: "Losses",
