@@ -236,7 +236,7 @@ function render() {
   const b = doc.balances[layer];
   const v = $("bverdict");
   const supply = b.verdict === "supply-only";
-  v.textContent = supply ? t("supplied") : verdictText(b.verdict);
+  v.textContent = supply ? t("supply_verdict") : verdictText(b.verdict);
   v.dataset.verdict = b.verdict;
   v.className = "big " + (b.verdict === "ok" ? "ok" : b.verdict === "exceeded" ? "bad" : "unknown");
   $("bwindow").textContent = b.start ? `${isoShown(b.start)} → ${isoShown(b.end)}` : say(b.message);

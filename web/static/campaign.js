@@ -28,7 +28,7 @@ function renderCampaign(c) {
 
 function verdictWord(v) {
   return { ok: t("closes"), exceeded: t("exceeds"), incomplete: t("incomplete"), "no-data": t("waiting"),
-    "supply-only": t("supplied") }[v] || v;
+    "supply-only": t("supply_verdict") }[v] || v;
 }
 
 function renderBalance(b) {

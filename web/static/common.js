@@ -62,7 +62,7 @@ const I18N = {
     pass: "pass", fail: "fail", warning: "warning", na: "not applicable",
     mean: "mean", minmax: "min–max", cycles_unit: "cycles", h_unit: "h",
     required_of: "required", load_axis: "Load", value_axis: "Value", per_hour: "per hour",
-    elapsed_stopped: "stopped", raw: "raw readings", rollup: "per-minute rollup", required_suffix: "required (7.3.3.3 e)", closure_formula: "(inputs − outputs) / inputs", cycles_done: "complete cycles",
+    elapsed_stopped: "stopped", supply_verdict: "supply only", raw: "raw readings", rollup: "per-minute rollup", required_suffix: "required (7.3.3.3 e)", closure_formula: "(inputs − outputs) / inputs", cycles_done: "complete cycles",
   },
   zh: {
     audit_focus: "审核重点", nav_campaign: "实测", nav_balances: "平衡", nav_devices: "设备",
@@ -117,7 +117,7 @@ const I18N = {
     pass: "通过", fail: "不通过", warning: "警告", na: "不适用",
     mean: "平均值", minmax: "最小–最大", cycles_unit: "个周期", h_unit: "小时",
     required_of: "需", load_axis: "负荷", value_axis: "数值", per_hour: "每小时",
-    elapsed_stopped: "已结束", raw: "原始读数", rollup: "分钟汇总", required_suffix: "（7.3.3.3 e）", closure_formula: "平衡偏差率 =（输入 − 输出）/ 输入", cycles_done: "个完整周期",
+    elapsed_stopped: "已结束", supply_verdict: "仅供入", raw: "原始读数", rollup: "分钟汇总", required_suffix: "（7.3.3.3 e）", closure_formula: "平衡偏差率 =（输入 − 输出）/ 输入", cycles_done: "个完整周期",
   },
 };
 let LANG = localStorage.getItem("cpaudit.lang") === "zh" ? "zh" : "en";
