@@ -136,5 +136,28 @@ def closure_series_view():  # type: ignore[no-untyped-def]
                         max_age_s=60)
 
 
+@bp.get("/diagram.svg")
+def diagram_svg():  # type: ignore[no-untyped-def]
+    """The balance diagram of the live report (?layer=material|water|energy&lang=en|zh): the
+    figures of ``/report?validity=0``, taken from its memo instead of balancing the campaign
+    again (``/sankey.svg`` balances the request's window, seconds on a long campaign)."""
+    from flask import Response
+
+    from analyzer.sankey import svg
+    from web.api import _report
+    layer = request.args.get("layer", "material")
+    lang = request.args.get("lang", "en")
+    if layer not in ("material", "water", "energy"):
+        raise APIError(400, "layer: one of material, water, energy")
+    if lang not in ("en", "zh"):
+        raise APIError(400, "lang: en or zh")
+    if set(request.args) - {"layer", "lang"}:
+        raise APIError(400, "diagram.svg takes layer and lang only (a window: /sankey.svg)")
+    data = _report(with_validity=False)["sankey"].get(layer)
+    if data is None:
+        raise APIError(404, f"no {layer} diagram in the report")
+    return Response(svg(data, lang=lang), mimetype="image/svg+xml")
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)

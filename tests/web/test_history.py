@@ -90,3 +90,15 @@ def test_an_empty_store_has_nothing_to_draw(tmp_path: Path) -> None:
     assert r.status_code == 200
     doc = r.get_json()
     assert doc["t_ms"] == [] and doc["nodes"] == {} and doc["windows"] == []
+
+
+def test_the_live_diagram_is_the_reports_own(client: Any) -> None:
+    from analyzer.sankey import svg
+    report = client.get("/api/v1/report?validity=0").get_json()
+    for layer in ("material", "water", "energy"):
+        r = client.get(f"/api/v1/diagram.svg?layer={layer}&lang=zh")
+        assert r.status_code == 200 and r.mimetype == "image/svg+xml"
+        assert r.get_data(as_text=True) == svg(report["sankey"][layer], lang="zh")
+    for query, says in (("layer=heat", "layer"), ("lang=fr", "lang"), ("from=0", "sankey.svg")):
+        r = client.get(f"/api/v1/diagram.svg?{query}")
+        assert r.status_code == 400 and says in r.get_json()["error"]

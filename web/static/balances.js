@@ -16,7 +16,7 @@ let sankeyKey = "", sankeyAt = 0;
 async function drawSankey(d) {
   const key = `${layer}/${LANG}/${doc.balances[layer].start_ns}/${doc.balances[layer].end_ns}`;
   if (key === sankeyKey && Date.now() - sankeyAt < 60000) return;
-  const r = await fetch(`api/v1/sankey.svg?layer=${layer}&lang=${LANG}`, { cache: "no-store" });
+  const r = await fetch(`api/v1/diagram.svg?layer=${layer}&lang=${LANG}`, { cache: "no-store" });
   if (!r.ok) throw new Error(`sankey: HTTP ${r.status}`);
   const box = $("sankey");
   box.innerHTML = await r.text();          // our own server's SVG: names are escaped there
