@@ -66,8 +66,9 @@ zhPattern(/(\d+) below the average load do not count/g, (m, n) => `${n} 个低�
 zhPattern(/no complete cycle yet: the first one started at (\S+)/g, (m, at) => `尚无完整周期：第一个周期始于 ${at}`);
 zhPattern(/no complete cycle yet: no balance window/g, () => "尚无完整周期：无平衡时段");
 zhPattern(/no cycle counts \(none complete at load\): no balance window/g, () => "无可计入的周期（无达到负荷的完整周期）：无平衡时段");
-zhPattern(/over ([\d.e-]+) h that count, fewer than the ([\d.]+) required \(DB11\/T 1156 7\.3\.3\.3 e\): not a valid balance yet/g,
-  (m, a, b) => `计入时长 ${Number(a).toFixed(2)} 小时，少于要求的 ${b} 小时（${STD} 7.3.3.3 e）：尚非有效平衡`);
+zhPattern(/over ([\d.e-]+) (h|cycles?) that count, fewer than the ([\d.]+) required \(DB11\/T 1156 7\.3\.3\.3 e\): not a valid balance yet/g,
+  (m, a, u, b) => u === "h" ? `计入时长 ${Number(a).toFixed(2)} 小时，少于要求的 ${b} 小时（${STD} 7.3.3.3 e）：尚非有效平衡`
+    : `可计入的完整周期 ${a} 个，少于要求的 ${b} 个（${STD} 7.3.3.3 e）：尚非有效平衡`);
 zhPattern(/(\d+) cycle\(s\) that count, fewer than the (\d+) required \(7\.3\.3\.3 e\): not a valid balance yet/g,
   (m, a, b) => `可计入的周期 ${a} 个，少于要求的 ${b} 个（7.3.3.3 e）：尚非有效平衡`);
 zhPattern(/no (material|water|energy) streams in the flowsheet/g, (m, l) => `流程中无${{ material: "物料", water: "水", energy: "能源" }[l]}物流`);
