@@ -2,7 +2,8 @@
 // 审核重点 …). The analyzer writes its reasons, fixes and messages in English with their figures in
 // them; this catalog matches each kind of sentence and says it again in Chinese with the same
 // figures, and node and stream ids become their names (name_zh of the campaign file). A sentence no
-// pattern knows is shown as it is, marked lang=en (the page tests list those as failures).
+// pattern knows is shown as it is: the browser tests (tests/web/test_views.py) fail on any English
+// word left on a Chinese page, so a new sentence in the analyzer needs its pattern here.
 "use strict";
 const ZH_PATTERNS = [];
 function zhPattern(re, fn) { ZH_PATTERNS.push([re, fn]); }
