@@ -16,6 +16,7 @@ Screenshots of every page in both languages and at both widths go to test-output
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,13 @@ def test_every_page_fits_has_units_and_speaks_one_language(site: Served, browser
         for name in PAGES:
             pg.goto(f"{site.url}/{name}")
             _ready(pg, name)
+            if name == "" and lang == "en":      # the progress in the campaign's unit, in words
+                assert pg.inner_text("#required") == "of 3 cycles required (7.3.3.3 e)"
+                done = pg.get_attribute("#vprogress", "data-done")
+                assert re.fullmatch(rf"{done} cycles \(3 required\); duration met from "
+                                    r"\d{4}-\d\d-\d\d \d\d:\d\d", pg.inner_text("#vprogress"))
+            if name == "" and lang == "zh":
+                assert pg.inner_text("#required") == "共需 3 个周期 （7.3.3.3 e）"
             tabs = ["material", "water", "energy", "pollutant"] if name == "balances" else [None]
             drawn = 0
             for tab in tabs:

@@ -68,9 +68,13 @@ function renderValidity(v) {
     $("progress").style.width = Math.min(100, 100 * p.done / p.required) + "%";
   }
   const done = fmt(p.done, p.unit === "h" ? 1 : 0);
+  // "2.5 of 72 h" while short of it; "25 cycles (3 required)" once past it, never "25 of 3"
+  const past = p.done >= p.required;
   $("vprogress").textContent = !p.unit ? say(v.message) : LANG === "zh"
     ? `已完成 ${done} ${unitWord(p.unit)}，共需 ${p.required} ${unitWord(p.unit)}；${t("duration_met")} ${when}`
-    : `${done} ${t("of")} ${p.required} ${unitWord(p.unit)}; ${t("duration_met")} ${when}`;
+    : past ? `${done} ${unitWord(p.unit)} (${p.required} required); ${t("duration_met")} ${when}`
+      : `${done} ${t("of")} ${p.required} ${unitWord(p.unit)}; ${t("duration_met")} ${when}`;
+  $("vprogress").dataset.done = String(p.done);
   $("vmessage").textContent = say(v.message);
   const order = new Map((v.fixes || []).map((f, i) => [f.check, i]));
   const rows = (v.checks || []).filter((c) => c.status !== "pass")
