@@ -1,12 +1,13 @@
-// Balances page: per layer the Sankey (units coloured by closure against the limit), closure over
-// time, the node table, the reconciliation in words; the pollutant factors as tables.
+// Balances page: per layer the balance diagram (analyzer/sankey.py, amounts on every flow), closure
+// over time per completed cycle or trailing window, the node table, the reconciliation in words;
+// the pollutant factors as tables.
 "use strict";
 let layer = "material", doc = null;
-const OK = "#2e7d32", BAD = "#c62828", GREY = "#757575", EDGE = "#546e7a";
+const OK = "#2e7d32", BAD = "#c62828";     // as analyzer/sankey.py: within the limit, beyond it
 
 function verdictText(v) {
   return { ok: t("closes"), exceeded: t("exceeds"), incomplete: t("incomplete"), "no-data": t("waiting"),
-    "supply-only": t("waiting") }[v] || v;
+    "supply-only": t("supply_verdict") }[v] || v;
 }
 
 // the balance diagram: the very SVG the Exports page downloads (analyzer/sankey.py), drawn on the
