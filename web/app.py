@@ -88,6 +88,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(manual_bp)
     app.register_blueprint(pages_bp)
+    __import__("web.history").history.register(app)   # closure per cycle / trailing window
 
     @app.get("/healthz")
     def _healthz():  # type: ignore[no-untyped-def]

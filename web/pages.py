@@ -4,6 +4,7 @@ the edge box is offline)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Blueprint, abort, render_template, send_from_directory
 
@@ -15,8 +16,22 @@ bp = Blueprint("pages", __name__)
 _VENDOR = {"plotly.min.js": ("plotly", ("package_data", "plotly.min.js"))}
 
 
+def _names() -> dict[str, Any]:
+    """What the browser needs to say things in either language: node and stream names (English and
+    ``name_zh`` from the campaign file), so that no page shows an id where a name belongs."""
+    cfg = get_config()
+    nodes = {n.id: {"en": n.name, "zh": n.name_zh or n.name} for n in cfg.flowsheet.nodes}
+    streams = {s.id: {"en": s.name, "zh": s.name_zh or s.name} for s in cfg.flowsheet.streams}
+    # the places a sentence names by their English name (a pollutant's last point: a stream or a stack)
+    places = {s.name: s.name_zh for s in cfg.flowsheet.streams if s.name and s.name_zh}
+    places.update({k.name: k.name_zh for k in getattr(cfg.pollutants, "stacks", []) if k.name and k.name_zh})
+    return {"nodes": nodes, "streams": streams, "places": places}
+
+
 def _page(name: str, charts: bool = False):  # type: ignore[no-untyped-def]
-    return render_template(f"{name}.html", cfg=get_config(), page=name, charts=charts)
+    cfg = get_config()
+    return render_template(f"{name}.html", cfg=cfg, page=name, charts=charts, names=_names(),
+                           tz=cfg.campaign.timezone)
 
 
 @bp.get("/")

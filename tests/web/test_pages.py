@@ -16,6 +16,7 @@ import requests
 from openpyxl import load_workbook
 
 from tests.web.test_api import TOKEN, LiveCampaign
+from tests.web.zh_words import ALLOWED, FIND_ENGLISH
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,17 @@ def test_balances_page_draws_the_api_figures(live: LiveCampaign, page: object,
                                              output_dir: Path) -> None:
     pg = page
     pg.goto(live.url + "/balances")  # type: ignore[attr-defined]
-    pg.wait_for_selector("#sankey[data-links]", timeout=30_000)  # type: ignore[attr-defined]
+    pg.wait_for_selector("#sankey[data-links] svg", timeout=30_000)  # type: ignore[attr-defined]
     api = requests.get(live.url + "/api/v1/report", params={"validity": "0"}, timeout=30).json()
     sk = api["sankey"]["material"]
     assert pg.get_attribute("#sankey", "data-nodes") == str(len(sk["nodes"]))  # type: ignore[attr-defined]
     assert pg.get_attribute("#sankey", "data-links") == str(len([x for x in sk["links"] if x["value"]]))  # type: ignore[attr-defined]
-    # the plotly Sankey is drawn: one SVG path per link
-    assert pg.locator("#sankey .sankey-link").count() == len(sk["links"])  # type: ignore[attr-defined]
+    # the diagram is drawn: one arrow per flow with an amount, each labelled with amount and unit
+    flows = [x for x in sk["links"] if x["value"]]
+    assert pg.locator("#sankey path.flow").count() == len(flows)  # type: ignore[attr-defined]
+    labels = pg.evaluate(  # type: ignore[attr-defined]
+        "[...document.querySelectorAll('#sankey text.flow-label')].map((t) => t.textContent)")
+    assert all(re.search(r"[\d,]+\.\d kg$", x) for x in labels) and len(labels) >= len(flows)
     rows = pg.locator("#bnodes tbody tr")  # type: ignore[attr-defined]
     assert rows.count() == 3
     assert "χ²" in pg.inner_text("#recon")  # type: ignore[attr-defined]
@@ -111,6 +116,9 @@ def test_language_switch(live: LiveCampaign, page: object, output_dir: Path) -> 
     # the figures already on the page are redrawn in Chinese at once, not at the next refresh
     assert pg.inner_text("#validity") == "尚未有效"  # type: ignore[attr-defined]
     assert "在限值内" in pg.inner_text("#nodes tbody")  # type: ignore[attr-defined]
+    # a campaign of seconds (continuous mode): its reasons and fixes are Chinese too
+    english = pg.evaluate(FIND_ENGLISH, ALLOWED)  # type: ignore[attr-defined]
+    assert not english, english[:20]
     pg.screenshot(path=str(output_dir / "campaign-zh.png"), full_page=True)  # type: ignore[attr-defined]
     pg.goto(live.url + "/devices")  # type: ignore[attr-defined]   # the choice is remembered
     assert pg.inner_text("nav a[data-i18n=nav_devices]") == "设备"  # type: ignore[attr-defined]

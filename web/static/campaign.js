@@ -9,41 +9,52 @@ function hms(s) {
   return `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}`;
 }
 
+// the campaign's progress in its own unit: hours (continuous, 7.3.3.3 e) or complete production
+// cycles (batch); the elapsed time stops with the campaign
 function renderCampaign(c) {
   lastCampaign = c;
-  $("elapsed").textContent = hms(c.elapsed_s);
-  $("elapsed").dataset.seconds = c.elapsed_s;
+  const stopped = c.end_ns ?? c.campaign_end ?? null;
+  const upTo = stopped && c.start_ns ? Math.min(c.elapsed_s, (stopped - c.start_ns) / 1e9) : c.elapsed_s;
+  $("elapsed").textContent = hms(upTo) + (stopped ? ` (${t("elapsed_stopped")})` : "");
+  $("elapsed").dataset.seconds = upTo;
   if (c.mode !== "batch") {
-    $("required").textContent = c.required_hours;
+    $("required").textContent = `${t("of")} ${c.required_hours} ${t("h_unit")} ${t("required_suffix")}`;
     $("progress").style.width = Math.min(100, 100 * c.elapsed_s / 3600 / c.required_hours) + "%";
   }
   $("devices").textContent = `${c.devices_online} / ${c.devices_total}`;
   $("samples").textContent = c.samples.toLocaleString("en-US");
+  loadNote(c);
+}
+
+function verdictWord(v) {
+  return { ok: t("closes"), exceeded: t("exceeds"), incomplete: t("incomplete"), "no-data": t("waiting"),
+    "supply-only": t("supply_verdict") }[v] || v;
 }
 
 function renderBalance(b) {
   $("limit").textContent = b.limit_pct;
   const v = $("verdict");
-  v.textContent = { ok: t("closes"), exceeded: t("exceeds"), incomplete: t("incomplete"), "no-data": t("waiting") }[b.verdict] || b.verdict;
+  v.textContent = verdictWord(b.verdict);
   v.className = "big " + (b.verdict === "ok" ? "ok" : b.verdict === "exceeded" ? "bad" : "unknown");
   v.dataset.verdict = b.verdict;
-  $("window").textContent = b.start ? `${b.start} → ${b.end} (${fmt(b.hours * 3600, 0)} s)` : t("no_window");
+  $("window").textContent = b.start ? `${isoShown(b.start)} → ${isoShown(b.end)} (${fmt(b.hours, 2)} ${t("h_unit")})` : t("no_window");
   $("window").dataset.startNs = b.start_ns ?? "";
   $("window").dataset.endNs = b.end_ns ?? "";
-  $("message").textContent = b.message;
+  $("message").textContent = say(b.message);
   const rows = (b.nodes || []).concat(b.overall ? [b.overall] : []);
   $("nodes").querySelector("tbody").replaceChildren(...rows.map((n) => {
     const tr = document.createElement("tr");
     tr.dataset.node = n.node;
     const cls = n.ok === null ? "unknown" : n.ok ? "ok" : "bad";
-    const label = n.node === "overall" ? t("overall") : nameOf(n);
-    tr.innerHTML = `<td></td><td>${fmt(n.total_in)}</td><td>${fmt(n.total_out)}</td>` +
-      `<td>${fmt(n.deviation)}</td><td class="closure ${cls}">${fmt(n.closure_pct, 2)}</td>` +
-      `<td class="${cls}">${n.ok === null ? "?" : n.ok ? t("within") : t("beyond")}</td>`;
-    tr.firstChild.textContent = label;
+    cell(tr, nodeName(n.node));
+    cell(tr, fmt(n.total_in)); cell(tr, fmt(n.total_out)); cell(tr, fmt(n.deviation));
+    cell(tr, fmt(n.closure_pct, 2), `closure ${cls}`);
+    cell(tr, n.ok === null ? "?" : n.ok ? t("within") : t("beyond"), cls);
     return tr;
   }));
 }
+
+function unitWord(u) { return u === "h" ? t("h_unit") : u === "cycles" ? t("cycles_unit") : u; }
 
 function renderValidity(v) {
   const el = $("validity");
@@ -51,34 +62,47 @@ function renderValidity(v) {
   el.className = "big " + (v.verdict === "valid" ? "ok" : v.verdict === "invalid" ? "bad" : "unknown");
   el.dataset.verdict = v.verdict;
   const p = v.progress || {};
-  const when = p.earliest_valid_ns ? new Date(p.earliest_valid_ns / 1e6).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "–";
-  if (p.unit && p.unit !== "h") {    // batch: progress in production cycles
-    $("required").textContent = `${p.required} ${p.unit}`;
+  const when = p.earliest_valid_ns ? zonedMin(p.earliest_valid_ns / 1e6) : "–";
+  if (p.unit) {   // "3 of 3 cycles required" / "12.5 of 72 h required"
+    $("required").textContent = `${t("of")} ${p.required} ${unitWord(p.unit)} ${t("required_suffix")}`;
     $("progress").style.width = Math.min(100, 100 * p.done / p.required) + "%";
   }
-  $("vprogress").textContent = p.unit ? `${fmt(p.done, p.unit === "h" ? 1 : 0)} ${t("of")} ${p.required} ${p.unit}; ${t("duration_met")} ${when}` : v.message;
-  $("vmessage").textContent = v.message;
+  const done = fmt(p.done, p.unit === "h" ? 1 : 0);
+  // "2.5 of 72 h" while short of it; "25 cycles (3 required)" once past it, never "25 of 3"
+  const past = p.done >= p.required;
+  $("vprogress").textContent = !p.unit ? say(v.message) : LANG === "zh"
+    ? `已完成 ${done} ${unitWord(p.unit)}，共需 ${p.required} ${unitWord(p.unit)}；${t("duration_met")} ${when}`
+    : past ? `${done} ${unitWord(p.unit)} (${p.required} required); ${t("duration_met")} ${when}`
+      : `${done} ${t("of")} ${p.required} ${unitWord(p.unit)}; ${t("duration_met")} ${when}`;
+  $("vprogress").dataset.done = String(p.done);
+  $("vmessage").textContent = say(v.message);
   const order = new Map((v.fixes || []).map((f, i) => [f.check, i]));
   const rows = (v.checks || []).filter((c) => c.status !== "pass")
     .sort((a, b) => (order.get(a.id) ?? 1e3) - (order.get(b.id) ?? 1e3));
   $("checks").querySelector("tbody").replaceChildren(...rows.map((c) => {
     const tr = document.createElement("tr");
     tr.dataset.check = c.id;
-    [c.id, c.clause, c.status, c.reason, c.fix].forEach((x, i) =>
-      cell(tr, x || "", i === 2 ? (c.status === "fail" ? "bad" : "unknown") : ""));
+    cell(tr, checkName(c.id), "proper");
+    cell(tr, c.clause || "");
+    cell(tr, t(c.status === "n/a" ? "na" : c.status), c.status === "fail" ? "bad" : "unknown").dataset.status = c.status;
+    cell(tr, say(c.reason), "reason");
+    cell(tr, say(c.fix || ""), "fixcell");
     return tr;
   }));
   $("hints").replaceChildren(...(v.hints || []).map((h) => {
-    const li = document.createElement("li"); li.textContent = h; return li;
+    const li = document.createElement("li"); li.textContent = say(h); return li;
   }));
-  $("best").textContent = v.best_window ? `${t("best_window")}: ${v.best_window.reason}` : "";
+  $("best").textContent = v.best_window ? `${t("best_window")}: ${say(v.best_window.reason)}` : "";
 }
+
+function deviceState(x) { return t(x.state) || x.state; }
 
 function renderDevices(d) {
   $("devtable").querySelector("tbody").replaceChildren(...d.devices.map((x) => {
     const tr = document.createElement("tr");
     tr.dataset.device = x.name;
-    cell(tr, x.name); cell(tr, x.model); cell(tr, x.state, x.online ? "ok" : "bad");
+    cell(tr, x.name, "proper"); const m = cell(tr, x.model, "model proper"); m.title = x.model;
+    cell(tr, deviceState(x), x.online ? "ok" : "bad").dataset.state = x.state;
     cell(tr, fmt(x.latency_ms, 1));
     return tr;
   }));
@@ -88,12 +112,12 @@ function renderDevices(d) {
 async function drawLoad() {
   const c = lastCampaign;
   if (!c || !c.load || typeof Plotly === "undefined") {
-    $("loadnote").textContent = c && !c.load ? "requirements.load not declared" : "";
+    $("loadnote").textContent = "";
     return;
   }
   const hours = Math.max(10, Math.ceil(c.elapsed_s / 3600));
   const s = await getJSON(`api/v1/series?tag=${encodeURIComponent(c.load.tag)}&points=${Math.min(hours, 2000)}`);
-  const x = s.t_ms.map((ms) => new Date(ms));
+  const x = s.t_ms.map((ms) => zoned(ms));
   let y = s.mean;
   if (c.load.kind === "total") {     // a totalizer: the amount counted per bucket, per hour
     y = s.max.map((v, i) => (i === 0 || v === null || s.max[i - 1] === null || v < s.max[i - 1]) ? null
@@ -101,11 +125,19 @@ async function drawLoad() {
   }
   Plotly.react("loadchart", [
     { x, y, name: `${t("load")} (${c.load.tag}, ${t("hourly_mean")})`, mode: "lines", line: { shape: "hv" }, connectgaps: false },
-    { x: [x[0], x[x.length - 1]], y: [c.load.average, c.load.average], name: t("average"),
+    { x: [x[0], x[x.length - 1]], y: [c.load.average, c.load.average], name: `${t("average")} ${c.load.average} ${c.load.unit}`,
       mode: "lines", line: { dash: "dash", color: "#c0392b" } },
-  ], { margin: { t: 10, r: 10, b: 40, l: 60 }, height: 260, yaxis: { title: c.load.unit, rangemode: "tozero" },
-       legend: { orientation: "h" } }, { displaylogo: false, responsive: true });
-  $("loadnote").textContent = `${c.load.source}`;
+  ], { margin: { t: 10, r: 10, b: 60, l: 60 }, height: 320, xaxis: timeAxis(),
+       yaxis: valueAxis(t("load_axis"), c.load.unit, { rangemode: "tozero" }),
+       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" } }, PLOT_CFG);
+}
+
+// the declared average's source is the campaign file's own words (English in the demo): shown as
+// written in English, in Chinese named and kept in the tooltip
+function loadNote(c) {
+  if (!c || !c.load) { $("loadnote").textContent = ""; return; }
+  $("loadnote").textContent = LANG === "zh" ? `平均负荷来源：见实测配置 requirements.load.source` : c.load.source;
+  $("loadnote").title = c.load.source;
 }
 
 let last = null;
@@ -122,4 +154,4 @@ async function refresh() {
   if (Date.now() - lastLoadDraw > 30000) { lastLoadDraw = Date.now(); drawLoad().catch(() => {}); }
 }
 every(2000, refresh);
-document.addEventListener("langchange", () => { lastLoadDraw = 0; renderAll(); });
+document.addEventListener("langchange", () => { lastLoadDraw = 0; renderAll(); drawLoad().catch(() => {}); });

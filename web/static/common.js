@@ -20,14 +20,14 @@ const I18N = {
     since_last: "Since last forward [s]", no_sinks: "No InfluxDB sink configured: the raw data stay in the embedded store.",
     material: "Material", water: "Water", energy: "Energy", pollutant: "Pollutants",
     verdict: "Verdict", reconciliation: "Reconciliation", diagram: "Balance diagram",
-    diagram_note: "unit colour: closure within the limit green, beyond red, not judged grey",
+    diagram_note: "every flow with its amount and unit; unit border: closure within the limit green, beyond red, not judged grey",
     closure_over_time: "Closure over time", nodes_table: "Nodes", tag: "Tag", range: "Range",
     all: "all", explorer_note: "Zoom with the mouse: the server sends at most 1,000 buckets (min, mean, max) for any range; gaps stay gaps.",
     exports_title: "Report tables and diagrams (for the DB11/T 1040 report)",
     xlsx: "Campaign report, XLSX (one sheet per table, units in headers)",
     json: "Campaign report, JSON (validity, balances, reconciliation)",
     validity_json: "Validity report, JSON",
-    csv_note: "All of them at once: cpaudit export CONFIG --store STORE --out DIR",
+    csv_note: "All of them at once:",
     csv_title: "Each table as CSV (units in the header)",
     manual_title: "Enter a manual reading (stored as manual, never as measured)",
     value: "Value", token: "Access token", store: "Store",
@@ -40,7 +40,7 @@ const I18N = {
     global_test: "Global test", accepted: "consistent with the meters' accuracy",
     rejected: "not consistent with the meters' accuracy", suspects: "Most likely gross errors",
     leak_at: "an unmetered loss (leak) at", bias_on: "a biased meter on",
-    cannot_tell: "the data cannot tell it apart from", no_suspect: "no gross error found",
+    cannot_tell: "the data cannot tell it apart from", no_suspect: "No gross error found",
     detect_note: "Meters with low detectability could hide an error; see the export.",
     collected: "collected", emitted: "emitted", removal: "removal", fugitive: "fugitive",
     factor: "Factor", destination: "destination", indicators: "Indicators", losses: "Losses",
@@ -48,6 +48,21 @@ const I18N = {
     stored: "stored as manual", dof: "degrees of freedom",
     control_title: "Campaign control (needs the access token)", start_campaign: "Start the campaign now",
     stop_campaign: "Stop the campaign now", mark_cycle: "Mark a cycle boundary now",
+    times_in: "times in", time: "Time", closure_axis: "Closure", amount: "Amount",
+    per_cycle: "per completed production cycle", per_window: "per trailing window of",
+    cycle_end: "cycle ended", window_end: "window ended", limit_band: "limit band ±",
+    accepted_window: "the table's window", table_agrees: "the table's window (same balance as the table)",
+    fails_in: "beyond the limit in", of_points: "of", no_history: "no completed cycle yet: a closure taken mid-cycle is not judged",
+    no_history_cont: "not enough data yet for a trailing window",
+    supply_only: "Supply only: no node of this layer has a metered output, so no closure is judged (7.3.4); the figures below are what was supplied.",
+    supplied: "Supplied", effective: "Effective", efficiency: "Efficiency", carrier: "Carrier",
+    indicator: "Indicator", loss_what: "Loss or output", share_input: "share of input",
+    unaccounted: "unaccounted (inputs − outputs − accumulation)", stale_note: "figures as of the last contact, not live",
+    online: "online", offline: "offline", stale: "stale", unknown: "unknown",
+    pass: "pass", fail: "fail", warning: "warning", na: "not applicable",
+    mean: "mean", minmax: "min–max", cycles_unit: "cycles", h_unit: "h",
+    required_of: "required", load_axis: "Load", value_axis: "Value", per_hour: "per hour",
+    elapsed_stopped: "stopped", supply_verdict: "supply only", raw: "raw readings", rollup: "per-minute rollup", required_suffix: "required (7.3.3.3 e)", closure_formula: "(inputs − outputs) / inputs", cycles_done: "complete cycles",
   },
   zh: {
     audit_focus: "审核重点", nav_campaign: "实测", nav_balances: "平衡", nav_devices: "设备",
@@ -64,12 +79,12 @@ const I18N = {
     no_sinks: "未配置 InfluxDB：原始数据保存在本地数据库。",
     material: "物料平衡", water: "水平衡", energy: "能量平衡", pollutant: "特征污染因子平衡",
     verdict: "结论", reconciliation: "数据协调", diagram: "平衡图",
-    diagram_note: "单元颜色：偏差在限值内为绿色，超限为红色，未判定为灰色",
+    diagram_note: "每条物流标注数量与单位；单元边框：平衡偏差率在限值内为绿色，超限为红色，未判定为灰色",
     closure_over_time: "偏差率随时间变化", nodes_table: "各单元", tag: "测点", range: "时段",
     all: "全部", explorer_note: "可用鼠标缩放：服务器对任何时段最多返回 1000 个区间（最小、平均、最大）；缺测保持为空。",
     exports_title: "报告用表格与图（DB11/T 1040 审核报告）",
     xlsx: "实测报告 XLSX（每表一页，表头含单位）", json: "实测报告 JSON（有效性、平衡、数据协调）",
-    validity_json: "实测有效性报告 JSON", csv_note: "一次导出全部：cpaudit export CONFIG --store STORE --out DIR",
+    validity_json: "实测有效性报告 JSON", csv_note: "一次导出全部：",
     csv_title: "各表 CSV（表头含单位）",
     manual_title: "录入人工读数（标记为人工录入，不作为实测）", value: "数值", token: "访问令牌",
     store: "保存", live: "实时", lost: "连接中断，正在重试…", connecting: "连接中…",
@@ -88,14 +103,72 @@ const I18N = {
     stored: "已作为人工读数保存", dof: "自由度",
     control_title: "实测控制（需访问令牌）", start_campaign: "现在开始实测", stop_campaign: "现在结束实测",
     mark_cycle: "标记生产周期起点",
+    times_in: "时间按", time: "时间", closure_axis: "平衡偏差率", amount: "数量",
+    per_cycle: "按已完成的生产周期", per_window: "按滑动窗口",
+    cycle_end: "周期结束于", window_end: "窗口结束于", limit_band: "限值带 ±",
+    accepted_window: "下表的时段", table_agrees: "下表的时段（与下表同一平衡）",
+    fails_in: "超限次数", of_points: "/", no_history: "尚无已完成的生产周期：周期中途的平衡偏差不作判定",
+    no_history_cont: "数据尚不足一个滑动窗口",
+    supply_only: "仅供入：该层无单元有计量的输出，故不判定平衡偏差（7.3.4）；下列为供入量。",
+    supplied: "供入", effective: "有效", efficiency: "效率", carrier: "能源品种",
+    indicator: "指标", loss_what: "流失或产出", share_input: "占输入比例",
+    unaccounted: "未计量（输入 − 输出 − 累积）", stale_note: "数据停留在最后一次连接时，非实时",
+    online: "在线", offline: "离线", stale: "数据陈旧", unknown: "未知",
+    pass: "通过", fail: "不通过", warning: "警告", na: "不适用",
+    mean: "平均值", minmax: "最小–最大", cycles_unit: "个周期", h_unit: "小时",
+    required_of: "需", load_axis: "负荷", value_axis: "数值", per_hour: "每小时",
+    elapsed_stopped: "已结束", supply_verdict: "仅供入", raw: "原始读数", rollup: "分钟汇总", required_suffix: "（7.3.3.3 e）", closure_formula: "平衡偏差率 =（输入 − 输出）/ 输入", cycles_done: "个完整周期",
   },
 };
 let LANG = localStorage.getItem("cpaudit.lang") === "zh" ? "zh" : "en";
 const $ = (id) => document.getElementById(id);
 const t = (key) => (I18N[LANG] && I18N[LANG][key]) || I18N.en[key] || key;
+const NAMES = JSON.parse(($("names") || {}).textContent || "{}");
+// a node's or a stream's name in the page's language (the campaign file's name / name_zh)
+const nodeName = (id) => id === "overall" ? t("overall") :
+  ((NAMES.nodes || {})[id] ? NAMES.nodes[id][LANG] || NAMES.nodes[id].en : id);
+const streamName = (id) => (NAMES.streams || {})[id] ? NAMES.streams[id][LANG] || NAMES.streams[id].en : id;
 const nameOf = (o) => (LANG === "zh" && o.name_zh) ? o.name_zh : (o.name || o.node || o.id);
+// a sentence from the server in the page's language (web/static/messages.js)
+const say = (s) => (LANG === "zh" && typeof zhMessage === "function") ? zhMessage(s) :
+  (typeof enMessage === "function" ? enMessage(s) : (s || ""));
 const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x)) ? "–" :
   Number(x).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+
+// -- one time zone on every page: the campaign's (body data-tz), named in the header and on axes
+const TZ = document.body.dataset.tz || "UTC";
+const DTF = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+function zparts(ms) {
+  return Object.fromEntries(DTF.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+}
+function tzOffsetMin(ms) {
+  const p = zparts(ms);
+  return Math.round((Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) -
+    Math.floor(ms / 1000) * 1000) / 60000);
+}
+// "2026-12-01 21:56:00": the wall-clock time in the campaign's zone; charts get these strings,
+// so plotly draws the campaign's hours whatever the browser's zone
+function zoned(ms) {
+  const p = zparts(ms);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+}
+const zonedMin = (ms) => zoned(ms).slice(0, 16);
+// back from a wall-clock string of the campaign's zone (a chart's range) to epoch ms
+function fromZoned(s) {
+  const naive = Date.parse(String(s).replace(" ", "T").slice(0, 23) + "Z");
+  return naive - tzOffsetMin(naive - tzOffsetMin(naive) * 60000) * 60000;
+}
+const isoShown = (iso) => iso ? zonedMin(Date.parse(iso)) : "–";   // a server ISO time, shown
+function tzLabel() {
+  const off = tzOffsetMin(Date.now()), a = Math.abs(off);
+  return `${TZ}, UTC${off < 0 ? "−" : "+"}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+}
+// axes: every one carries its quantity and unit (plotly.js 3 wants title: {text})
+const timeAxis = (extra = {}) => ({ title: { text: `${t("time")} (${tzLabel()})` }, type: "date",
+  tickformat: "%m-%d %H:%M", hoverformat: "%Y-%m-%d %H:%M:%S", ...extra });
+const valueAxis = (quantity, unit, extra = {}) => ({ title: { text: `${quantity} [${unit}]` }, ...extra });
+const PLOT_CFG = { displaylogo: false, responsive: true };
 
 function applyLang() {
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
@@ -104,6 +177,7 @@ function applyLang() {
   if (focus) focus.textContent = focus.dataset[LANG] || focus.dataset.en;
   $("lang").textContent = LANG === "zh" ? "English" : "中文";
   $("lang").dataset.lang = LANG;
+  $("tzname").textContent = tzLabel();
   const link = $("link");
   link.textContent = t(link.dataset.state);
   document.dispatchEvent(new Event("langchange"));
@@ -114,30 +188,57 @@ $("lang").addEventListener("click", () => {
   applyLang();
 });
 
-async function getJSON(path) {
-  const r = await fetch(path, { cache: "no-store" });
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
-  return r.json();
+async function getJSON(path, timeoutMs = 20000) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeoutMs);
+  try {
+    const r = await fetch(path, { cache: "no-store", signal: ctl.signal });
+    if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+    return await r.json();
+  } finally { clearTimeout(timer); }
 }
 
+// -- live or stale: a lost connection greys every figure out (body.stale) until the server answers
 function setLink(state) {
   const link = $("link");
   link.dataset.state = state;
   link.textContent = t(state);
+  const stale = state === "lost";
+  const was = document.body.classList.contains("stale");
+  document.body.classList.toggle("stale", stale);
+  document.body.dataset.stale = stale ? "1" : "0";
+  document.body.title = stale ? t("stale_note") : "";
+  if (was && !stale) document.dispatchEvent(new Event("reconnect"));
 }
 
-// Run ``fn`` now and every ``ms``; the link shows live or lost, and a failure never stops the loop.
+// the heartbeat: a small document every 2 s, so a page that refreshes its figures rarely still
+// shows within seconds that they are no longer live
+const HEARTBEAT_MS = 2000;
+async function heartbeat() {
+  try { await getJSON("api/v1/campaign", 3000); setLink("live"); } catch (e) { setLink("lost"); }
+  setTimeout(heartbeat, HEARTBEAT_MS);
+}
+
+// Run ``fn`` now and every ``ms``; a failure marks the page stale and never stops the loop, and the
+// loop runs again at once when the connection comes back.
 function every(ms, fn) {
+  let timer = null, running = false;
   async function tick() {
+    if (running) return;
+    running = true;
+    clearTimeout(timer);
     try {
       await fn();
       setLink("live");
       document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
     } catch (e) {
       setLink("lost");
+    } finally {
+      running = false;
+      timer = setTimeout(tick, ms);
     }
-    setTimeout(tick, ms);
   }
+  document.addEventListener("reconnect", tick);
   tick();
 }
 
@@ -149,4 +250,26 @@ function cell(tr, text, cls) {
   return td;
 }
 
+// a table made by script goes in a box that scrolls sideways by itself, never the page
+function scrollBox(table) {
+  const box = document.createElement("div");
+  box.className = "scroll";
+  box.appendChild(table);
+  return box;
+}
+
+// a check's id ("coverage:hot_wort.total") in words; the tag or device after the colon is a name
+const CHECKS = { en: { streams: "streams measured", coverage: "coverage", synchrony: "synchrony", skew: "clock skew",
+    polling: "polling", calibration: "calibration", conditions: "process conditions", units: "units",
+    manual: "manual entries", duration: "duration", load: "production load" },
+  zh: { streams: "计量覆盖", coverage: "数据完整率", synchrony: "同步性", skew: "时钟偏差", polling: "采集",
+    calibration: "检定", conditions: "工况参数", units: "计量单位", manual: "人工录入", duration: "实测时长",
+    load: "生产负荷" } };
+function checkName(id) {
+  const [k, rest] = id.split(/:(.*)/s);
+  const w = (CHECKS[LANG] || {})[k] || CHECKS.en[k] || k;
+  return rest ? `${w}: ${rest}` : w;
+}
+
 applyLang();
+heartbeat();

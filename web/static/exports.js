@@ -32,7 +32,7 @@ $("manual").addEventListener("submit", async (e) => {
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
     body: JSON.stringify({ tag: $("mtag").value, value: Number($("mvalue").value) }) });
   const body = await r.json();
-  $("mresult").textContent = r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : body.error;
+  $("mresult").textContent = r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : say(body.error);
   $("mresult").className = "small " + (r.ok ? "ok" : "bad");
 });
 document.querySelectorAll("button.ctl").forEach((b) => b.addEventListener("click", async () => {
@@ -40,7 +40,7 @@ document.querySelectorAll("button.ctl").forEach((b) => b.addEventListener("click
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
     body: "{}" });
   const body = await r.json();
-  $("ctlresult").textContent = r.ok ? `${t(b.dataset.i18n)}: ✓ ${JSON.stringify(body)}` : body.error;
+  $("ctlresult").textContent = r.ok ? `${t(b.dataset.i18n)}: ✓ ${body.end ? isoShown(body.end) : body.start ? isoShown(body.start) : ""}` : say(body.error);
   $("ctlresult").className = "small " + (r.ok ? "ok" : "bad");
 }));
 async function loadTables() {
@@ -51,6 +51,7 @@ async function loadTables() {
     a.href = `api/v1/export.csv?table=${encodeURIComponent(name)}`;
     a.textContent = `${name}.csv`;
     a.dataset.table = name;
+    a.className = "proper";          // a file's name, the same in either language
     li.appendChild(a);
     return li;
   }));
