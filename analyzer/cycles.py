@@ -75,7 +75,10 @@ def marks(store: Any) -> list[int]:
 
 def campaign_end(store: Any) -> int | None:
     raw = store.get_meta(CAMPAIGN_END)
-    return int(raw) if raw else None
+    try:
+        return int(raw) if raw else None
+    except ValueError:          # a record edited by hand: no end rather than a failure
+        return None
 
 
 def effective_config(cfg: Config, store: Any) -> Config:

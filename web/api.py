@@ -251,6 +251,10 @@ def _campaign_doc() -> dict[str, Any]:
     start = int(start_meta) if start_meta else None
     devs = devices_state()
     now = time.time_ns()
+    from analyzer.cycles import campaign_end
+    stop = campaign_end(st)
+    last = stats["last_ts"] or now
+    upto = min(last, stop) if stop else last     # a stopped campaign stops ageing
     return {
         "name": cfg.campaign.name, "site": cfg.campaign.site,
         "audit_focus": cfg.campaign.audit_focus, "audit_focus_zh": cfg.campaign.audit_focus_zh,
@@ -258,8 +262,9 @@ def _campaign_doc() -> dict[str, Any]:
         "required_hours": cfg.requirements.min_hours,
         "start_ns": start, "start": _iso(start, cfg.campaign.timezone),
         "last_ts": stats["last_ts"], "last": _iso(stats["last_ts"], cfg.campaign.timezone),
-        # to the newest reading: a finished campaign does not keep ageing
-        "elapsed_s": ((stats["last_ts"] or now) - start) / 1e9 if start else 0.0,
+        # to the newest reading, or to the stop: a finished campaign does not keep ageing
+        "elapsed_s": (upto - start) / 1e9 if start else 0.0,
+        "end_ns": stop, "end": _iso(stop, cfg.campaign.timezone) if stop else None,
         "samples": stats["samples"],
         "devices_online": sum(1 for d in devs if d["online"]), "devices_total": len(devs),
         "load": {**cfg.requirements.load.model_dump(),

@@ -71,6 +71,18 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None,
     return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
 
 
+def _diagram() -> dict[str, Any]:
+    """The live report's balance diagram: layer and lang only (404 for a layer the campaign
+    does not balance)."""
+    op = _get("the live report's balance diagram (no window: /sankey.svg takes one)", [
+        _q("layer", "the balance layer", {"type": "string", "enum": LAYERS}),
+        _q("lang", "label language", {"type": "string", "enum": ["en", "zh"]})],
+        "image/svg+xml")
+    op["get"]["responses"]["404"] = {"description": "no diagram of that layer in the report",
+                                     "content": _ERROR["content"]}
+    return op
+
+
 def _post(summary: str, body: dict[str, Any], ok: str = "200",
           more: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"post": {"summary": summary, "security": [{"token": []}],
@@ -151,6 +163,15 @@ def spec(cfg: Any = None) -> dict[str, Any]:
                    {"type": "integer", "minimum": 0, "maximum": 1440}),
                 _q("trailing_h", "hours of the trailing window",
                    {"type": "integer", "minimum": 1, "maximum": 168})]),
+            "/api/v1/closure-series": _get("closure per node and overall per completed cycle "
+                                           "(batch) or trailing window (continuous), each point "
+                                           "a whole balance of the analyzer", [
+                _q("layer", "the balance layer", {"type": "string", "enum": LAYERS}),
+                _q("trailing_h", "hours of a trailing window (continuous campaigns)",
+                   {"type": "integer", "minimum": 1, "maximum": 168}),
+                _q("points", "at most this many points",
+                   {"type": "integer", "minimum": 1, "maximum": 200})]),
+            "/api/v1/diagram.svg": _diagram(),
             "/api/v1/manual": {
                 **_get("every reading entered by hand, with its note and retraction"),
                 **_post("store a reading entered by hand (reason manual, never measured); "

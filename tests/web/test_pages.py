@@ -31,8 +31,11 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
+    # bypass_csp: Playwright's wait_for_function evaluates a string in the page, which the
+    # server's CSP forbids; tests/web/test_csp.py checks every page under the real CSP
     ctx = browser.new_context(viewport={"width": 1300, "height": 1000},  # type: ignore[attr-defined]
-                              accept_downloads=True, timezone_id="Asia/Shanghai")
+                              accept_downloads=True, timezone_id="Asia/Shanghai",
+                              bypass_csp=True)
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
