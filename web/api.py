@@ -231,11 +231,22 @@ def devices_state() -> list[dict[str, Any]]:
 
 def sinks_state() -> list[dict[str, Any]]:
     cfg = get_config()
-    keys = ("backlog", "errors", "forwarded", "since_last_forward_s")
+    keys = ("backlog", "errors", "forwarded", "since_last_forward_s", "undeliverable")
     last = get_store().last([f"{HEALTH}sink.{s.name}.{k}" for s in cfg.sinks for k in keys])
     v = dict(zip(last["tag"].tolist(), last["value"].tolist()))
     return [{"name": s.name, "kind": s.kind,
              **{k: v.get(f"{HEALTH}sink.{s.name}.{k}") for k in keys}} for s in cfg.sinks]
+
+
+def store_state() -> dict[str, Any]:
+    """The collector's own store, from its health samples: writing or refusing (a full disk),
+    readings waiting in memory, failed writes, readings not kept beyond the memory bound."""
+    p = f"{HEALTH}collector."
+    keys = {"ok": "store_ok", "pending_rows": "store_pending_rows",
+            "write_errors": "store_write_errors", "lost_rows": "lost_rows"}
+    last = get_store().last([p + k for k in keys.values()])
+    v = dict(zip(last["tag"].tolist(), last["value"].tolist()))
+    return {k: v.get(p + tag) for k, tag in keys.items()}
 
 
 @bp.get("/campaign")
@@ -277,7 +288,8 @@ def _campaign_doc() -> dict[str, Any]:
 @bp.get("/devices")
 def devices():  # type: ignore[no-untyped-def]
     return _cached_json("devices", (), lambda: {"devices": devices_state(),
-                                                "sinks": sinks_state()}, per_second=True)
+                                                "sinks": sinks_state(),
+                                                "store": store_state()}, per_second=True)
 
 
 @bp.get("/balance")

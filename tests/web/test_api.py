@@ -92,6 +92,14 @@ def test_devices(live: LiveCampaign) -> None:
     d = requests.get(live.url + "/api/v1/devices", timeout=5).json()["devices"]
     assert {x["name"] for x in d} == {dev.name for dev in live.cfg.devices}
     assert all(x["state"] == "online" and x["latency_ms"] is not None for x in d)
+    # the collector's own store, from its health samples: writing, nothing waiting
+    deadline = time.monotonic() + 5
+    while True:
+        store = requests.get(live.url + "/api/v1/devices", timeout=5).json()["store"]
+        if store["ok"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert store["ok"] == 1.0 and store["pending_rows"] is not None and store["write_errors"] == 0
 
 
 def test_window_parameters_and_errors(live: LiveCampaign) -> None:

@@ -18,8 +18,17 @@ function renderDevices(d) {
     tr.dataset.sink = s.name;
     cell(tr, `${s.name} (${s.kind})`, "proper"); cell(tr, fmt(s.backlog, 0), s.backlog > 0 ? "bad" : "ok");
     cell(tr, fmt(s.forwarded, 0)); cell(tr, fmt(s.errors, 0)); cell(tr, fmt(s.since_last_forward_s, 1));
+    cell(tr, s.undeliverable === null ? "–" : fmt(s.undeliverable, 0), s.undeliverable > 0 ? "bad" : "");
     return tr;
   }));
   $("nosinks").textContent = d.sinks.length ? "" : t("no_sinks");
+  // the collector's own store: a full disk shows here, not only in the log
+  const st = d.store || {};
+  const el = $("store");
+  el.className = st.ok === 0 ? "bad" : "ok";
+  el.textContent = st.ok === null || st.ok === undefined ? "–" :
+    `${st.ok === 0 ? t("store_failing") : t("store_ok")} · ${t("store_pending")} ${fmt(st.pending_rows || 0, 0)}` +
+    ` · ${t("store_errors")} ${fmt(st.write_errors || 0, 0)}` +
+    (st.lost_rows ? ` · ${t("store_lost")} ${fmt(st.lost_rows, 0)}` : "");
 }
 every(1000, async () => renderDevices(await getJSON("api/v1/devices")));
