@@ -34,7 +34,8 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from analyzer.reconcile import (ENV, TOL, ReconcileError, ReconResult, StreamData, Suspect,
-                                _name_weak_points, _plausibility)
+                                _name_weak_points, _plausibility, active_set, bounds_of,
+                                stream_rows)
 
 DENSE_Z = 3000        # reduced constraints up to this many: Z formed by dense Cholesky (LAPACK)
 BLOCK = 512           # columns of Z solved at a time above it
@@ -442,31 +443,9 @@ def _solve(graph: _Graph, streams: list[StreamData], mx: list[int], ux: list[int
 def _estimate(graph: _Graph, streams: list[StreamData], mx: list[int], ux: list[int],
               leaks: list[int], nonnegative: bool, known: _Pass) -> _Estimate:
     """reconcile._estimate (the same active set) on the graph."""
-    fixed: set[int] = set()
-    est = _solve(graph, streams, mx, ux, leaks, fixed, known)
-    if not nonnegative:
-        return est
-    scale = max([abs(streams[j].value or 0.0) for j in mx] + [1.0])
-    unbounded: dict[int, float] = {}
-    for _ in range(2 * len(streams) + 2):
-        neg = {j: v / (streams[j].sigma or scale) for j, v in est.values.items()
-               if v is not None and j not in fixed and v < -1e-9 * scale}
-        if neg:
-            j = min(neg, key=lambda q: neg[q])
-            unbounded.setdefault(j, float(est.values[j]))  # type: ignore[arg-type]
-            fixed.add(j)
-            est = _solve(graph, streams, mx, ux, leaks, fixed)
-            continue
-        for j in sorted(fixed):
-            trial = _solve(graph, streams, mx, ux, leaks, fixed - {j})
-            if (trial.values.get(j) or 0.0) > 1e-9 * scale:
-                fixed.discard(j)
-                est = trial
-                break
-        else:
-            break
-    est.unbounded = {j: v for j, v in unbounded.items() if j in fixed}
-    return est
+    return active_set(  # type: ignore[no-any-return]
+        lambda fixed, k=None: _solve(graph, streams, mx, ux, leaks, fixed, k),
+        streams, mx, nonnegative, known)
 
 
 def reconcile_sparse(streams: list[StreamData], nodes: list[str], alpha: float,
@@ -550,31 +529,7 @@ def _report(graph: _Graph, streams: list[StreamData], nodes: list[str],
     nr = max(1, int(redundant_mask.sum()))
     beta = 1 - (1 - alpha) ** (1 / nr)
     zcrit = float(stats.norm.ppf(1 - beta / 2))
-    rows: list[dict[str, Any]] = []
-    pos = {j: i for i, j in enumerate(mx)}
-    active = set(est.active)
-    for j, s in enumerate(streams):
-        v = est.values.get(j)
-        flags = {"bound_active": j in active,
-                 "compensated": "bias" if j in excluded else None}
-        if j in pos:
-            i = pos[j]
-            red = bool(redundant_mask[i])
-            mt = float(abs(adj[i]) / np.sqrt(wdiag[i])) if red else None
-            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": s.value,
-                         "sigma": s.sigma, "reconciled": v,
-                         "adjustment": None if v is None else float(v - ps.x[i]),
-                         "mt": mt, "mt_critical": zcrit if red else None,
-                         "mt_rejected": bool(mt is not None and mt > zcrit),
-                         "redundant": red,
-                         "detectability": float(np.sqrt(max(wdiag[i], 0.0)) / s.sigma),
-                         **flags})
-        else:
-            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": None,
-                         "sigma": None, "reconciled": v,
-                         "adjustment": None, "mt": None, "mt_critical": None,
-                         "mt_rejected": False, "redundant": False, "detectability": None,
-                         **flags})
+    rows = stream_rows(streams, mx, est, excluded, redundant_mask, adj, ps.x, wdiag, zcrit)
     # nodal test on the balances whose streams are all measured
     m = graph.m
     touched_by_unmeasured = np.zeros(m + 1, bool)
@@ -598,14 +553,7 @@ def _report(graph: _Graph, streams: list[StreamData], nodes: list[str],
                       "rejected": bool(z is not None and z > ncrit)})
     nonredundant = [streams[mx[i]].id for i in range(len(mx)) if not redundant_mask[i]]
     eq_sets = [[sp_.where] + sp_.equivalent for sp_ in suspects if sp_.equivalent]
-    k = len(est.active)
-    bdof = est.dof + k
-    bounds = {"rule": "none", "active": [streams[j].id for j in est.active],
-              "unbounded": {streams[j].id: v for j, v in est.unbounded.items()},
-              "objective": est.objective, "dof": bdof,
-              "p_value_at_most": float(stats.chi2.sf(est.objective, bdof)) if bdof else 1.0,
-              "compensated_leaks": {nodes[n]: v for n, v in est.leaks.items()},
-              "compensated_biases": [streams[j].id for j in excluded]}
+    bounds = bounds_of(streams, nodes, est, excluded)
     return ReconResult(rows, gt, suspects, eq_sets, unobservable, nonredundant, nodal, alpha,
                        steps, bounds)
 

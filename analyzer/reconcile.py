@@ -360,8 +360,16 @@ def _estimate(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[
     active set — the most negative estimate (in units of its σ, or of the largest measurement
     for an unmeasured stream) is held at 0 and the problem solved again; a held stream is
     released when, freed, its estimate is ≥ 0 — until no estimate is negative."""
+    return active_set(lambda fixed, k=None: _solve(a, streams, mx, ux, leaks, fixed, k),
+                      streams, mx, nonnegative, known)
+
+
+def active_set(solve: Any, streams: list[StreamData], mx: list[int], nonnegative: bool,
+               known: Any = None) -> Any:
+    """The active set of :func:`_estimate` over any solver (``solve(fixed, known)`` → an
+    estimate with ``values``; the sparse path's too)."""
     fixed: set[int] = set()
-    est = _solve(a, streams, mx, ux, leaks, fixed, known)
+    est = solve(fixed, known)
     if not nonnegative:
         return est
     scale = max([abs(streams[j].value or 0.0) for j in mx] + [1.0])
@@ -371,12 +379,12 @@ def _estimate(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[
                if v is not None and j not in fixed and v < -1e-9 * scale}
         if neg:
             j = min(neg, key=lambda k: neg[k])
-            unbounded.setdefault(j, float(est.values[j]))  # type: ignore[arg-type]
+            unbounded.setdefault(j, float(est.values[j]))
             fixed.add(j)
-            est = _solve(a, streams, mx, ux, leaks, fixed)
+            est = solve(fixed)
             continue
         for j in sorted(fixed):
-            trial = _solve(a, streams, mx, ux, leaks, fixed - {j})
+            trial = solve(fixed - {j})
             if (trial.values.get(j) or 0.0) > 1e-9 * scale:
                 fixed.discard(j)
                 est = trial
@@ -385,6 +393,52 @@ def _estimate(a: np.ndarray, streams: list[StreamData], mx: list[int], ux: list[
             break
     est.unbounded = {j: v for j, v in unbounded.items() if j in fixed}
     return est
+
+
+def stream_rows(streams: list[StreamData], mx: list[int], est: Any, excluded: list[int],
+                redundant: np.ndarray, adj: np.ndarray, x: np.ndarray, wdiag: np.ndarray,
+                zcrit: float) -> list[dict[str, Any]]:
+    """The report's row per stream (measured and reconciled, adjustment, measurement test,
+    redundancy, detectability, bound and compensation flags); both paths'."""
+    rows: list[dict[str, Any]] = []
+    pos = {j: i for i, j in enumerate(mx)}
+    active = set(est.active)
+    for j, s in enumerate(streams):
+        v = est.values.get(j)
+        flags = {"bound_active": j in active,
+                 "compensated": "bias" if j in excluded else None}
+        if j in pos:
+            i = pos[j]
+            red = bool(redundant[i])
+            mt = float(abs(adj[i]) / np.sqrt(wdiag[i])) if red else None
+            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": s.value,
+                         "sigma": s.sigma, "reconciled": v,
+                         "adjustment": None if v is None else float(v - x[i]),
+                         "mt": mt, "mt_critical": zcrit if red else None,
+                         "mt_rejected": bool(mt is not None and mt > zcrit),
+                         "redundant": red,
+                         "detectability": float(np.sqrt(max(wdiag[i], 0.0)) / s.sigma),
+                         **flags})
+        else:
+            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": None,
+                         "sigma": None, "reconciled": v,
+                         "adjustment": None, "mt": None, "mt_critical": None,
+                         "mt_rejected": False, "redundant": False, "detectability": None,
+                         **flags})
+    return rows
+
+
+def bounds_of(streams: list[StreamData], nodes: list[str], est: Any,
+              excluded: list[int]) -> dict[str, Any]:
+    """The report's ``bounds``: the streams held at 0, the objective and its p-value bound,
+    the compensated leaks and biases; both paths'."""
+    bdof = est.dof + len(est.active)
+    return {"rule": "none", "active": [streams[j].id for j in est.active],
+            "unbounded": {streams[j].id: v for j, v in est.unbounded.items()},
+            "objective": est.objective, "dof": bdof,
+            "p_value_at_most": float(stats.chi2.sf(est.objective, bdof)) if bdof else 1.0,
+            "compensated_leaks": {nodes[n]: v for n, v in est.leaks.items()},
+            "compensated_biases": [streams[j].id for j in excluded]}
 
 
 def _hypotheses(core: _Core, mx: list[int], streams: list[StreamData], nodes: list[str],
@@ -439,31 +493,9 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
     nr = max(1, len(redundant))
     beta = 1 - (1 - alpha) ** (1 / nr)
     zcrit = float(stats.norm.ppf(1 - beta / 2))
-    rows: list[dict[str, Any]] = []
-    pos = {j: i for i, j in enumerate(mx)}
-    active = set(est.active)
-    for j, s in enumerate(streams):
-        v = est.values.get(j)
-        flags = {"bound_active": j in active,
-                 "compensated": "bias" if j in excluded else None}
-        if j in pos:
-            i = pos[j]
-            red = i in redundant
-            mt = float(abs(core.adj[i]) / np.sqrt(wdiag[i])) if red else None
-            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": s.value,
-                         "sigma": s.sigma, "reconciled": v,
-                         "adjustment": None if v is None else float(v - core.x[i]),
-                         "mt": mt, "mt_critical": zcrit if red else None,
-                         "mt_rejected": bool(mt is not None and mt > zcrit),
-                         "redundant": red,
-                         "detectability": float(np.sqrt(max(wdiag[i], 0.0)) / s.sigma),
-                         **flags})
-        else:
-            rows.append({"id": s.id, "from": s.src, "to": s.dst, "measured": None,
-                         "sigma": None, "reconciled": v,
-                         "adjustment": None, "mt": None, "mt_critical": None,
-                         "mt_rejected": False, "redundant": False, "detectability": None,
-                         **flags})
+    red_mask = np.zeros(len(mx), bool)
+    red_mask[redundant] = True
+    rows = stream_rows(streams, mx, est, excluded, red_mask, core.adj, core.x, wdiag, zcrit)
     # nodal test on the balances whose streams are all measured
     nodal = []
     m_full = [k for k in range(len(nodes)) if not np.abs(a_u[k]).max(initial=0) > 0]
@@ -477,14 +509,7 @@ def _report(streams: list[StreamData], nodes: list[str], a: np.ndarray, core: _C
                       "rejected": bool(z is not None and z > ncrit)})
     nonredundant = [streams[mx[i]].id for i in range(len(mx)) if i not in redundant]
     eq_sets = [[s.where] + s.equivalent for s in suspects if s.equivalent]
-    k = len(est.active)
-    bdof = est.dof + k
-    bounds = {"rule": "none", "active": [streams[j].id for j in est.active],
-              "unbounded": {streams[j].id: v for j, v in est.unbounded.items()},
-              "objective": est.objective, "dof": bdof,
-              "p_value_at_most": float(stats.chi2.sf(est.objective, bdof)) if bdof else 1.0,
-              "compensated_leaks": {nodes[n]: v for n, v in est.leaks.items()},
-              "compensated_biases": [streams[j].id for j in excluded]}
+    bounds = bounds_of(streams, nodes, est, excluded)
     return ReconResult(rows, gt, suspects, eq_sets, unobservable, nonredundant, nodal, alpha,
                        steps, bounds)
 
