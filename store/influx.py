@@ -340,10 +340,27 @@ class InfluxV1Store:
     def manual(self) -> pd.DataFrame:
         """Every reading entered by hand (reason manual), retracted ones included (bad quality:
         the edge re-sends a retracted reading), as SQLiteStore.manual gives them."""
+        # InfluxDB indexes no field: find the minutes holding one in the forwarded rollup
+        # (60 times smaller than the samples), then read those minutes alone
+        from store.sqlite import ROLLUP_BUCKET_NS
         w = self._where(None, None, None)
-        q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
-             f'{w + " AND" if w else " WHERE"} "reason" = {int(Reason.MANUAL)} GROUP BY "tag"')
-        f = self._frame(self.query(q))
+        q = (f'SELECT "manual" FROM "{self.measurement}_rollup"'
+             f'{w + " AND" if w else " WHERE"} "manual" > 0 GROUP BY "tag"')
+        minutes = [(srs.get("tags", {}).get("tag", ""), int(row[0]))
+                   for srs in self.query(q) for row in srs.get("values") or []]
+        if not minutes and self.first_minute() is None:
+            # samples written here directly, with no rollup beside them: scan the samples
+            q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
+                 f'{w + " AND" if w else " WHERE"} "reason" = {int(Reason.MANUAL)} GROUP BY "tag"')
+            f = self._frame(self.query(q))
+            return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
+        parts = []
+        for tag, bucket in minutes:
+            f = self.read([tag], bucket, bucket + ROLLUP_BUCKET_NS)
+            parts.append(f[f["reason"] == Reason.MANUAL])
+        if not parts:
+            return self._frame([])
+        f = pd.concat(parts, ignore_index=True)
         return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
 
     def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:

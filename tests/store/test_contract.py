@@ -235,6 +235,11 @@ def test_transitions_records_and_time_span(reader: tuple[object, SQLiteStore]) -
     assert st.get_meta("campaign_config") == "x" * 40_000 + "é"  # type: ignore[attr-defined]
     assert st.get_meta("no such key") is None  # type: ignore[attr-defined]
     assert st.first_minute() == t0  # type: ignore[attr-defined]
+    # the hand readings, found centrally through the forwarded rollup's minutes
+    m = st.manual()  # type: ignore[attr-defined]
+    assert m[["tag", "ts", "value"]].values.tolist() == [["flow", t0 + 132 * 10**9, 9.0]]
+    assert m[["tag", "ts", "value", "quality"]].equals(
+        edge.manual()[["tag", "ts", "value", "quality"]])
     # the newest data: on SQLite the last row written (an index lookup; here the late sample),
     # on InfluxDB the newest time; the same whenever samples arrive in time order
     newest = int(edge.read(None)["ts"].max())
