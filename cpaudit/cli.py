@@ -528,15 +528,29 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from web.app import MAX_BODY
     # "Task queue depth is N" at every burst of more clients than threads: not a fault
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    _load(a.config)
+    from store.url import is_url
+    if a.config is not None:
+        _load(a.config)
+    elif not is_url(a.store):
+        print("cpaudit: serve needs the campaign file (only a central InfluxDB store carries "
+              "its own)", file=sys.stderr)
+        return EXIT_CONFIG
     exposed = not _is_loopback(a.host)
     if exposed and not os.environ.get("CPAUDIT_TOKEN"):
         print(f"cpaudit: refusing to listen on {a.host} without an access token "
               "(set CPAUDIT_TOKEN); the default is 127.0.0.1", file=sys.stderr)
         return EXIT_CONFIG
     # exposed: reads need a token too (CPAUDIT_READ_GUARD=1 asks for it on localhost as well)
-    app = create_app({"CPAUDIT_CONFIG": a.config, "CPAUDIT_STORE": a.store,
-                      **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
+    from store import StoreError
+    try:
+        app = create_app({"CPAUDIT_CONFIG": a.config or "", "CPAUDIT_STORE": a.store,
+                          **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    except cfgmod.ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_CONFIG
     try:
         server = create_server(app, host=a.host, port=a.port, threads=a.threads,
                                max_request_body_size=MAX_BODY, max_request_header_size=16384,
@@ -728,8 +742,12 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_reconcile)
 
     s = sub.add_parser("serve", help="the web UI and API")
-    s.add_argument("config")
-    s.add_argument("--store", required=True)
+    s.add_argument("config", nargs="?", default=None,
+                   help="the campaign file (default, for an InfluxDB store: the one forwarded "
+                        "with its data)")
+    s.add_argument("--store", required=True,
+                   help="a SQLite file, or influxdb://host:8086/DB?site=…&campaign=… (a central, "
+                        "read-only view)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8050)
     s.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")

@@ -288,8 +288,33 @@ class InfluxV1Store:
         return {"samples": n, "last_ts": lt}
 
     def max_seq(self) -> int:
-        """A number that grows as data arrive (the caches' key): the rollup's row count."""
-        return int(self.quick_stats()["samples"])
+        """A number that grows as data arrive (the web caches' key, :meth:`rollup_since`'s
+        cursor): the newest forwarded minute [ns] plus the rows it holds so far (fewer than a
+        minute's worth of ns, so the minute can be read back from it)."""
+        last = self.query(f'SELECT last("rows") FROM "{self.measurement}_rollup"'
+                          f'{self._scope_where()}')
+        if not last or not last[0].get("values"):
+            return 0
+        t, rows = last[0]["values"][0][:2]
+        newest = self.query(f'SELECT sum("rows") FROM "{self.measurement}_rollup"'
+                            f'{self._where(None, int(t), None)}')
+        n = int(newest[0]["values"][0][1]) if newest and newest[0].get("values") else int(rows)
+        return int(t) + min(n, 59_999_999_999)
+
+    def rollup_since(self, after_seq: int, tags: Sequence[str] | None = None
+                     ) -> tuple[int, pd.DataFrame]:
+        """The rollup rows of the minutes that may have changed since ``after_seq`` (a value of
+        :meth:`max_seq`): from five minutes before the minute it names (those still filling,
+        and a catch-up after an outage, which arrives after it), whole, as
+        ``SQLiteStore.rollup_since`` gives them. A late sample of a much older minute (a
+        device's own store and forward) shows at the next full read, not here."""
+        from store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
+        newest = self.max_seq()
+        if newest == after_seq:
+            return newest, _empty_rollup()
+        b = ROLLUP_BUCKET_NS
+        since = after_seq // b * b - 5 * b if after_seq else None
+        return newest, self.rollup(tags, since, None)
 
     def _scope_where(self) -> str:
         c = [f'"{k}" = {_lit(v)}' for k, v in sorted(self.scope.items())]

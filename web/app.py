@@ -75,7 +75,14 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     )
     if settings:
         app.config.update(settings)
-    app.extensions["cpaudit_config"] = cfgmod.load(app.config["CPAUDIT_CONFIG"])
+    from store.url import is_url
+    # a central view: the campaign as its edge box forwarded it to InfluxDB, read-only
+    central = is_url(str(app.config["CPAUDIT_STORE"]))
+    app.extensions["cpaudit_central"] = central
+    if app.config["CPAUDIT_CONFIG"]:
+        app.extensions["cpaudit_config"] = cfgmod.load(app.config["CPAUDIT_CONFIG"])
+    else:               # the configuration the edge box forwarded with the data
+        app.extensions["cpaudit_config"] = forwarded_config(app.config["CPAUDIT_STORE"])
     app.extensions["cpaudit_cache"] = {}
     app.extensions["cpaudit_custom_cache"] = {}
     app.extensions["cpaudit_lock"] = threading.Lock()
@@ -95,6 +102,13 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         """Liveness for a container's health check: the app answers and its store opens."""
         get_store().max_seq()
         return jsonify(ok=True)
+
+    @app.before_request
+    def _central_reads_only() -> Any:
+        if current_app.extensions["cpaudit_central"] and request.method not in ("GET", "HEAD"):
+            return _refuse(405, "a central view of a campaign forwarded by its edge box is "
+                                "read-only: start, stop, mark and enter readings on the edge box")
+        return None
 
     @app.before_request
     def _read_guard() -> Any:
@@ -150,9 +164,37 @@ def presented_token() -> str | None:
 
 
 def get_store() -> SQLiteStore:
+    """The request's store: the SQLite record, or (a central view) the campaign in InfluxDB
+    (typed as the SQLite store, whose reading methods the InfluxDB one has too)."""
     if "store" not in g:
-        g.store = SQLiteStore(current_app.config["CPAUDIT_STORE"])
+        path = current_app.config["CPAUDIT_STORE"]
+        if current_app.extensions.get("cpaudit_central"):
+            from store.url import open_store
+            g.store = open_store(path)
+        else:
+            g.store = SQLiteStore(path)
     return g.store  # type: ignore[no-any-return]
+
+
+def forwarded_config(store_url: str) -> cfgmod.Config:
+    """The campaign's configuration as its edge box forwarded it (``campaign_config``)."""
+    from store.url import open_store
+    st = open_store(str(store_url))
+    try:
+        text = st.get_meta("campaign_config")
+    finally:
+        st.close()
+    if text is None:
+        raise cfgmod.ConfigError([cfgmod.Problem(str(store_url), None, "",
+                                                 "the store carries no campaign configuration; "
+                                                 "give the config file")])
+    return cfgmod.load_text(text, f"<configuration forwarded with {store_url}>")
+
+
+def _refuse(status: int, message: str) -> Response:
+    r = jsonify(error=message, status=status)
+    r.status_code = status
+    return r
 
 
 def get_config() -> cfgmod.Config:
