@@ -53,7 +53,35 @@ def _lit(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class InfluxV1Store:
+class _Records:
+    """What an edge box forwards beside its samples, for either sink: the per-minute rollup
+    (:func:`store.lineproto.rollup_lines`), the campaign's records (``meta_lines``) and its
+    forwarding status (``status_lines``), written through the sink's ``_text`` in batches."""
+
+    measurement: str
+    scope: dict[str, str]
+
+    def _text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def write_rollup(self, frame: pd.DataFrame) -> int:
+        lines = rollup_lines(frame, self.measurement, self.scope)
+        for i in range(0, len(lines), 5000):
+            self._text("\n".join(lines[i:i + 5000]))
+        return len(lines)
+
+    def write_meta(self, items: dict[str, str]) -> None:
+        lines = meta_lines(items, self.measurement, self.scope)
+        if lines:
+            self._text("\n".join(lines))
+
+    def write_status(self, status: dict[str, float], ts: int) -> None:
+        lines = status_lines(status, ts, self.measurement, self.scope)
+        if lines:
+            self._text("\n".join(lines))
+
+
+class InfluxV1Store(_Records):
     def __init__(self, url: str, database: str, *, measurement: str = "cpaudit",
                  username: str | None = None, password: str | None = None,
                  timeout_s: float = 10.0, create: bool = True,
@@ -111,6 +139,9 @@ class InfluxV1Store:
             return False
         return status == 204
 
+    def _text(self, text: str) -> None:
+        self.write_lines(text)
+
     def write_lines(self, body: str) -> None:
         status, resp = self._request("POST", "/write", {"db": self.database, "precision": "ns"},
                                      body.encode())
@@ -146,26 +177,6 @@ class InfluxV1Store:
         return len(batch)
 
     # -- what the edge forwards beside the samples ---------------------------------------------
-    def write_rollup(self, frame: pd.DataFrame) -> int:
-        """The edge's per-minute rollup rows as points of ``<measurement>_rollup``
-        (:func:`store.lineproto.rollup_lines`)."""
-        lines = rollup_lines(frame, self.measurement, self.scope)
-        for i in range(0, len(lines), 5000):
-            self.write_lines("\n".join(lines[i:i + 5000]))
-        return len(lines)
-
-    def write_meta(self, items: dict[str, str]) -> None:
-        """The campaign's own records as points of ``<measurement>_meta``
-        (:func:`store.lineproto.meta_lines`)."""
-        lines = meta_lines(items, self.measurement, self.scope)
-        if lines:
-            self.write_lines("\n".join(lines))
-
-    def write_status(self, status: dict[str, float], ts: int) -> None:
-        lines = status_lines(status, ts, self.measurement, self.scope)
-        if lines:
-            self.write_lines("\n".join(lines))
-
     # -- what a central reader sees: every campaign the edge boxes forward ----------------------
     def campaigns(self) -> list[dict[str, Any]]:
         """Every (site, campaign) that forwarded its records here, with its start and end, the
@@ -452,7 +463,7 @@ def _chunks(body: bytes) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-class InfluxV2Sink:
+class InfluxV2Sink(_Records):
     """Write-only sink through influxdb-client's v2 API (token, org, bucket). Not exercised
     against a real server here: Debian's InfluxDB 1.6.7 has no /api/v2/write."""
 
@@ -481,6 +492,9 @@ class InfluxV2Sink:
             raise StoreError(f"InfluxDB v2 write: {e}") from e
         return len(batch)
 
+    def _text(self, text: str) -> None:
+        self._send(text)
+
     def _send(self, text: str) -> None:
         try:
             self._write.write(bucket=self.bucket, org=self.org, record=text,
@@ -491,22 +505,6 @@ class InfluxV2Sink:
             if status in REJECTED:
                 raise PointsRejected(f"InfluxDB v2 write: {e}", int(status)) from e  # type: ignore[arg-type]
             raise StoreError(f"InfluxDB v2 write: {e}") from e
-
-    def write_rollup(self, frame: pd.DataFrame) -> int:
-        lines = rollup_lines(frame, self.measurement, self.scope)
-        for i in range(0, len(lines), 5000):
-            self._send("\n".join(lines[i:i + 5000]))
-        return len(lines)
-
-    def write_meta(self, items: dict[str, str]) -> None:
-        lines = meta_lines(items, self.measurement, self.scope)
-        if lines:
-            self._send("\n".join(lines))
-
-    def write_status(self, status: dict[str, float], ts: int) -> None:
-        lines = status_lines(status, ts, self.measurement, self.scope)
-        if lines:
-            self._send("\n".join(lines))
 
     def close(self) -> None:
         self._client.close()

@@ -1,9 +1,11 @@
 """Web test fixtures: a live campaign (simulators + collector) with the app on a free port."""
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Iterator
 
+import playwright.sync_api as playwright
 import pytest
 import requests
 
@@ -24,3 +26,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCampaign]:
         time.sleep(0.3)
     yield lc
     lc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (no browser download), one per test module."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()

@@ -5,25 +5,11 @@ evaluates string predicates in the page, wait_for_function, needs bypass_csp: th
 eval, rightly.)"""
 from __future__ import annotations
 
-import shutil
-from typing import Iterator
 
-import playwright.sync_api as playwright
-import pytest
 
 from tests.web.test_api import LiveCampaign
 
 PAGES = {"/": True, "/balances": True, "/devices": False, "/explorer": True, "/exports": False}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 def test_every_page_works_under_its_csp(live: LiveCampaign, browser: object) -> None:

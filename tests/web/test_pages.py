@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from pathlib import Path
 from typing import Iterator
 
-import playwright.sync_api as playwright
 import pytest
 import requests
 from openpyxl import load_workbook
 
 from tests.web.test_api import TOKEN, LiveCampaign
 from tests.web.zh_words import ALLOWED, FIND_ENGLISH
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import playwright.sync_api as playwright
 import pytest
 import requests
 from werkzeug.serving import make_server
@@ -75,16 +73,6 @@ def _generate(store: Path, hours: str, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "cpaudit", "generate", str(CONFIG), "--hours", hours,
                     "--store", str(store), "--quiet", *args],
                    check=True, env=env, cwd=ROOT, capture_output=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium missing: scripts/install-system-deps.sh installs it"
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 def _page(browser: Any, width: int, lang: str) -> tuple[Any, Any, list[str]]:
