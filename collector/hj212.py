@@ -206,7 +206,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def _looks_like_tail(buf: bytearray, nl: int) -> bool:
-    """``XXXX\r\n`` (or ``XXXX\n``) ends at ``nl``."""
+    r"""``XXXX\r\n`` (or ``XXXX\n``) ends at ``nl``."""
     j = nl - 1 if nl >= 1 and buf[nl - 1] == 0x0D else nl
     return j >= 10 and all(c in _HEX for c in buf[j - 4:j])
 

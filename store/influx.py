@@ -480,22 +480,15 @@ class InfluxV2Sink(_Records):
     def write(self, batch: Batch) -> int:
         if len(batch) == 0:
             return 0
-        try:
-            self._write.write(bucket=self.bucket, org=self.org,
-                              record=format_lines(batch, self.measurement, self.scope),
-                              # the client's stubs type the enum's members as str
-                              write_precision=WritePrecision.NS)  # type: ignore[arg-type]
-        except Exception as e:  # noqa: BLE001 - influxdb-client raises many kinds; translate
-            status = getattr(e, "status", None)
-            if status in REJECTED:
-                raise PointsRejected(f"InfluxDB v2 write: {e}", int(status)) from e  # type: ignore[arg-type]
-            raise StoreError(f"InfluxDB v2 write: {e}") from e
+        self._send(format_lines(batch, self.measurement, self.scope))
         return len(batch)
 
     def _text(self, text: str) -> None:
         self._send(text)
 
     def _send(self, text: str) -> None:
+        """Write line protocol through the v2 API, its errors translated (400/413/422: the
+        points; anything else: the sink)."""
         try:
             self._write.write(bucket=self.bucket, org=self.org, record=text,
                               # the client's stubs type the enum's members as str
