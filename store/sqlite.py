@@ -11,6 +11,7 @@ see committed data at once thanks to WAL.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -64,10 +65,17 @@ _AGG = (f"COUNT(*), SUM({_GOOD}), SUM(reason = {int(Reason.MANUAL)}), "
         f"MIN(CASE WHEN {_GOOD} THEN ts END), MAX(CASE WHEN {_GOOD} THEN ts END), "
         f"TOTAL(CASE WHEN {_GOOD} THEN value END), MIN(CASE WHEN {_GOOD} THEN value END), "
         f"MAX(CASE WHEN {_GOOD} THEN value END)")
+# the rollup row of one sample (its minute, as if it held that sample alone)
+_ONE = (f"1, {_GOOD}, reason = {int(Reason.MANUAL)}, CASE WHEN {_GOOD} THEN ts END, "
+        f"CASE WHEN {_GOOD} THEN ts END, CASE WHEN {_GOOD} THEN coalesce(value, 0.0) ELSE 0.0 END, "
+        f"CASE WHEN {_GOOD} THEN value END, CASE WHEN {_GOOD} THEN value END")
+# Merge the samples after a seq into the rollup: each sample's own row, upserted, so that the
+# ON CONFLICT clause adds it to its minute (counts and sums added, extremes kept) — the same
+# figures as _AGG grouped by minute, without SQLite's sorter and its eight aggregate functions:
+# 2-3x faster whether a minute holds one sample of a tag or sixty (bench store).
 _MERGE_SQL = (f"INSERT INTO rollup(tag_id, bucket, rows, good, manual, first_ts, last_ts, vsum, "
-              f"vmin, vmax) SELECT tag_id, ts / {ROLLUP_BUCKET_NS}, {_AGG} FROM sample "
-              f"WHERE seq > ? GROUP BY tag_id, ts / {ROLLUP_BUCKET_NS} " +
-              _MERGE[_MERGE.index("ON CONFLICT"):])
+              f"vmin, vmax) SELECT tag_id, ts / {ROLLUP_BUCKET_NS}, {_ONE} FROM sample "
+              f"WHERE seq > ? " + _MERGE[_MERGE.index("ON CONFLICT"):])
 _RAW_SCHEMA = """CREATE TABLE IF NOT EXISTS raw_packet (seq INTEGER PRIMARY KEY,
     rx_ns INTEGER NOT NULL, peer TEXT NOT NULL, device TEXT NOT NULL, status TEXT NOT NULL,
     data BLOB NOT NULL)"""
@@ -110,6 +118,35 @@ def _aggregate(tid: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.n
 
 
 _INSERT = "INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) VALUES (?,?,?,?,?)"
+_ROWS_PER_INSERT = 128      # rows bound per INSERT of write(): a statement step per 128 rows
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_rows_sql(rows: int) -> str:
+    return _INSERT.replace("(?,?,?,?,?)", ",".join(["(?,?,?,?,?)"] * rows))
+
+
+def _insert_rows(conn: sqlite3.Connection, cols: Sequence[list[Any]]) -> None:
+    """INSERT OR IGNORE the rows of these five columns (tag id, ts, value, quality, reason), 128
+    rows to a statement and the rest in halves (64, 32, ... 1): the same rows, in the same
+    order (so the same seq each), as one ``executemany`` of ``_INSERT``, with a statement step
+    and its Python round trip per 128 rows instead of per row (1.4-1.8x faster, bench store)."""
+    k, n = len(cols), len(cols[0])
+    flat: list[Any] = [None] * (n * k)
+    for j, c in enumerate(cols):
+        flat[j::k] = c
+    size = _ROWS_PER_INSERT
+    full = n // size
+    if full:
+        step = size * k
+        conn.executemany(_insert_rows_sql(size),
+                         [flat[i * step:(i + 1) * step] for i in range(full)])
+    done = full * size
+    while done < n:
+        size //= 2
+        if n - done >= size:
+            conn.execute(_insert_rows_sql(size), flat[done * k:(done + size) * k])
+            done += size
 
 
 class SQLiteStore:
@@ -233,10 +270,11 @@ class SQLiteStore:
         """Bring the rollup up to date with the rows written, when it is kept (a store made before
         the rollup existed has no mark: its readers aggregate the samples instead).
 
-        A bulk write whose rows were all new is aggregated from the columns in hand (numpy). A
-        small write (the collector's, a tick at a time) is merged later, every
-        :data:`ROLL_EVERY_S` or :data:`ROLL_ROWS` rows, inside SQLite: one update per tag and
-        minute instead of one per sample. Readers add what the mark does not cover yet."""
+        A :meth:`write_series` whose rows were all new is aggregated from the columns in hand
+        (numpy). A :meth:`write` (the collector's tick, or a batch of any size) is merged later,
+        every :data:`ROLL_EVERY_S` or :data:`ROLL_ROWS` rows, inside SQLite (``_MERGE_SQL``): many
+        writes' rows in one statement, so that each minute's row is rewritten once per merge
+        rather than once per commit. Readers add what the mark does not cover yet."""
         mark = self._mark(conn)
         if mark is None:
             return
@@ -289,9 +327,8 @@ class SQLiteStore:
             # and are stored as NULL too so that a read gives NaN back.
             values = np.where(np.isinf(batch.value), np.nan, batch.value)
             tid = np.fromiter(map(ids.__getitem__, batch.tags), np.int64, len(batch))
-            conn.executemany(_INSERT, zip(tid.tolist(), batch.ts.tolist(),
-                                          values.tolist(), batch.quality.tolist(),
-                                          batch.reason.tolist()))
+            _insert_rows(conn, (tid.tolist(), batch.ts.tolist(), values.tolist(),
+                                batch.quality.tolist(), batch.reason.tolist()))
             return tid, batch.ts, values, batch.quality, batch.reason
         added = self._insert(set(batch.tags), body)
         with self._write_lock:
