@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from bench.common import ROOT, header, line, tmpdir
+from bench.common import ROOT, header, line, ratio_at_least, ratio_at_most, tmpdir
 
 
 def _analyze(*args: str) -> tuple[float, str]:
@@ -60,9 +60,9 @@ def run() -> None:
     line("forward samples + rollup + records", n / fwd, "samples/s")
     line("rollup rows forwarded", rollup, "rows")
     line("analyze --json (validity + balances), edge SQLite", edge_s, "s")
-    line("analyze --json, central InfluxDB (no config file)", cen_s, "s", edge_s, "≤ 2x")
+    line("analyze --json, central InfluxDB (no config file)", cen_s, "s", edge_s, ratio_at_most(2))
     line("analyze --validity-only, edge SQLite", edge_v, "s")
-    line("analyze --validity-only, central InfluxDB", cen_v, "s", edge_v, "≤ 2x")
+    line("analyze --validity-only, central InfluxDB", cen_v, "s", edge_v, ratio_at_most(2))
     print(f"    central document equals the edge's: {'yes' if same else 'NO'}", flush=True)
     fleet()
 
@@ -164,7 +164,7 @@ def fleet(boxes: int = 20, n: int = 100_000) -> None:
             srv.stop()
     line(f"raw /write from {boxes} clients (baseline)", raw, "points/s")
     line(f"{boxes} forwarders (SQLite -> samples + rollup + records)", ours, "points/s", raw,
-         "≥ 0.5x")
+         ratio_at_least(0.5))
     line("central read (a campaign's rollup), idle", idle * 1e3, "ms")
     if busy:
         busy.sort()

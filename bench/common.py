@@ -1,25 +1,100 @@
 """Helpers for the benchmarks: printing figures and ratios, CPU time, child processes."""
 from __future__ import annotations
 
-import sqlite3
-
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+
+@dataclass(frozen=True)
+class Target:
+    """A threshold a bench line's figure must meet: ``op`` (``>=``, ``<=`` or ``<``) ``limit``,
+    compared with the ratio to the line's baseline (``of_ratio``) or with the figure itself, as
+    printed (ratio to 2 decimals, figure to 1: what the line shows is what is judged). ``text``
+    is printed in the line, as the free-text targets were."""
+    op: str
+    limit: float
+    of_ratio: bool
+    text: str
+
+    def met(self, value: float, baseline: float | None) -> bool:
+        """Whether ``value`` (with the line's ``baseline``) meets it; a ratio target without a
+        baseline to divide by is missed (nothing shows it met)."""
+        if self.of_ratio:
+            if not baseline:
+                return False
+            x = round(value / baseline, 2)
+        else:
+            x = round(value, 1)
+        return {">=": x >= self.limit, "<=": x <= self.limit, "<": x < self.limit}[self.op]
+
+
+def ratio_at_least(limit: float, text: str = "") -> Target:
+    """The figure at least ``limit`` times its baseline (a rate against a raw library's)."""
+    return Target(">=", limit, True, text or f"≥ {limit:g}x")
+
+
+def ratio_at_most(limit: float, text: str = "") -> Target:
+    """The figure at most ``limit`` times its baseline (a time or a size against a reference)."""
+    return Target("<=", limit, True, text or f"≤ {limit:g}x")
+
+
+def at_most(limit: float, unit: str) -> Target:
+    """The figure itself at most ``limit`` [``unit``, the line's]."""
+    return Target("<=", limit, False, f"≤ {limit:g} {unit}")
+
+
+def below(limit: float, unit: str) -> Target:
+    """The figure itself below ``limit`` [``unit``, the line's]."""
+    return Target("<", limit, False, f"< {limit:g} {unit}")
+
+
+@dataclass
+class Verdicts:
+    """The verdict of every target line printed since :meth:`clear`, in order."""
+    lines: list[tuple[str, bool]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+    @property
+    def missed(self) -> list[str]:
+        return [name for name, ok in self.lines if not ok]
+
+    def summary(self) -> str:
+        """``targets: N met, M missed: <names>`` (the names of the missed lines, ``; ``)."""
+        missed = self.missed
+        text = f"targets: {len(self.lines) - len(missed)} met, {len(missed)} missed"
+        return text + (": " + "; ".join(missed) if missed else "")
+
+
+VERDICTS = Verdicts()
+
+
 def line(name: str, value: float, unit: str, baseline: float | None = None,
-         target: str = "") -> None:
+         target: str | Target = "") -> None:
+    """Print a figure, its ratio to ``baseline`` and its target. A :class:`Target` is judged
+    and recorded in :data:`VERDICTS` (``met`` or ``MISSED`` after its text); a string target is
+    a note, printed and not judged."""
     ratio = ""
     if baseline:
         ratio = f"  = {value / baseline:.2f}x baseline"
-    t = f"  (target {target})" if target else ""
+    t = ""
+    if isinstance(target, Target):
+        ok = target.met(value, baseline)
+        VERDICTS.lines.append((name.strip(), ok))
+        t = f"  (target {target.text}: {'met' if ok else 'MISSED'})"
+    elif target:
+        t = f"  (target {target})"
     print(f"    {name:<52}{value:>14,.1f} {unit}{ratio}{t}", flush=True)
 
 

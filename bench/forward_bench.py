@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Timer, header, line, tmpdir
+from bench.common import Timer, header, line, ratio_at_least, tmpdir
 
 N = 300_000
 BATCH = 5_000
@@ -78,4 +78,4 @@ def run() -> None:
     line("line protocol: store.lineproto.format_lines", ours_fmt, "points/s", point)
     line("raw POST /write of prepared bodies (baseline)", raw, "points/s")
     line("Forwarder.drain: read SQLite, format, /write, cursor, + rollup and records", ours,
-         "samples/s", raw, "≥ 0.5x")
+         "samples/s", raw, ratio_at_least(0.5))

@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import Timer, header, line, raw_sample_db, spawn_python, tmpdir
+from bench.common import (Timer, header, line, ratio_at_least, raw_sample_db, spawn_python,
+                          tmpdir)
 
 LOGGERS = 100
 PACKETS = 300                  # per logger
@@ -209,7 +210,7 @@ def run() -> None:
         rate, cpu, commits = _collector(n, d)
     line("asyncio readline per packet, nothing else (ceiling)", ceiling, "pkt/s")
     line("raw asyncio reader: split + SQLite insert (baseline)", raw, "pkt/s")
-    line("collector: frame, CRC, parse, map, commit + raw", rate, "pkt/s", raw, "≥ 0.7x")
+    line("collector: frame, CRC, parse, map, commit + raw", rate, "pkt/s", raw, ratio_at_least(0.7))
     line("  the collector against the readline ceiling", rate, "pkt/s", ceiling)
     line("  collector CPU per packet", cpu * 1e6, "µs")
     line("  samples per second into SQLite", rate * len(FACTORS), "samples/s")

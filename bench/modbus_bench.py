@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import time
 
-from bench.common import Timer, build_c, header, line, spawn_python, tmpdir
+from bench.common import Timer, build_c, header, line, ratio_at_least, spawn_python, tmpdir
 
 SERVER = """
 import asyncio, sys
@@ -55,7 +55,8 @@ def run(seconds: float = 4.0) -> None:
             else:
                 print("    C libmodbus client: not built (apt-get install libmodbus-dev)")
             line("raw pymodbus client loop (baseline)", raw, "req/s")
-            line("collector ModbusDevice.poll, decode included", ours, "req/s", raw, "≥ 0.8x")
+            line("collector ModbusDevice.poll, decode included", ours, "req/s", raw,
+                 ratio_at_least(0.8))
             if c_rate:
                 line("  the same, against C libmodbus", ours, "req/s", c_rate)
             line("collector CPU per request", cpu_per_req * 1e6, "µs")

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from bench.common import header, line, raw_sample_db, tmpdir
+from bench.common import header, line, ratio_at_least, raw_sample_db, tmpdir
 from store import Batch, SQLiteStore
 
 ROUNDS = 3      # each figure the best of three
@@ -63,7 +63,7 @@ def run(n: int = 300_000, per_commit: int = 10_000, ntags: int = 100) -> None:
         read = len(df) / (time.perf_counter() - t0)
         st.close()
     line("raw executemany of prepared tuples (baseline)", raw, "rows/s")
-    line("SQLiteStore.write(Batch), a sample per second", ours, "rows/s", raw, "≥ 0.7x")
+    line("SQLiteStore.write(Batch), a sample per second", ours, "rows/s", raw, ratio_at_least(0.7))
     line("SQLiteStore.read into a DataFrame", read, "rows/s")
     ticks(n, ntags)
 
@@ -81,4 +81,4 @@ def ticks(n: int, ntags: int, ticks_per_commit: int = 1) -> None:
         st.close()
     line(f"raw executemany, {per} rows per commit (baseline)", raw, "rows/s")
     line("SQLiteStore.write(Batch), a tick per commit, rollup kept", ours, "rows/s", raw,
-         "≥ 0.7x")
+         ratio_at_least(0.7))
