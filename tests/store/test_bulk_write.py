@@ -48,11 +48,21 @@ def rows_of(path: Path) -> list[tuple[object, ...]]:
         con.close()
 
 
+def all_good(b: Batch) -> Batch:
+    return Batch(b.tags, b.ts, np.nan_to_num(b.value), np.zeros(len(b), np.int8),
+                 np.zeros(len(b), np.int8))
+
+
+@pytest.mark.parametrize("good", [False, True], ids=["mixed", "all-good"])
 @pytest.mark.parametrize("n", [1, 2, 63, 127, 128, 129, 255, 256, 1000, 5001])
 def test_a_batch_of_any_size_is_stored_as_a_row_at_a_time_insert_stores_it(
-        tmp_path: Path, n: int) -> None:
+        tmp_path: Path, n: int, good: bool) -> None:
     rng = np.random.default_rng(n)
     first, second = mixed(rng, n, 7, 120), mixed(rng, n, 7, 120)
+    if good:            # the common case, bound without its quality and reason
+        first, second = all_good(first), all_good(second)
+    else:
+        assert first.quality.any() or n < 10
     st = SQLiteStore(tmp_path / "s.db")
     added = st.write(first) + st.write(second)     # the second repeats some of the first
     st.close()
