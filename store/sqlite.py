@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from store.base import StoreError
+from store.records import KeptRecords
 from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 _SCHEMA = """
@@ -151,7 +152,7 @@ def _insert_rows(conn: sqlite3.Connection, cols: Sequence[list[Any]]) -> None:
             done += size
 
 
-class SQLiteStore:
+class SQLiteStore(KeptRecords):
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
@@ -596,6 +597,11 @@ class SQLiteStore:
             t = int(tail[0]) // ROLLUP_BUCKET_NS * ROLLUP_BUCKET_NS
             first = t if first is None else min(first, t)
         return first
+
+    def meta_keys(self) -> list[str]:
+        """Every key of ``meta``, the store's own bookkeeping (the forwarders' cursors, the rollup
+        mark) included."""
+        return sorted(k for (k,) in self._conn().execute("SELECT key FROM meta"))
 
     def meta_items(self) -> dict[str, str]:
         """Every campaign record in ``meta`` but the store's own bookkeeping (the rollup mark,
