@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from bench.common import header, line, ratio_at_least, raw_sample_db, tmpdir
-from store import Batch, SQLiteStore
+from cpaudit.store import Batch, SQLiteStore
 
 ROUNDS = 3      # each figure the best of three
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from store import Batch, Quality, Reason, SQLiteStore
-from store import sqlite as sqlite_store
-from store.sqlite import ROLLUP_BUCKET_NS
+from cpaudit.store import Batch, Quality, Reason, SQLiteStore
+from cpaudit.store import sqlite as sqlite_store
+from cpaudit.store.sqlite import ROLLUP_BUCKET_NS
 
 M = ROLLUP_BUCKET_NS
 T = 1_790_000_000 * 10**9 // M * M        # on a minute
