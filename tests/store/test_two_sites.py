@@ -46,11 +46,13 @@ def two_sites(tmp: Path, influxd: InfluxD, before_s: float = 4.0, outage_s: floa
     that (a clean stop forwards what is left)."""
     edges = [Edge("Brewhouse A", "北京啤酒厂, A 区", tmp / "a.yaml", tmp / "a.db", "central"),
              Edge("Brewhouse B", "Tianjin brewery / B", tmp / "b.yaml", tmp / "b.db", "hq")]
+    seeds = {"Brewhouse A": "seed: 7", "Brewhouse B": "seed: 11"}     # two plants, two noises
     InfluxV1Store(influxd.url, DATABASE).close()
     for e in edges:
         text = brewery_text(**{"interval_s: 1.0": "interval_s: 0.5",
                                "name: Brewhouse measurement campaign (demo)": f"name: {e.name}",
-                               "site: Demo brewery, Beijing": f"site: {e.site}"})
+                               "site: Demo brewery, Beijing": f"site: {e.site}",
+                               "seed: 7": seeds[e.name]})
         text = with_influx_sink(text, influxd.url, DATABASE, batch_size=500)
         e.cfg.write_text(text.replace("name: central,", f"name: {e.sink},"), encoding="utf-8")
 
