@@ -22,6 +22,7 @@ row; the others are listed as usual.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -43,6 +44,7 @@ from web.app import SECURITY_HEADERS, presented_token
 
 LIST_TTL_S = 5.0          # the campaign list is read from InfluxDB at most this often
 LAYERS = ("material", "water", "energy")
+RETRY_S = 30.0            # a campaign whose figures failed is tried again after this
 NO_SITE = "-"             # the path segment of a campaign forwarded without a site
 READ_ONLY = ("the central view is read-only: start, stop, mark cycles and enter readings on "
              "the edge box")
@@ -69,9 +71,16 @@ def campaign_url(base: str, site: str, campaign: str) -> str:
     return urllib.parse.urlunsplit((u.scheme, u.netloc, u.path, urllib.parse.urlencode(q), ""))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Failed:
+    """The stamp of figures that failed: matches no campaign's, so they are tried again."""
+    at: float          # [s, monotonic]
+
+
 class Figures:
     """Each campaign's row figures, computed by one background thread, kept until the stamp
-    they were computed for (newest forwarded minute, configuration) changes."""
+    they were computed for (newest forwarded minute, configuration) changes; figures that
+    failed are tried again after :data:`RETRY_S`."""
 
     def __init__(self) -> None:
         self._done: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
@@ -88,7 +97,8 @@ class Figures:
         """(the figures at hand or None, whether newer ones are on the way)."""
         with self._lock:
             done = self._done.get(key)
-            if done is not None and done[0] == stamp:
+            if done is not None and (done[0] == stamp or (
+                    isinstance(done[0], _Failed) and time.monotonic() - done[0].at < RETRY_S)):
                 return done[1], False
             if key not in self._queued:
                 self._queued.add(key)
@@ -99,11 +109,15 @@ class Figures:
         while True:
             key, stamp, compute = self._jobs.get()
             try:
-                figs = compute()
+                figs, kept = compute(), stamp
             except Exception as e:  # noqa: BLE001 - one campaign's failure is its row's, not the list's
-                figs = {"error": f"{type(e).__name__}: {e}"}
+                # tried again after RETRY_S (InfluxDB away a moment), the figures before kept
+                with self._lock:
+                    before = self._done.get(key, (None, {}))[1]
+                figs = {**before, "error": f"{type(e).__name__}: {e}"}
+                kept = _Failed(time.monotonic())
             with self._lock:
-                self._done[key] = (stamp, figs)
+                self._done[key] = (kept, figs)
                 self._queued.discard(key)
 
 

@@ -221,3 +221,77 @@ def test_the_list_api_fuzzed_from_its_description(office: tuple[InfluxD, Path, P
         assert seen and all(s == 200 for s in seen), seen
     finally:
         served.close()
+
+
+def test_the_list_and_every_campaign_need_the_token_when_guarded(
+        office: tuple[InfluxD, Path, Path]) -> None:
+    srv, folder, _ = office
+    app = create_fleet_app({"CPAUDIT_STORE": f"influxdb://127.0.0.1:{srv.port}/{DB}",
+                            "CPAUDIT_TOKEN": "s3cret", "CPAUDIT_READ_GUARD": True})
+    c = app.test_client()
+    h = {"Authorization": "Bearer s3cret"}
+    assert c.get("/api/v1/campaigns").status_code == 401
+    assert c.get("/api/v1/campaigns", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert c.get("/healthz").status_code == 200
+    with c.get("/static/fleet.js") as js:
+        assert js.status_code == 200
+    good = "/" + campaign_path(GOOD["site"], GOOD["campaign"])
+    assert c.get(good + "api/v1/campaign").status_code == 401
+    assert c.get(good + "api/v1/campaign", headers=h).get_json()["name"] == "Good"
+    # the row's figures are read with the token too (from the campaign's own guarded API)
+    deadline = time.monotonic() + 120
+    while True:
+        rows = {r["campaign"]: r for r in c.get("/api/v1/campaigns", headers=h)
+                .get_json()["campaigns"]}
+        figs = rows["Good"]["figures"]
+        if figs and not rows["Good"]["pending"]:
+            break
+        assert time.monotonic() < deadline, rows["Good"]
+        time.sleep(0.5)
+    assert "error" not in figs and figs["verdict"] in ("valid", "invalid"), figs
+    # without --config-dir the filed campaign says it has no configuration
+    assert "forwarded no campaign configuration" in rows["Filed"]["config_error"]
+    r = c.post("/api/v1/campaigns", headers=h)
+    assert r.status_code == 405
+
+
+def test_config_dir_is_for_the_list_only() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    r = subprocess.run([sys.executable, "-m", "cpaudit", "serve", "--store",
+                        "influxdb://127.0.0.1:1/office?campaign=c", "--config-dir", "x"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "--config-dir is for the list" in r.stderr
+
+
+def test_figures_that_failed_are_tried_again_and_keep_the_last_good(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import web.fleet as fleet
+    calls: list[int] = []
+
+    def compute() -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("InfluxDB away")
+        return {"verdict": "invalid", "n": len(calls)}
+
+    def settle(stamp: Any) -> tuple[dict[str, Any] | None, bool]:
+        deadline = time.monotonic() + 10
+        while True:
+            got = figs.get(("s", "c"), stamp, compute)
+            if not got[1]:
+                return got
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    figs = fleet.Figures()
+    assert figs.get(("s", "c"), 1, compute) == (None, True)       # never waits
+    assert settle(1) == ({"verdict": "invalid", "n": 1}, False)
+    assert settle(1)[0] == {"verdict": "invalid", "n": 1} and len(calls) == 1   # kept
+    got = settle(2)                                              # a new minute: fails
+    assert got[0] is not None and got[0]["n"] == 1 and "InfluxDB away" in got[0]["error"]
+    assert settle(2) == got and len(calls) == 2                  # not before RETRY_S
+    monkeypatch.setattr(fleet, "RETRY_S", 0.0)
+    figs.get(("s", "c"), 2, compute)
+    assert settle(2) == ({"verdict": "invalid", "n": 3}, False)

@@ -54,9 +54,10 @@ function validityCell(td, r) {
     return;
   }
   if (!f) { twoLines(td, t("fleet_computing"), "", "unknown"); td.dataset.verdict = "pending"; return; }
-  if (f.error) { twoLines(td, t("fleet_failed"), "", "bad"); td.dataset.verdict = "error"; return; }
+  if (f.error && !f.verdict) { twoLines(td, t("fleet_failed"), "", "bad"); td.dataset.verdict = "error"; return; }
   const word = f.verdict === "valid" ? t("fleet_valid") : f.verdict === "no-data" ? t("fleet_no-data_v") : t("fleet_invalid");
-  twoLines(td, word, say(f.message) + (r.pending ? ` · ${t("fleet_updating")}` : ""),
+  twoLines(td, word, say(f.message) + (r.pending ? ` · ${t("fleet_updating")}` : "") +
+    (f.error ? ` · ${t("fleet_failed")}` : ""),
     f.verdict === "valid" ? "ok" : f.verdict === "no-data" ? "unknown" : "bad");
   td.dataset.verdict = f.verdict;
 }
