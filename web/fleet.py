@@ -38,8 +38,8 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from werkzeug.exceptions import HTTPException
 
 import config as cfgmod
-from store.base import StoreError
-from store.keys import CAMPAIGN_CONFIG, MINUTE
+from store.base import CampaignReader, StoreError
+from store.keys import MINUTE
 from web.app import SECURITY_HEADERS, presented_token
 
 LIST_TTL_S = 5.0          # the campaign list is read from InfluxDB at most this often
@@ -139,9 +139,9 @@ class Fleet:
         self._lock = threading.Lock()
 
     # -- InfluxDB ------------------------------------------------------------------------------
-    def _open(self, url: str | None = None) -> Any:
+    def _open(self, url: str) -> CampaignReader:
         from store.url import open_store
-        return open_store(url or self.store_url, campaign=url is not None)
+        return open_store(url)
 
     def campaigns(self, fresh: bool = False) -> list[dict[str, Any]]:
         """``InfluxV1Store.campaigns()``, read at most every :data:`LIST_TTL_S`."""
@@ -149,11 +149,12 @@ class Fleet:
             at, rows = self._listed
             if not fresh and time.monotonic() - at < LIST_TTL_S:
                 return rows
-        st = self._open()
+        from store.url import fleet_store
+        fleet = fleet_store(self.store_url)
         try:
-            rows = st.campaigns()
+            rows = fleet.campaigns()
         finally:
-            st.close()
+            fleet.close()
         with self._lock:
             self._listed = (time.monotonic(), rows)
         return rows
@@ -181,7 +182,7 @@ class Fleet:
         forwarded one); StoreError if InfluxDB does not answer."""
         st = self._open(campaign_url(self.store_url, site, campaign))
         try:
-            text = st.get_meta(CAMPAIGN_CONFIG)
+            text = st.campaign_config()
         finally:
             st.close()
         if text is not None:
@@ -400,7 +401,8 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
     passed = {k: app.config[k] for k in ("CPAUDIT_TOKEN", "CPAUDIT_READ_TOKEN",
                                          "CPAUDIT_READ_GUARD")}
     fleet = Fleet(str(app.config["CPAUDIT_STORE"]), app.config["CPAUDIT_CONFIG_DIR"], passed)
-    fleet._open().close()          # a malformed URL fails here, not at the first request
+    from store.url import fleet_store
+    fleet_store(fleet.store_url).close()    # a malformed URL fails here, not at the first request
     app.extensions["cpaudit_fleet"] = fleet
 
     @app.get("/")

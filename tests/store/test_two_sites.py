@@ -129,7 +129,7 @@ def test_two_live_sites_one_influxd_outage_central_equals_edge(tmp_path: Path,
             assert f"_health.sink.{e.sink}.backlog" in central.tags()
             keys = set(central.meta_keys())
             assert {"campaign_config", "campaign_start"} <= keys <= set(edge_st.meta_items())
-            assert central.get_meta("campaign_config") == e.cfg.read_text(encoding="utf-8")
+            assert central.campaign_config() == e.cfg.read_text(encoding="utf-8")
             # the forwarder saw the outage (a backlog, errors), and said at the end it had none
             health = edge_st.read([f"_health.sink.{e.sink}.backlog",
                                    f"_health.sink.{e.sink}.errors"])
