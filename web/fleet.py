@@ -429,7 +429,8 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
 
     @app.get("/healthz")
     def _healthz():  # type: ignore[no-untyped-def]
-        st = fleet._open()
+        from store.url import fleet_store
+        st = fleet_store(fleet.store_url)
         try:
             ok = st.ping()
         finally:
