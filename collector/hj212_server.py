@@ -37,17 +37,17 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from collector.clock import Clock, next_tick
-from collector.hj212 import (ANSWER_CNS, DATA_CNS, HEARTBEAT_CNS, KEY_EXCHANGE_CN, NOTIFY_CNS,
+from cpaudit.collector.clock import Clock, next_tick
+from cpaudit.collector.hj212 import (ANSWER_CNS, DATA_CNS, HEARTBEAT_CNS, KEY_EXCHANGE_CN, NOTIFY_CNS,
                              QNRTN_CN, QNRTN_CRC, QNRTN_MN, QNRTN_PW, QNRTN_REJECTED, UPLOAD_CNS,
                              Framer, Hj212Error, Packet, answer_9011, answer_9013, answer_9014,
                              flag_quality, frame, parse_frame, peek_header)
-from collector.modbus import Reading
-from config.models import Hj212Device, Hj212Factor
-from store import Quality, Reason
+from cpaudit.collector.modbus import Reading
+from cpaudit.config.models import Hj212Device, Hj212Factor
+from cpaudit.store import Quality, Reason
 
 if TYPE_CHECKING:
-    from collector.service import Writer
+    from cpaudit.collector.service import Writer
 
 log = logging.getLogger("cpaudit.collector.hj212")
 

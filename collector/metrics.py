@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collector.service import Collector
+    from cpaudit.collector.service import Collector
 
 log = logging.getLogger("cpaudit.collector.metrics")
 

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from collector.clock import Clock, next_tick
-from collector.modbus import Reading
-from collector.payloads import PayloadError, match, parse
-from config.models import MqttDevice, Subscription
-from store import Quality, Reason
+from cpaudit.collector.clock import Clock, next_tick
+from cpaudit.collector.modbus import Reading
+from cpaudit.collector.payloads import PayloadError, match, parse
+from cpaudit.config.models import MqttDevice, Subscription
+from cpaudit.store import Quality, Reason
 
 if TYPE_CHECKING:
-    from collector.service import Writer
+    from cpaudit.collector.service import Writer
 
 log = logging.getLogger("cpaudit.collector.mqtt")
 

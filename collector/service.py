@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from collector.clock import Clock, TickScheduler, next_tick
-from collector.errors import SourceError
-from collector.modbus import Link, ModbusDevice, Reading
-from config import Config
-from config.models import MODBUS_DEVICES, InfluxV1Sink, MqttDevice
-from store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
-from store.forward import Forwarder, Sink
+from cpaudit.collector.clock import Clock, TickScheduler, next_tick
+from cpaudit.collector.errors import SourceError
+from cpaudit.collector.modbus import Link, ModbusDevice, Reading
+from cpaudit.config import Config
+from cpaudit.config.models import MODBUS_DEVICES, InfluxV1Sink, MqttDevice
+from cpaudit.store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
+from cpaudit.store.forward import Forwarder, Sink
 
 log = logging.getLogger("cpaudit.collector")
 
@@ -312,7 +312,7 @@ class Collector:
                 self.devices.append(ModbusDevice(d, link))
                 self.health[d.name] = DeviceHealth(d.name)
             elif isinstance(d, MqttDevice):
-                from collector.mqtt import MqttSource
+                from cpaudit.collector.mqtt import MqttSource
                 self.mqtt.append(MqttSource(d, self.writer, self.clock))
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -641,13 +641,13 @@ class Collector:
         for s in self.cfg.sinks:
             sink: Sink
             if isinstance(s, InfluxV1Sink):
-                from store.influx import InfluxV1Store
+                from cpaudit.store.influx import InfluxV1Store
                 pw = os.environ.get(s.password_env) if s.password_env else None
                 sink = InfluxV1Store(s.url, s.database, measurement=s.measurement,
                                      username=s.username, password=pw, create=False,
                                      scope=scope)
             else:
-                from store.influx import InfluxV2Sink
+                from cpaudit.store.influx import InfluxV2Sink
                 sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
                                     s.measurement, scope=scope)
             out.append(Forwarder(self.store, sink, s.name, batch_size=s.batch_size))
@@ -730,13 +730,13 @@ class Collector:
         self._tasks.append(asyncio.create_task(self._clock_watch()))
         asyncio.get_running_loop().set_exception_handler(self._loop_exception)
         if self.cfg.collector.metrics_port is not None:
-            from collector.metrics import serve
+            from cpaudit.collector.metrics import serve
             self.metrics_server = await serve(self, self.cfg.collector.metrics_host,
                                               self.cfg.collector.metrics_port)
         for m in self.mqtt:
             self._tasks.append(asyncio.create_task(m.run(), name=m.cfg.name))
             self._tasks.append(asyncio.create_task(m.health_loop(self.cfg.collector.interval_s)))
-        from collector.hj212_server import hj212_sources      # HJ 212 data loggers (push)
+        from cpaudit.collector.hj212_server import hj212_sources      # HJ 212 data loggers (push)
         self.hj212 = hj212_sources(self.cfg, self.writer, self.clock, self.store)
         for h in self.hj212:
             await h.start()

@@ -37,10 +37,10 @@ from typing import Any, Callable, Iterable
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-import config as cfgmod
-from store.base import CampaignReader, StoreError
-from store.keys import MINUTE
-from web.app import SECURITY_HEADERS, presented_token
+from cpaudit import config as cfgmod
+from cpaudit.store.base import CampaignReader, StoreError
+from cpaudit.store.keys import MINUTE
+from cpaudit.web.app import SECURITY_HEADERS, presented_token
 
 LIST_TTL_S = 5.0          # the campaign list is read from InfluxDB at most this often
 LAYERS = ("material", "water", "energy")
@@ -140,7 +140,7 @@ class Fleet:
 
     # -- InfluxDB ------------------------------------------------------------------------------
     def _open(self, url: str) -> CampaignReader:
-        from store.url import open_store
+        from cpaudit.store.url import open_store
         return open_store(url)
 
     def campaigns(self, fresh: bool = False) -> list[dict[str, Any]]:
@@ -149,7 +149,7 @@ class Fleet:
             at, rows = self._listed
             if not fresh and time.monotonic() - at < LIST_TTL_S:
                 return rows
-        from store.url import fleet_store
+        from cpaudit.store.url import fleet_store
         fleet = fleet_store(self.store_url)
         try:
             rows = fleet.campaigns()
@@ -211,7 +211,7 @@ class Fleet:
         broken = self._broken.get(key)
         if broken is not None and broken[0] == fp:
             return broken[1]
-        from web.app import create_app
+        from cpaudit.web.app import create_app
         try:
             app = create_app({**self.settings, "CPAUDIT_CONFIG": path,
                               "CPAUDIT_STORE": campaign_url(self.store_url, site, campaign)})
@@ -401,7 +401,7 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
     passed = {k: app.config[k] for k in ("CPAUDIT_TOKEN", "CPAUDIT_READ_TOKEN",
                                          "CPAUDIT_READ_GUARD")}
     fleet = Fleet(str(app.config["CPAUDIT_STORE"]), app.config["CPAUDIT_CONFIG_DIR"], passed)
-    from store.url import fleet_store
+    from cpaudit.store.url import fleet_store
     fleet_store(fleet.store_url).close()    # a malformed URL fails here, not at the first request
     app.extensions["cpaudit_fleet"] = fleet
 
@@ -429,7 +429,7 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
 
     @app.get("/healthz")
     def _healthz():  # type: ignore[no-untyped-def]
-        from store.url import fleet_store
+        from cpaudit.store.url import fleet_store
         st = fleet_store(fleet.store_url)
         try:
             ok = st.ping()

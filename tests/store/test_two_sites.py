@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import config
-from store import SQLiteStore
-from store.influx import InfluxV1Store
+from cpaudit import config
+from cpaudit.store import SQLiteStore
+from cpaudit.store.influx import InfluxV1Store
 from tests.conftest import ROOT, brewery_text, with_influx_sink
 from tests.servers import InfluxD
 
@@ -57,8 +57,8 @@ def two_sites(tmp: Path, influxd: InfluxD, before_s: float = 4.0, outage_s: floa
         e.cfg.write_text(text.replace("name: central,", f"name: {e.sink},"), encoding="utf-8")
 
     async def run() -> None:
-        from collector.service import Collector
-        from simulators.live import Site
+        from cpaudit.collector.service import Collector
+        from cpaudit.simulators.live import Site
         cfgs = [config.load(e.cfg) for e in edges]
         stores = [SQLiteStore(e.db) for e in edges]
         for e, st in zip(edges, stores):        # as `cpaudit collect` keeps it

@@ -13,15 +13,15 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-import config
-from simulators.generate import generate
-from store import SQLiteStore
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
-from store.sample import Batch
+from cpaudit import config
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
+from cpaudit.store.sample import Batch
 from tests.conftest import brewery_text
 from tests.servers import InfluxD
-from web.fleet import campaign_path, create_fleet_app
+from cpaudit.web.fleet import campaign_path, create_fleet_app
 
 DB = "office"
 GOOD = {"site": "Brewery A, Beijing", "campaign": "Good"}
@@ -197,7 +197,7 @@ def test_the_list_api_fuzzed_from_its_description(office: tuple[InfluxD, Path, P
     from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                    status_code_conformance)
 
-    from web.fleet import openapi
+    from cpaudit.web.fleet import openapi
     srv, folder, _ = office
     app = create_fleet_app({"CPAUDIT_STORE": f"influxdb://127.0.0.1:{srv.port}/{DB}",
                             "CPAUDIT_CONFIG_DIR": str(folder)})
@@ -268,7 +268,7 @@ def test_config_dir_is_for_the_list_only() -> None:
 
 def test_figures_that_failed_are_tried_again_and_keep_the_last_good(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import web.fleet as fleet
+    import cpaudit.web.fleet as fleet
     calls: list[int] = []
 
     def compute() -> dict[str, Any]:
