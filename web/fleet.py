@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import hmac
 import os
 import queue
 import threading
@@ -34,13 +33,13 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from cpaudit import config as cfgmod
 from cpaudit.store.base import CampaignReader, StoreError
 from cpaudit.store.keys import MINUTE
-from cpaudit.web.app import SECURITY_HEADERS, presented_token
+from cpaudit.web.app import SECURITY_HEADERS, read_guard, secure_headers
 
 LIST_TTL_S = 5.0          # the campaign list is read from InfluxDB at most this often
 LAYERS = ("material", "water", "energy")
@@ -48,7 +47,6 @@ RETRY_S = 30.0            # a campaign whose figures failed is tried again after
 NO_SITE = "-"             # the path segment of a campaign forwarded without a site
 READ_ONLY = ("the central view is read-only: start, stop, mark cycles and enter readings on "
              "the edge box")
-_OPEN = ("/healthz", "/static/", "/api/v1/openapi.json")
 
 
 def campaign_path(site: str, campaign: str) -> str:
@@ -441,24 +439,9 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
     def _reads_only() -> Any:
         if request.method not in ("GET", "HEAD"):
             return jsonify(error=READ_ONLY, status=405), 405
-        if not current_app.config["CPAUDIT_READ_GUARD"] or request.path.startswith(_OPEN):
-            return None
-        tokens = [t for t in (current_app.config["CPAUDIT_TOKEN"],
-                              current_app.config["CPAUDIT_READ_TOKEN"]) if t]
-        got = presented_token()
-        if tokens and got is not None and any(hmac.compare_digest(got.encode(), t.encode())
-                                              for t in tokens):
-            return None
-        r = jsonify(error="reading the campaigns needs the access token", status=401)
-        r.status_code = 401
-        r.headers["WWW-Authenticate"] = 'Basic realm="cpaudit", charset="UTF-8"'
-        return r
+        return read_guard("reading the campaigns")
 
-    @app.after_request
-    def _headers(resp: Response) -> Response:
-        for k, v in SECURITY_HEADERS.items():
-            resp.headers.setdefault(k, v)
-        return resp
+    secure_headers(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ saying why, the good ones with their figures as their own pages give them; the l
 read-only and its OpenAPI description fuzzed by schemathesis."""
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -21,6 +20,7 @@ from cpaudit.store.influx import InfluxV1Store
 from cpaudit.store.sample import Batch
 from tests.conftest import brewery_text
 from tests.servers import InfluxD
+from tests.web.test_hardening import Served
 from cpaudit.web.fleet import campaign_path, create_fleet_app
 
 DB = "office"
@@ -164,32 +164,6 @@ def test_the_paths_carry_any_name() -> None:
     assert urllib.parse.unquote(campaign_path("a b", "c")) == "c/a b/c/"
 
 
-class _Served:
-    """The fleet app under waitress in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        from waitress.server import create_server
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.closing = False
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except (OSError, ValueError):
-            if not self.closing:
-                raise
-
-    def close(self) -> None:
-        self.closing = True
-        self.server.task_dispatcher.shutdown()
-        for channel in list(self.server._map.values()):  # type: ignore[union-attr]
-            channel.close()
-        self.thread.join(5)
-
-
 def test_the_list_api_fuzzed_from_its_description(office: tuple[InfluxD, Path, Path]) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings
@@ -201,7 +175,7 @@ def test_the_list_api_fuzzed_from_its_description(office: tuple[InfluxD, Path, P
     srv, folder, _ = office
     app = create_fleet_app({"CPAUDIT_STORE": f"influxdb://127.0.0.1:{srv.port}/{DB}",
                             "CPAUDIT_CONFIG_DIR": str(folder)})
-    served = _Served(app)
+    served = Served(app)
     try:
         schema = schemathesis.openapi.from_dict(openapi())
         ops = [r.ok() for r in schema.get_all_operations()]
