@@ -150,7 +150,8 @@ def test_mqtt_publishers_seen_by_mosquitto_sub(cfg: config.Config, mosquitto: Mo
                 "brewery/#", "-v", "-C", "12", "-W", "15", stdout=asyncio.subprocess.PIPE)
             out, _ = await proc.communicate()
             return out.decode().splitlines()
-    lines = asyncio.run(go())
+    # bounded: a hang is this test's failure, not the end of the whole run at pytest's timeout
+    lines = asyncio.run(asyncio.wait_for(go(), 120))
     assert len(lines) == 12, lines
     by_topic: dict[str, list[str]] = {}
     for ln in lines:
