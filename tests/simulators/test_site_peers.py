@@ -150,8 +150,18 @@ def test_mqtt_publishers_seen_by_mosquitto_sub(cfg: config.Config, mosquitto: Mo
                 "brewery/#", "-v", "-C", "12", "-W", "15", stdout=asyncio.subprocess.PIPE)
             out, _ = await proc.communicate()
             return out.decode().splitlines()
-    # bounded: a hang is this test's failure, not the end of the whole run at pytest's timeout
-    lines = asyncio.run(asyncio.wait_for(go(), 120))
+    async def bounded() -> list[str]:
+        # a hang is this test's failure, with where every task stood, not the end of the whole
+        # run at pytest's timeout (seen on a loaded machine, not reproduced alone)
+        task = asyncio.create_task(go())
+        done, _ = await asyncio.wait([task], timeout=120)
+        if not done:
+            where = "\n".join(f"{t.get_name()}: {t.get_stack(limit=6)}"
+                              for t in asyncio.all_tasks() if t is not asyncio.current_task())
+            task.cancel()
+            pytest.fail(f"the site and mosquitto_sub did not finish in 120 s:\n{where}")
+        return task.result()
+    lines = asyncio.run(bounded())
     assert len(lines) == 12, lines
     by_topic: dict[str, list[str]] = {}
     for ln in lines:
