@@ -20,8 +20,9 @@ import pytest
 
 import config
 from collector.clock import Clock
-from collector.modbus import Reading
-from collector.service import Collector, Writer
+from collector.service import Collector
+from collector.sources import Reading
+from collector.writer import Writer
 from simulators.live import Site
 from store import Quality, Reason, SQLiteStore
 from tests.collector.test_bad_devices import closing_server
