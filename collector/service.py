@@ -333,9 +333,13 @@ class Collector:
     async def _take(self, src: PushSource) -> None:
         """Hand a push source's batches to the writer as they come, until it ends."""
         put = self.writer.put_push
-        async with aclosing(src.samples()) as batches:
-            async for rows in batches:
-                put(rows)
+        try:
+            async with aclosing(src.samples()) as batches:
+                async for rows in batches:
+                    put(rows)
+        except Exception:
+            log.exception("%s: the source failed and is no longer read", src.label)
+            raise
 
     def _last_of(self) -> dict[str, int]:
         """Each device tag's last stored instant (one read for all; runs in a thread)."""
