@@ -9,8 +9,6 @@ both give the same starts.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -63,32 +61,15 @@ def whole_cycles(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
     return (int(starts[0]), int(starts[-1])), len(starts) - 1
 
 
-CYCLE_MARKS = "cycle_marks"        # store meta: JSON list of ns, boundaries marked on the web
-CAMPAIGN_END = "campaign_end"      # store meta: ns, the campaign stopped by hand ("" = running)
-
-
-def marks(store: Any) -> list[int]:
-    import json
-    raw = store.get_meta(CYCLE_MARKS)
-    return sorted(int(x) for x in json.loads(raw)) if raw else []
-
-
-def campaign_end(store: Any) -> int | None:
-    raw = store.get_meta(CAMPAIGN_END)
-    try:
-        return int(raw) if raw else None
-    except ValueError:          # a record edited by hand: no end rather than a failure
-        return None
-
-
-def effective_config(cfg: Config, store: Any) -> Config:
+def effective_config(cfg: Config, marks: list[int]) -> Config:
     """The campaign as the analysis sees it: with ``requirements.cycles.source: marked``, the
-    boundaries of the file plus those marked on the web (kept in the store)."""
+    boundaries of the file plus ``marks``, those marked on the web (the store's
+    ``cycle_marks()``) [ns UTC]."""
     import datetime as dt
     spec = cfg.requirements.cycles
     if spec is None or spec.source != "marked":
         return cfg
-    extra = marks(store)
+    extra = marks
     if not extra:
         return cfg
     when = [dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc) for ns in extra]

@@ -1,8 +1,9 @@
 """The report's tables as CSV and XLSX (openpyxl), units in the headers, and its diagrams as SVG.
 
-:func:`tables` turns a :func:`analyzer.report.campaign_report` document into named tables, each a
-header (with units, e.g. ``inputs [kg]``) and rows; :func:`write_xlsx` puts one table per sheet,
-:func:`write_csv` one table per file, :func:`write_all` everything into a folder.
+:func:`tables` turns a :func:`analyzer.iotools.campaign_report` document into named tables, each
+a header (with units, e.g. ``inputs [kg]``) and rows; :func:`xlsx_bytes` puts one table per sheet
+of a workbook, :func:`csv_text` one table in a CSV, :func:`documents` names every file of an
+export and gives its bytes. Nothing here writes a file: the CLI and the web do.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from analyzer.sankey import svg
@@ -203,7 +203,8 @@ def tables(doc: dict[str, Any]) -> dict[str, Table]:
     return out
 
 
-def write_xlsx(doc: dict[str, Any], path: Path | str | io.BytesIO) -> None:
+def xlsx_bytes(doc: dict[str, Any]) -> bytes:
+    """The workbook: a sheet about the campaign, then one per table."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     wb = Workbook()
@@ -226,7 +227,9 @@ def write_xlsx(doc: dict[str, Any], path: Path | str | io.BytesIO) -> None:
         for r in rows:
             ws.append([_cell(x) for x in r])
         ws.freeze_panes = "A2"
-    wb.save(path)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
 
 
 def _cell(x: Any) -> Any:
@@ -239,7 +242,7 @@ def _sheet(name: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", "_", name)[:31]
 
 
-def write_csv(table: Table) -> str:
+def csv_text(table: Table) -> str:
     head, rows = table
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -249,22 +252,17 @@ def write_csv(table: Table) -> str:
     return buf.getvalue()
 
 
-def write_all(doc: dict[str, Any], folder: Path | str) -> list[Path]:
-    """report.xlsx, report.json, one CSV per table and one SVG per layer's Sankey (English and
-    Chinese labels) into ``folder``."""
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "report.xlsx", out / "report.json"]
-    write_xlsx(doc, written[0])
-    written[1].write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+def documents(doc: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of an export, by name: report.xlsx, report.json, one CSV per table (UTF-8 with
+    a BOM: Excel reads the CJK right) and one SVG per layer's Sankey (English and Chinese
+    labels)."""
+    out = {"report.xlsx": xlsx_bytes(doc),
+           "report.json": json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8")}
     for name, t in tables(doc).items():
-        p = out / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".csv")
-        p.write_text(write_csv(t), encoding="utf-8-sig")   # with a BOM: Excel reads the CJK right
-        written.append(p)
+        fname = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".csv"
+        out[fname] = csv_text(t).encode("utf-8-sig")
     for layer, data in doc.get("sankey", {}).items():
         if data["links"]:
             for lang in ("en", "zh"):
-                p = out / f"sankey-{layer}-{lang}.svg"
-                p.write_text(svg(data, lang=lang), encoding="utf-8")
-                written.append(p)
-    return written
+                out[f"sankey-{layer}-{lang}.svg"] = svg(data, lang=lang).encode("utf-8")
+    return out

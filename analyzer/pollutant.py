@@ -37,13 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import CYCLE_RULE, FLAG_STATES, substitution_text
+from analyzer.emission_rules import CYCLE_RULE, substitution_text
 from analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
-from analyzer.validity import MINUTE, _interval_ns
+from analyzer.validity import MINUTE
 from config import ENV, Config
-from config.models import Hj212Device, PollutantFactor, PollutantPoint
+from config.models import PollutantFactor, PollutantPoint
 from config.units import factor
-from store import Quality
 
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
                  "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "
@@ -392,34 +391,3 @@ def pollutant_balance(cfg: Config, rollup: pd.DataFrame, start: int | None = Non
     return PollutantResult(start, end, factors, verdict, msg, rule, sub)
 
 
-def pollutant_from_store(cfg: Config, store: Any, start: int | None = None,
-                         end: int | None = None) -> PollutantResult:
-    """The balance from a store. A cycle analyzer's result for the window's last (or, with
-    ``following``, first) cycle comes in after (before) the window: the read reaches one
-    longest interval beyond the window on each side so that cycle is covered."""
-    tags = pollutant_tags(cfg)
-    iv = _interval_ns(cfg)
-    pad = max([iv.get(t, 0) for t in tags if iv.get(t, 0) > MINUTE], default=0)
-    lo = None if start is None or not pad else start - pad
-    hi = None if end is None or not pad else end + pad
-    r = store.rollup(tags, start if lo is None else lo, end if hi is None else hi) if tags \
-        else pd.DataFrame()
-    return pollutant_balance(cfg, r, start, end, flagged_samples(
-        cfg, store, tags, start if lo is None else lo, end if hi is None else hi))
-
-
-def flagged_samples(cfg: Config, store: Any, tags: list[str], start: int | None,
-                    end: int | None) -> pd.DataFrame | None:
-    """The samples of ``tags`` from HJ 212 loggers that carry a data flag (C, M, D, F, B, T, S
-    and others: HJ 212-2017 Table 8) as (ts, tag, reason); None when no tag comes from one.
-    Only those tags are read sample by sample (a logger sends every 30 s or slower)."""
-    hj = {t.tag for d in cfg.devices if isinstance(d, Hj212Device) for t in d.factors}
-    want = [t for t in tags if t in hj]
-    if not want:
-        return None
-    df = store.read(want, start, end)
-    if not len(df):
-        return None
-    flagged = df[df["reason"].isin([int(r) for r in FLAG_STATES]) &
-                 (df["quality"] != int(Quality.GOOD))]
-    return flagged[["ts", "tag", "reason"]].reset_index(drop=True)

@@ -38,15 +38,15 @@ import pandas as pd
 from analyzer.cycles import cycle_starts
 from config import Config
 from config.models import TAG_DEVICES, TagKind, stream_unit_problem
+from store.keys import MINUTE, health_tag
 
 if TYPE_CHECKING:
     from analyzer.production import Cycle, Load
 
 Status = Literal["pass", "fail", "warning"]
-MINUTE = 60_000_000_000
 HOUR = 3_600_000_000_000
 DAY = 24 * HOUR
-SKEW_TAG = "_health.collector.skew_ms"
+SKEW_TAG = health_tag("collector", "skew_ms")
 
 # the order in which failed checks are to be fixed: what invalidates the most comes first
 _PRIORITY = ["streams", "calibration", "coverage-main", "duration", "synchrony", "load", "units",
@@ -339,26 +339,6 @@ def _overlap(gaps: list[tuple[int, int]], own: list[tuple[int, int, str]]) -> di
             ov = min(b, hi) - max(a, lo)
             if ov > 0:
                 out[why] = out.get(why, 0) + ov
-    return out
-
-
-def collector_gaps(store: Any, cfg: Config) -> dict[str, list[tuple[int, int, str]]]:
-    """The holes the collector recorded as its own gap records (``_health.<device>.gap_s``,
-    written after a restart or a clock step when the hole is too long to list tick by tick),
-    per device: (start, end, ``down`` | ``clock``). A few rows per device: read whole."""
-    from store.sample import Reason
-    tags = [f"_health.{d.name}.gap_s" for d in cfg.devices]
-    held = set(store.tags())
-    tags = [t for t in tags if t in held]
-    if not tags:
-        return {}
-    out: dict[str, list[tuple[int, int, str]]] = {}
-    df = store.read(tags)
-    for tag, ts, v, r in zip(df["tag"], df["ts"].tolist(), df["value"].tolist(),
-                             df["reason"].tolist()):
-        if v == v and r in (Reason.DOWN, Reason.CLOCK):
-            dev = tag[len("_health."):-len(".gap_s")]
-            out.setdefault(dev, []).append((int(ts), int(ts + v * 1e9), Reason(r).label))
     return out
 
 
@@ -772,81 +752,3 @@ def _progress(ctx: _Context, prog: dict[str, Any], duration: Check) -> dict[str,
     return out
 
 
-def from_store(cfg: Config, store: Any, start: int | None = None, end: int | None = None,
-               window_rule: str | None = None) -> ValidityReport:
-    """The validity report straight from a store (``SQLiteStore``): reads the rollup of the
-    campaign's tags and the cycle tag's transitions, then :func:`assess`. For notebooks::
-
-        from config import load; from store import SQLiteStore
-        from analyzer.validity import from_store
-        r = from_store(load("campaign.yaml"), SQLiteStore("campaign.db", readonly=True))
-        r.verdict, [c.id for c in r.checks if c.status == "fail"]
-    """
-    from analyzer.cycles import campaign_end, effective_config
-    cfg = effective_config(cfg, store)
-    if start is None:
-        meta = store.get_meta("campaign_start")
-        start = int(meta) if meta else None
-    if end is None:
-        stopped = campaign_end(store)
-        end = None if stopped is None else stopped + 1
-    tags = list(campaign_tags(cfg)) + [SKEW_TAG]
-    rollup = store.rollup(tags, start, end)
-    cyc = cfg.requirements.cycles
-    states = store.transitions(cyc.tag, start, end) if cyc is not None and cyc.tag else None
-    return assess(cfg, rollup, states, start, end, store.tags(), window_rule,
-                  collector_gaps(store, cfg))
-
-
-class LiveValidity:
-    """A validity report kept current while the campaign runs: the first call reads the rollup of
-    the campaign so far, each later one appends only the minutes written since (the store's
-    ``rollup_since``) and the cycle tag's newest transitions, then judges again. The web's live
-    page holds one per campaign. Windows other than the default are computed afresh."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        self.tags = list(campaign_tags(cfg)) + [SKEW_TAG]
-        self.seq = 0
-        self.rollup: pd.DataFrame | None = None
-        self.states: pd.DataFrame | None = None
-
-    def report(self, store: Any, start: int | None = None, end: int | None = None
-               ) -> ValidityReport:
-        from analyzer.cycles import campaign_end, effective_config
-        if end is not None or (start is not None and start != self._start(store)) or \
-                campaign_end(store) is not None:
-            return from_store(self.cfg, store, start, end)
-        cfg = effective_config(self.cfg, store)
-        start = self._start(store)
-        cyc = self.cfg.requirements.cycles
-        if self.rollup is None:
-            self.seq = store.max_seq()
-            self.rollup = store.rollup(self.tags, start)
-            if cyc is not None and cyc.tag:
-                self.states = store.transitions(cyc.tag, start)
-        else:
-            self.seq, tail = store.rollup_since(self.seq, self.tags)
-            if len(tail):
-                if start is not None:
-                    tail = tail[tail["bucket"] >= start // MINUTE * MINUTE]
-                both = pd.concat([self.rollup, tail], ignore_index=True)
-                self.rollup = both.drop_duplicates(["tag", "bucket"], keep="last").sort_values(
-                    ["tag", "bucket"], kind="stable", ignore_index=True)
-            if cyc is not None and cyc.tag:
-                since = None if self.states is None or not len(self.states) else \
-                    int(self.states["ts"].max())
-                new = store.transitions(cyc.tag, since if since is not None else start)
-                both = pd.concat([self.states, new], ignore_index=True) \
-                    if self.states is not None else new
-                # a run of equal values across the seam is one state, not a new transition
-                both = both.drop_duplicates("ts").sort_values("ts", ignore_index=True)
-                keep = np.concatenate([[True], both["value"].to_numpy()[1:] !=
-                                       both["value"].to_numpy()[:-1]])
-                self.states = both[keep].reset_index(drop=True)
-        return assess(cfg, self.rollup, self.states, start, None)
-
-    @staticmethod
-    def _start(store: Any) -> int | None:
-        meta = store.get_meta("campaign_start")
-        return int(meta) if meta else None

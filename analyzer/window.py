@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from config import Config
+from store.keys import MINUTE as _MINUTE
 
 HOUR = 3_600_000_000_000
 RULES = ("best_valid", "campaign")
@@ -174,3 +175,30 @@ def accepted_window(cfg: Config, cycles: list[Any], duration: Any, load: Any, st
                    "not a valid balance yet")
     out["reason"] = reason
     return out
+
+
+def balance_span(cfg: Config, window: dict[str, Any] | None, start: int | None,
+                 end: int | None) -> tuple[int | None, int | None, str]:
+    """The [start, end] [ns] to take the balances over, from the validity report's
+    ``balance_window`` (:func:`analyzer.window.accepted_window`), and how it was chosen.
+
+    ``best_valid`` with a window: its cycles, each edge widened by a little (at most 10 min, a
+    quarter of the shortest cycle) so that the balance's trim to whole cycles finds the very
+    starts the validity report found and no other; continuous, the run itself. Otherwise the
+    window as given."""
+    if window is None or window.get("rule") != "best_valid":
+        return start, end, "as given"
+    if window.get("start") is None or window.get("end") is None:
+        return start, end, "as given: no accepted window"
+    a, b = int(window["start"]), int(window["end"])
+    if window.get("unit") == "cycles" and window.get("used"):
+        shortest = min(int(c["end"]) - int(c["start"]) for c in window["used"])
+        pad = min(10 * _MINUTE, shortest // 4)
+        a, b = a - pad, b + pad
+        if start is not None:
+            a = max(a, start)
+        if end is not None:
+            b = min(b, end)
+    return a, b, "best valid window"
+
+

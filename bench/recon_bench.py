@@ -43,7 +43,7 @@ def _best(f, *args, n: int = 3) -> float:   # type: ignore[no-untyped-def]
 
 
 def run() -> None:
-    from analyzer.netgen import network, pick_faults, with_bias, with_leak
+    from bench.netgen import network, pick_faults, with_bias, with_leak
     from analyzer.reconcile import reconcile
     header("reconciliation: generated network, 1 % meters, 10 % unmeasured")
     net = network(1000, 400, seed=1)
@@ -114,7 +114,7 @@ def _bare_sparse(streams) -> np.ndarray:   # type: ignore[no-untyped-def]
 
 
 def run_large() -> None:
-    from analyzer.netgen import network
+    from bench.netgen import network
     from analyzer.reconcile import ENV, StreamData, reconcile
     header("cpaudit reconcile on 10,000 streams (issue 14: a chain ran out of memory, 2,000 "
            "random nodes gave no answer in 120 s)")

@@ -22,11 +22,11 @@ from bench.common import ROOT, header, line, tmpdir
 _CHILD = """
 import json, sys, time
 import config
-from analyzer.validity import from_store
+from analyzer.iotools import validity_from_store
 from store import SQLiteStore
 cfg = config.load(sys.argv[1])
 t0 = time.perf_counter()
-r = from_store(cfg, SQLiteStore(sys.argv[2], readonly=True))
+r = validity_from_store(cfg, SQLiteStore(sys.argv[2], readonly=True))
 secs = time.perf_counter() - t0
 # the peak of this process's own memory (VmHWM: ru_maxrss would carry the bench's over exec)
 hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))
@@ -38,9 +38,9 @@ print(json.dumps({"secs": secs, "rss_mib": hwm / 1024, "verdict": r.verdict,
 def run(hours: float = 80.0) -> None:
     import config
     from analyzer.balance import material_balance
-    from analyzer.storeframe import balances_from_store, material_balance_from_store
+    from analyzer.iotools import balances_from_store, material_balance_from_store
     from analyzer.totals import balance_tags
-    from analyzer.validity import LiveValidity
+    from analyzer.iotools import LiveValidity
     from simulators.generate import generate
     from store import Batch, SQLiteStore
     path = os.path.join(os.path.dirname(config.__file__), "examples", "brewery.yaml")
@@ -72,7 +72,7 @@ def run(hours: float = 80.0) -> None:
         t0 = time.perf_counter()
         every = balances_from_store(cfg, st)
         layers = time.perf_counter() - t0
-        from analyzer.report import campaign_report
+        from analyzer.iotools import campaign_report
         t0 = time.perf_counter()
         doc = campaign_report(cfg, st, validity=False)
         report = time.perf_counter() - t0

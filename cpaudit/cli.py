@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 import signal
 import sys
 from typing import Any, Sequence
@@ -226,7 +227,7 @@ def _open_store(cfg_path: str | None, store_path: str) -> tuple[Any, Any] | int:
     if cfg_path is not None:
         return _load(cfg_path), st
     try:
-        text = st.get_meta(CONFIG_META)
+        text = st.campaign_config()
     except StoreError as e:
         st.close()
         print(f"cpaudit: {e}", file=sys.stderr)
@@ -244,16 +245,12 @@ def _open_store(cfg_path: str | None, store_path: str) -> tuple[Any, Any] | int:
         return 2
 
 
-# the meta key under which `collect` keeps the campaign file's text with the data it collects
-CONFIG_META = "campaign_config"
-
-
 def _keep_config(st: Any, path: str) -> None:
     """The configuration travels with the data: a central reader of the forwarded copy needs
     nothing typed by hand (the file as it was when collection started)."""
     try:
         with open(path, encoding="utf-8") as f:
-            st.set_meta(CONFIG_META, f.read())
+            st.keep_config(f.read())
     except (OSError, UnicodeDecodeError):
         pass
 
@@ -262,8 +259,7 @@ def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0
             ) -> tuple[Any, dict[str, Any]] | int:
     """(config, report document) for the store and window of ``a``, or an exit code. With
     ``validity_only`` the document holds the campaign's name and its validity alone."""
-    from analyzer.report import campaign_report
-    from analyzer.validity import from_store
+    from analyzer.iotools import campaign_report, validity_from_store
     from store import StoreError
     opened = _open_store(a.config, a.store)
     if isinstance(opened, int):
@@ -273,7 +269,7 @@ def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0
     start, end = _time(a.start, tz), _time(a.end, tz)
     try:
         if validity_only:
-            v = from_store(cfg, st, start, None if end is None else end + 1)
+            v = validity_from_store(cfg, st, start, end)
             return cfg, {"campaign": cfg.campaign.name, "validity": v.to_dict()}
         return cfg, campaign_report(cfg, st, start, end, alpha=alpha,
                                     window=getattr(a, "window", None))
@@ -298,17 +294,42 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resend(a: argparse.Namespace) -> int:
+    """Forward an edge box's whole record again (after an upgrade that changed the series)."""
+    from store import StoreError
+    from store.forward import resend
+    from store.sqlite import SQLiteStore
+    if not os.path.exists(a.store):
+        print(f"cpaudit: {a.store}: no such store", file=sys.stderr)
+        return 2
+    try:
+        st = SQLiteStore(a.store)
+        try:
+            was = resend(st, a.sink or None)
+        finally:
+            st.close()
+    except StoreError as e:
+        print(f"cpaudit: {e}", file=sys.stderr)
+        return 1
+    if not was:
+        print(f"cpaudit: {a.store} has forwarded to no sink yet: nothing to send again")
+    for name, cur in was.items():
+        print(f"{name}: forwards again from the first sample (it stood at write {cur:,}); "
+              "the next run of the collector sends it")
+    return 0
+
+
 def cmd_campaigns(a: argparse.Namespace) -> int:
     """The campaigns a central InfluxDB holds: site, campaign, state, newest data, and how far
     behind each edge box is (what it holds and has not forwarded)."""
     from store import StoreError
-    from store.url import is_url, open_store
+    from store.url import fleet_store, is_url
     if not is_url(a.store):
         print("cpaudit: campaigns lists what a central InfluxDB holds: "
               "--store influxdb://host:8086/DB", file=sys.stderr)
         return 2
     try:
-        st = open_store(a.store, campaign=False)
+        st = fleet_store(a.store)
         rows = st.campaigns()
         st.close()
     except StoreError as e:
@@ -334,12 +355,19 @@ def cmd_campaigns(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from analyzer.export import write_all
+    from analyzer.export import documents
     got = _report(a)
     if isinstance(got, int):
         return got
-    for p in write_all(got[1], a.out):
-        print(p)
+    out = Path(a.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in documents(got[1]).items():
+            (out / name).write_bytes(data)
+            print(out / name)
+    except OSError as e:
+        print(f"cpaudit: cannot write the export into {out}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -726,6 +754,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True, help="influxdb://host:8086/DB")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_campaigns)
+
+    s = sub.add_parser("resend", help="forward an edge box's whole record again (after an "
+                                      "upgrade that changed the InfluxDB series)")
+    s.add_argument("--store", required=True, help="the edge box's SQLite record")
+    s.add_argument("--sink", action="append", help="a sink's name (default: every sink it "
+                                                  "has forwarded to); may be repeated")
+    s.set_defaults(func=cmd_resend)
 
     s = sub.add_parser("export", help="the report's tables (XLSX, CSV) and diagrams (SVG)")
     s.add_argument("config")

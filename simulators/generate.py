@@ -30,6 +30,7 @@ from simulators.cems import apply_cems_faults
 from simulators.live import composite_s, mqtt_values
 from simulators.meters import SimMeter, build_meters, build_plant
 from simulators.profiles import find_field, quantise
+from store.keys import CAMPAIGN_START, GENERATED
 from store.sample import Quality, Reason
 from store.sqlite import SQLiteStore
 
@@ -214,11 +215,11 @@ def generate(cfg: Config, store: SQLiteStore, hours: float, *, start: float | No
             mq.setdefault(f.device, []).append((f, *f.window(start)))
     late_s = cfg.collector.late_tolerance_ms / 1000
     stats = GenerateStats(int(start * 1e9), int(end * 1e9))
-    store.set_meta("campaign.generated", json.dumps(
+    store.set_meta(GENERATED, json.dumps(
         {"start": start, "hours": hours, "seed": cfg.simulation.seed,
          "scenario": scenario.model_dump(mode="json") if scenario else None}))
-    if store.get_meta("campaign_start") is None:    # the key the collector and the web use
-        store.set_meta("campaign_start", str(int(start * 1e9)))
+    if store.campaign_start() is None:               # the record the collector keeps
+        store.set_meta(CAMPAIGN_START, str(int(start * 1e9)))
     c0 = start
     while c0 < end:
         c1 = min(end, c0 + CHUNK_S)

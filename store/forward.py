@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from store.base import PointsRejected, StoreError
 from store.lineproto import format_lines, unrepresentable
@@ -251,6 +251,23 @@ class Forwarder:
             backoff = 0.0
             self.stats.backoff_s = 0.0
             stop.wait(self.idle_s)
+
+
+def resend(source: SQLiteStore, sinks: Sequence[str] | None = None) -> dict[str, int]:
+    """Forward the whole record again, from its first sample, to ``sinks`` (names; None = every
+    sink this record has forwarded to): their cursors go back to the start, the samples already
+    forwarded stay (a write is idempotent on the series and time). What an edge box needs after
+    an upgrade that changed the series (site and campaign tags since 0.1: the points forwarded
+    before carry neither, and a central reader scoped to the campaign does not see them).
+    A running collector picks the reset up at its next batch. Returns, per sink, where its
+    cursor stood."""
+    held = {k[len("forward."):-len(".cursor")]: int(source.get_meta(k) or 0)
+            for k in source.meta_keys() if k.startswith("forward.") and k.endswith(".cursor")}
+    names = list(held) if sinks is None else list(sinks)
+    for n in names:
+        source.set_meta(f"forward.{n}.cursor", "0")
+        source.set_meta(f"forward.{n}.rollup_seq", "0")
+    return {n: held.get(n, 0) for n in names}
 
 
 def _take(b: Batch, idx: "range | list[int]") -> Batch:

@@ -25,6 +25,7 @@ import pandas as pd
 from influxdb_client import WritePrecision
 
 from store.base import PointsRejected, StoreError
+from store.records import CampaignRecords
 
 # statuses that are about the points written, not the server or the client (InfluxDB 1.x answers
 # 400 for a line it cannot parse, 413 beyond max-body-size; 2.x also 422 outside retention)
@@ -81,7 +82,7 @@ class _Records:
             self._text("\n".join(lines))
 
 
-class InfluxV1Store(_Records):
+class InfluxV1Store(_Records, CampaignRecords):
     def __init__(self, url: str, database: str, *, measurement: str = "cpaudit",
                  username: str | None = None, password: str | None = None,
                  timeout_s: float = 10.0, create: bool = True,
@@ -202,9 +203,8 @@ class InfluxV1Store(_Records):
                               if c != "time"}
                     status["at"] = int(row[0])
                 out.append({"site": site, "campaign": campaign,
-                            "name": one.get_meta("campaign_name") or campaign,
-                            "start": _int_or_none(one.get_meta("campaign_start")),
-                            "end": _int_or_none(one.get_meta("campaign_end")),
+                            "name": one.campaign_name() or campaign,
+                            "start": one.campaign_start(), "end": one.campaign_end(),
                             "last_data": one.quick_stats()["last_ts"], "edge": status})
             finally:
                 one.close()
@@ -222,6 +222,21 @@ class InfluxV1Store(_Records):
         if len(vals) < parts:
             return None                      # still arriving
         return "".join(str(r[1]) for r in vals[:parts])
+
+    def meta_items(self) -> dict[str, str]:
+        """Every record the edge box forwarded for this campaign (one query)."""
+        series = self.query(f'SELECT "value", "parts" FROM "{self.measurement}_meta"'
+                            f'{self._scope_where()} GROUP BY "key"')
+        out: dict[str, str] = {}
+        for srs in series:
+            key = (srs.get("tags") or {}).get("key")
+            vals = sorted(srs.get("values") or [], key=lambda r: r[0])
+            if key is None or not vals:
+                continue
+            parts = int(vals[0][2] or 1)
+            if len(vals) >= parts:           # else still arriving
+                out[key] = "".join(str(r[1]) for r in vals[:parts])
+        return out
 
     def meta_keys(self) -> list[str]:
         series = self.query(f'SHOW TAG VALUES FROM "{self.measurement}_meta" WITH KEY = "key"'
@@ -427,13 +442,6 @@ class InfluxV1Store(_Records):
                 c.close()
             self._conns.clear()
         self._local = threading.local()
-
-
-def _int_or_none(v: str | None) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except ValueError:
-        return None
 
 
 def _series_tags(key: str) -> Iterator[tuple[str, str]]:

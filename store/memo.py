@@ -16,18 +16,79 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-MINUTE = 60_000_000_000        # the rollup's bucket [ns] (store.sqlite.ROLLUP_BUCKET_NS)
+from store.base import CampaignReader
+from store.keys import MINUTE
+from store.sample import Batch
 
 
 class MemoStore:
-    def __init__(self, store: Any) -> None:
+    """A :class:`store.base.CampaignReader` over another one (see the module)."""
+
+    def __init__(self, store: CampaignReader) -> None:
         self._store = store
         # tag -> (span it was read over [lo, hi) in ns, None = open, its rollup rows)
         self._roll: dict[str, tuple[int | None, int | None, pd.DataFrame]] = {}
         self._trans: dict[tuple[str, int | None, int | None], pd.DataFrame] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    # -- passed through ------------------------------------------------------------------------
+    def write(self, batch: Batch) -> int:
+        return self._store.write(batch)
+
+    def read(self, tags: Sequence[str] | None = None, start: int | None = None,
+             end: int | None = None) -> pd.DataFrame:
+        return self._store.read(tags, start, end)
+
+    def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
+        return self._store.last(tags)
+
+    def stats(self) -> dict[str, Any]:
+        return self._store.stats()
+
+    def tags(self) -> list[str]:
+        return self._store.tags()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def rollup_since(self, after_seq: int, tags: Sequence[str] | None = None
+                     ) -> tuple[int, pd.DataFrame]:
+        return self._store.rollup_since(after_seq, tags)
+
+    def max_seq(self) -> int:
+        return self._store.max_seq()
+
+    def quick_stats(self) -> dict[str, Any]:
+        return self._store.quick_stats()
+
+    def first_minute(self) -> int | None:
+        return self._store.first_minute()
+
+    def manual(self) -> pd.DataFrame:
+        return self._store.manual()
+
+    def meta_items(self) -> dict[str, str]:
+        return self._store.meta_items()
+
+    def campaign_start(self) -> int | None:
+        return self._store.campaign_start()
+
+    def campaign_end(self) -> int | None:
+        return self._store.campaign_end()
+
+    def campaign_name(self) -> str | None:
+        return self._store.campaign_name()
+
+    def campaign_config(self) -> str | None:
+        return self._store.campaign_config()
+
+    def cycle_marks(self) -> list[int]:
+        return self._store.cycle_marks()
+
+    def manual_notes(self) -> tuple[dict[tuple[str, int], str],
+                                    dict[tuple[str, int], dict[str, Any]]]:
+        return self._store.manual_notes()
+
+    # -- read once ------------------------------------------------------------------------------
 
     @staticmethod
     def _covers(lo: int | None, hi: int | None, start: int | None, end: int | None) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from store.base import StoreError
+from store.records import KeptRecords
 from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 _SCHEMA = """
@@ -112,7 +113,7 @@ def _aggregate(tid: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.n
 _INSERT = "INSERT OR IGNORE INTO sample(tag_id, ts, value, quality, reason) VALUES (?,?,?,?,?)"
 
 
-class SQLiteStore:
+class SQLiteStore(KeptRecords):
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
@@ -555,6 +556,11 @@ class SQLiteStore:
             t = int(tail[0]) // ROLLUP_BUCKET_NS * ROLLUP_BUCKET_NS
             first = t if first is None else min(first, t)
         return first
+
+    def meta_keys(self) -> list[str]:
+        """Every key of ``meta``, the store's own bookkeeping (the forwarders' cursors, the rollup
+        mark) included."""
+        return sorted(k for (k,) in self._conn().execute("SELECT key FROM meta"))
 
     def meta_items(self) -> dict[str, str]:
         """Every campaign record in ``meta`` but the store's own bookkeeping (the rollup mark,

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from store.base import StoreError
+from store.base import CampaignReader, StoreError
+
+if TYPE_CHECKING:
+    from store.influx import InfluxV1Store
 
 SCHEMES = ("influxdb", "influxdbs")
 
@@ -24,9 +27,9 @@ def is_url(text: str) -> bool:
     return text.split("://", 1)[0] in SCHEMES and "://" in text
 
 
-def open_store(text: str, *, readonly: bool = True, campaign: bool = True) -> Any:
+def open_store(text: str, *, readonly: bool = True, campaign: bool = True) -> CampaignReader:
     """The store ``text`` names (see the module); StoreError with the reason if it cannot be.
-    ``campaign=False``: an InfluxDB URL may name no campaign (to list them)."""
+    ``campaign=False``: an InfluxDB URL may name no campaign (to list them: :func:`fleet_store`)."""
     if not is_url(text):
         from store.sqlite import SQLiteStore
         if readonly and not os.path.exists(text):
@@ -47,6 +50,23 @@ def open_store(text: str, *, readonly: bool = True, campaign: bool = True) -> An
     if unknown:
         raise StoreError(f"{text}: unknown parameter(s) {', '.join(sorted(unknown))} "
                          "(site, campaign, measurement)")
+    return _influx(text, u, db, q, campaign)
+
+
+def fleet_store(text: str) -> "InfluxV1Store":
+    """The InfluxDB database an URL names, every campaign in it (``campaigns()``); a site and a
+    campaign in the URL scope it as :func:`open_store` does."""
+    if not is_url(text):
+        raise StoreError(f"{text}: the campaigns of many edge boxes are listed from InfluxDB "
+                         "(influxdb://host:8086/db); a SQLite file is one campaign")
+    st = open_store(text, campaign=False)
+    from store.influx import InfluxV1Store
+    assert isinstance(st, InfluxV1Store)
+    return st
+
+
+def _influx(text: str, u: urllib.parse.SplitResult, db: str, q: dict[str, str], campaign: bool
+            ) -> "InfluxV1Store":
     if campaign and not q.get("campaign"):
         raise StoreError(f"{text}: say which campaign (…?site=…&campaign=…): many edge boxes "
                          "share one database")

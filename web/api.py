@@ -23,23 +23,20 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer.validity import LiveValidity
-from web.app import CUSTOM_RUNNING, CUSTOM_WAITING, APIError, get_config, get_store, presented_token
+from analyzer.iotools import LiveValidity
+from store.keys import HEALTH_PREFIX as HEALTH
+from store.keys import MINUTE
+from web.app import (CUSTOM_RUNNING, CUSTOM_WAITING, APIError, edge_store, get_config, get_store,
+                     presented_token)
 from web.params import parse_int, parse_time
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-HEALTH = "_health."
-
 
 def _time_param(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
     return parse_time(name, raw)
-
-
-MINUTE = 60_000_000_000
 
 
 def _window() -> tuple[int | None, int | None]:
@@ -52,8 +49,7 @@ def _window() -> tuple[int | None, int | None]:
     if start is None and end is None:
         return start, end
     st = get_store()
-    meta = st.get_meta("campaign_start")
-    firsts = [x for x in (int(meta) if meta else None, st.first_minute()) if x is not None]
+    firsts = [x for x in (st.campaign_start(), st.first_minute()) if x is not None]
     last = st.quick_stats()["last_ts"]
     if not firsts or last is None:                 # no data at all: an empty minute
         start = start if start is not None else end - MINUTE  # type: ignore[operator]
@@ -258,12 +254,10 @@ def _campaign_doc() -> dict[str, Any]:
     cfg = get_config()
     st = get_store()
     stats = st.quick_stats()          # index lookups: a full scan takes seconds on 80 h
-    start_meta = st.get_meta("campaign_start")
-    start = int(start_meta) if start_meta else None
+    start = st.campaign_start()
     devs = devices_state()
     now = time.time_ns()
-    from analyzer.cycles import campaign_end
-    stop = campaign_end(st)
+    stop = st.campaign_end()
     last = stats["last_ts"] or now
     upto = min(last, stop) if stop else last     # a stopped campaign stops ageing
     return {
@@ -300,7 +294,7 @@ def balance():  # type: ignore[no-untyped-def]
     window = _window_rule()
 
     def doc() -> dict[str, Any]:
-        from analyzer.storeframe import accepted_balances
+        from analyzer.iotools import accepted_balances
         # the default window of the whole campaign: the live validity report chooses it (it
         # adds the newest minutes to what it holds instead of judging 80 h again)
         live = _live_validity(start, end) if window is None and start is None and end is None \
@@ -323,10 +317,10 @@ def validity():  # type: ignore[no-untyped-def]
     start, end = _window()
 
     def doc() -> dict[str, Any]:
-        from analyzer.validity import from_store
+        from analyzer.iotools import validity_from_store
         # a custom window is judged afresh, outside the live report's lock
         rep = _live_validity(start, end) if start is None and end is None else \
-            from_store(cfg, get_store(), start, end)
+            validity_from_store(cfg, get_store(), start, end)
         out = rep.to_dict()
         tz = cfg.campaign.timezone
         out["start"], out["end"] = _iso(out["start_ns"], tz), _iso(out["end_ns"], tz)
@@ -357,7 +351,7 @@ def _window_rule() -> str | None:
 
 def _report(with_validity: bool = False) -> dict[str, Any]:
     """The campaign report for the request's window (:func:`_memo`)."""
-    from analyzer.report import campaign_report
+    from analyzer.iotools import campaign_report
     cfg = get_config()
     start, end = _window()
     raw_alpha = request.args.get("alpha", "0.05")
@@ -392,11 +386,8 @@ def export_xlsx():  # type: ignore[no-untyped-def]
 
     from flask import send_file
 
-    from analyzer.export import write_xlsx
-    doc = _report(with_validity=True)
-    buf = io.BytesIO()
-    write_xlsx(doc, buf)
-    buf.seek(0)
+    from analyzer.export import xlsx_bytes
+    buf = io.BytesIO(xlsx_bytes(_report(with_validity=True)))
     name = "".join(c if c.isalnum() else "-" for c in get_config().campaign.name).strip("-")
     return send_file(buf, as_attachment=True, download_name=f"{name or 'campaign'}.xlsx",
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -415,13 +406,13 @@ def export_csv():  # type: ignore[no-untyped-def]
     units in the header."""
     from flask import Response
 
-    from analyzer.export import tables, write_csv
+    from analyzer.export import csv_text, tables
     name = request.args.get("table", "")
     all_tables = tables(_report(with_validity=True))
     if name not in all_tables:
         raise APIError(400, f"table: one of {', '.join(all_tables)}")
     fname = "".join(c if c.isalnum() else "-" for c in name)
-    return Response("\ufeff" + write_csv(all_tables[name]), mimetype="text/csv; charset=utf-8",
+    return Response("\ufeff" + csv_text(all_tables[name]), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{fname}.csv"'})
 
 
@@ -430,7 +421,7 @@ def sankey_svg():  # type: ignore[no-untyped-def]
     from flask import Response
 
     from analyzer.sankey import sankey, svg
-    from analyzer.storeframe import accepted_balances
+    from analyzer.iotools import accepted_balances
     layer = request.args.get("layer", "material")
     lang = request.args.get("lang", "en")
     node = request.args.get("node") or None
@@ -550,12 +541,9 @@ def _changed() -> None:
 @bp.post("/campaign/start")
 def campaign_start():  # type: ignore[no-untyped-def]
     """Start (or restart) the campaign at ``ts`` (default now): the analyses count from there."""
-    from analyzer.cycles import CAMPAIGN_END
     _require_token()
     ts = _body_ts(request.get_json(silent=True))
-    st = get_store()
-    st.set_meta("campaign_start", str(ts))
-    st.set_meta(CAMPAIGN_END, "")
+    edge_store().begin_campaign(ts)
     _changed()
     return jsonify({"campaign_start": ts, "start": _iso(ts, get_config().campaign.timezone)})
 
@@ -564,14 +552,13 @@ def campaign_start():  # type: ignore[no-untyped-def]
 def campaign_stop():  # type: ignore[no-untyped-def]
     """Stop the campaign at ``ts`` (default now): the analyses end there; recording goes on, and
     the raw data are kept."""
-    from analyzer.cycles import CAMPAIGN_END
     _require_token()
     ts = _body_ts(request.get_json(silent=True))
-    st = get_store()
-    start = st.get_meta("campaign_start")
-    if start and ts <= int(start):
+    st = edge_store()
+    start = st.campaign_start()
+    if start is not None and ts <= start:
         raise APIError(400, "ts: the campaign cannot stop before it started")
-    st.set_meta(CAMPAIGN_END, str(ts))
+    st.end_campaign(ts)
     _changed()
     return jsonify({"campaign_end": ts, "end": _iso(ts, get_config().campaign.timezone)})
 
@@ -580,9 +567,6 @@ def campaign_stop():  # type: ignore[no-untyped-def]
 def cycle_mark():  # type: ignore[no-untyped-def]
     """Mark a production cycle boundary at ``ts`` (default now), for a campaign that counts its
     cycles from marks (``requirements.cycles.source: marked``)."""
-    import json as _json
-
-    from analyzer.cycles import CYCLE_MARKS, marks
     _require_token()
     cfg = get_config()
     spec = cfg.requirements.cycles
@@ -591,13 +575,11 @@ def cycle_mark():  # type: ignore[no-untyped-def]
         raise APIError(400, f"this campaign has {how}; boundaries are marked by hand only with "
                             "requirements.cycles.source: marked")
     ts = _body_ts(request.get_json(silent=True))
-    st = get_store()
+    st = edge_store()
     with current_app.extensions["cpaudit_lock"]:
-        now = marks(st)
-        if ts not in now:
-            st.set_meta(CYCLE_MARKS, _json.dumps(sorted(now + [ts])))
+        now = st.mark_cycle(ts)
     _changed()
-    return jsonify({"marked": ts, "marks": len(marks(st))}), 201
+    return jsonify({"marked": ts, "marks": len(now)}), 201
 
 
 @bp.get("/openapi.json")

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 
 import config as cfgmod
 from store import SQLiteStore
+from store.base import CampaignReader, CampaignStore
 
 
 class APIError(Exception):
@@ -163,9 +164,8 @@ def presented_token() -> str | None:
     return None
 
 
-def get_store() -> SQLiteStore:
-    """The request's store: the SQLite record, or (a central view) the campaign in InfluxDB
-    (typed as the SQLite store, whose reading methods the InfluxDB one has too)."""
+def get_store() -> CampaignReader:
+    """The request's store: the SQLite record, or (a central view) the campaign in InfluxDB."""
     if "store" not in g:
         path = current_app.config["CPAUDIT_STORE"]
         if current_app.extensions.get("cpaudit_central"):
@@ -176,12 +176,21 @@ def get_store() -> SQLiteStore:
     return g.store  # type: ignore[no-any-return]
 
 
+def edge_store() -> CampaignStore:
+    """The request's store for a change (start, stop, marks, hand readings): the edge box's own
+    record; a central copy refuses (405) — the app refuses every change there before this."""
+    st = get_store()
+    if not isinstance(st, CampaignStore):
+        raise APIError(405, "this store is a read-only copy: make changes on the edge box")
+    return st
+
+
 def forwarded_config(store_url: str) -> cfgmod.Config:
     """The campaign's configuration as its edge box forwarded it (``campaign_config``)."""
     from store.url import open_store
     st = open_store(str(store_url))
     try:
-        text = st.get_meta("campaign_config")
+        text = st.campaign_config()
     finally:
         st.close()
     if text is None:

@@ -2,7 +2,7 @@
 
 A closure taken in the middle of a brew is meaningless (the vessels hold material), so for a
 batch process the history is one balance per *completed* production cycle (from one cycle start to
-the next, :func:`analyzer.cycles.cycle_starts`), taken by :func:`analyzer.storeframe.cycle_balances`
+the next, :func:`analyzer.cycles.cycle_starts`), taken by :func:`analyzer.iotools.cycle_balances`
 exactly as the validity report takes them; for a continuous process it is one balance per trailing
 window of ``trailing_h`` hours ending every ``step``. Each point is a whole
 :func:`analyzer.balance.layer_balance`: its verdict per node is the one a report over that window
@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, request
 
+from config import Config
+from store.base import CampaignReader
+from store.keys import end_after
 from web.app import APIError, get_config, get_store
 
 bp = Blueprint("history", __name__, url_prefix="/api/v1")
@@ -38,14 +41,16 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return v
 
 
-def completed_cycles(cfg: Any, store: Any, start: int, end: int) -> list[tuple[int, int]]:
-    """The completed cycles [start, end) [ns] of a batch campaign inside [start, end]: from one
+def completed_cycles(cfg: Config, store: CampaignReader, start: int, end: int
+                     ) -> list[tuple[int, int]]:
+    """The completed cycles [start, end) [ns] of a batch campaign inside [start, end): from one
     cycle start to the next (a cycle still running has no end yet and is left out)."""
     from analyzer.cycles import cycle_starts
     spec = cfg.requirements.cycles
-    frame = store.transitions(spec.tag, start, end + 1) if spec.tag else None
+    assert spec is not None
+    frame = store.transitions(spec.tag, start, end) if spec.tag else None
     starts = cycle_starts(frame, spec)
-    starts = starts[(starts >= start) & (starts <= end)]
+    starts = starts[(starts >= start) & (starts < end)]
     return [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
 
 
@@ -61,16 +66,17 @@ def trailing_windows(start: int, end: int, hours: int, points: int) -> list[tupl
     return [(int(e) - width, int(e)) for e in ends]
 
 
-def closure_series(cfg: Any, store: Any, layer: str, trailing_h: int, points: int
+def closure_series(cfg: Config, store: CampaignReader, layer: str, trailing_h: int, points: int
                    ) -> dict[str, Any]:
     from analyzer.balance import layer_balance
-    from analyzer.cycles import campaign_end, effective_config
-    from analyzer.storeframe import balance_tags, cycle_balances, thin_frame
+    from analyzer.cycles import effective_config
+    from analyzer.iotools import cycle_balances, thin_frame
+    from analyzer.totals import balance_tags
     from store.memo import MemoStore
     from web.series import _span
     store = MemoStore(store)
-    cfg = effective_config(cfg, store)
-    start, end = _span(store, None, campaign_end(store))
+    cfg = effective_config(cfg, store.cycle_marks())
+    start, end = _span(store, None, store.campaign_end())
     limit = cfg.requirements.closure_limit_pct
     batch = cfg.requirements.mode == "batch" and cfg.requirements.cycles is not None
     if batch:
@@ -82,7 +88,7 @@ def closure_series(cfg: Any, store: Any, layer: str, trailing_h: int, points: in
         rows = []
         if windows:
             tags = balance_tags(cfg, rates=False)
-            frame = thin_frame(store, tags, windows[0][0], windows[-1][1] + 1,
+            frame = thin_frame(store, tags, windows[0][0], end_after(windows[-1][1]),
                                [x for w in windows for x in w])
             for a, b in windows:
                 res = layer_balance(cfg, frame, layer, a, b, None)

@@ -14,15 +14,14 @@ its start, before its stop) and not in the future.
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from analyzer.report import MANUAL_NOTE, MANUAL_RETRACTED, manual_entries
+from analyzer.iotools import manual_entries
 from web.api import _body_ts, _iso, _require_token
-from web.app import APIError, get_config, get_store
+from web.app import APIError, edge_store, get_config, get_store
 from web.params import PHYSICAL_BOUND, parse_number
 
 bp = Blueprint("manual", __name__, url_prefix="/api/v1")
@@ -58,14 +57,12 @@ def _check_value(tag: str, value: float) -> None:
 
 
 def _check_ts(ts: int) -> None:
-    from analyzer.cycles import campaign_end
     st = get_store()
-    start = st.get_meta("campaign_start")
-    stop = campaign_end(st)
+    start, stop = st.campaign_start(), st.campaign_end()
     tz = get_config().campaign.timezone
-    if start and ts < int(start):
+    if start is not None and ts < start:
         raise APIError(400, f"ts: {_iso(ts, tz)} is before the campaign started "
-                            f"({_iso(int(start), tz)})")
+                            f"({_iso(start, tz)})")
     if stop is not None and ts > stop:
         raise APIError(400, f"ts: {_iso(ts, tz)} is after the campaign stopped ({_iso(stop, tz)})")
 
@@ -105,13 +102,13 @@ def manual():  # type: ignore[no-untyped-def]
     ts = _body_ts(body)
     _check_ts(ts)
     note = _note(body)
-    st = get_store()
+    st = edge_store()
     added = st.write(Batch([tag], [ts], [value], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
     if not added:
         raise APIError(409, f"{tag} already has a reading at {ts}; retract it first or choose "
                             "another time")
     if note:
-        st.set_meta(f"{MANUAL_NOTE}{tag}.{ts}", note)
+        st.note_manual(tag, ts, note)
     # no cache to drop: the documents are keyed by the write sequence, and the live validity
     # reads the minutes written since (a retraction moves its row to the end of that order)
     return jsonify({"stored": {"tag": tag, "ts": ts, "value": value, "reason": "manual",
@@ -128,11 +125,9 @@ def retract():  # type: ignore[no-untyped-def]
         raise APIError(400, "ts: the time of the reading to retract (as GET /manual gives it)")
     ts = _body_ts(body)
     note = _note(body)
-    st = get_store()
-    if not st.retract(tag, ts):
-        raise APIError(404, f"no manual reading of {tag} at {ts} to retract")
     now = time.time_ns()
-    st.set_meta(f"{MANUAL_RETRACTED}{tag}.{ts}", json.dumps({"at": now, "note": note}))
+    if not edge_store().retract_manual(tag, ts, now, note):
+        raise APIError(404, f"no manual reading of {tag} at {ts} to retract")
     return jsonify({"retracted": {"tag": tag, "ts": ts, "at": now, "note": note}})
 
 

@@ -14,27 +14,25 @@ import pandas as pd
 
 from analyzer.totals import layer_streams, layer_value, theoretical_per_hour, unwrap
 from config import ENV, Config
+from store.base import CampaignReader
+from store.keys import MINUTE
 
-MINUTE = 60_000_000_000
 
-
-def _span(store: Any, start: int | None, end: int | None) -> tuple[int, int]:
-    """The request's window; by default from the campaign's start (the store's meta, else its
-    first minute) to its newest reading."""
+def _span(store: CampaignReader, start: int | None, end: int | None) -> tuple[int, int]:
+    """The request's window [start, end); by default from the campaign's start (its record, else
+    the store's first minute) to just after its newest reading."""
     if start is None:
-        meta = store.get_meta("campaign_start")
-        if meta:
-            start = int(meta)
-        else:
+        start = store.campaign_start()
+        if start is None:
             first = store.first_minute()
             start = first if first is not None else time.time_ns()
     if end is None:        # the newest reading: a finished campaign is shown whole
         last = store.quick_stats()["last_ts"]
-        end = int(last) + 1 if last is not None else time.time_ns()
+        end = int(last) + 1 if last is not None else time.time_ns()     # just after it
     return int(start), int(end)
 
 
-def downsample(store: Any, tag: str, start: int | None, end: int | None,
+def downsample(store: CampaignReader, tag: str, start: int | None, end: int | None,
                points: int) -> dict[str, Any]:
     start, end = _span(store, start, end)
     if end <= start:
@@ -86,7 +84,7 @@ def _increments(r: pd.DataFrame, rollover: float | None) -> tuple[np.ndarray, np
     return b, np.diff(cum, prepend=0.0)
 
 
-def closure_history(cfg: Config, store: Any, layer: str, start: int | None, end: int | None,
+def closure_history(cfg: Config, store: CampaignReader, layer: str, start: int | None, end: int | None,
                     step_min: int, trailing_h: int) -> dict[str, Any]:
     start, end = _span(store, start, end)
     if step_min <= 0:

@@ -47,7 +47,7 @@ TOL_KGCE = 3 * 0.028 + 0.005
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from analyzer.report import campaign_report
+    from analyzer.iotools import campaign_report
     from simulators.generate import generate
     d = tmp_path_factory.mktemp("acc")
     p = d / "site.yaml"
@@ -102,7 +102,7 @@ def test_the_water_balance_closes_and_a_residual_is_never_a_negative_loss(report
 @pytest.fixture(scope="module")
 def report80(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """80 h of the demo site at 30 s ticks (the same plant, meters and offsets as at 1 s)."""
-    from analyzer.report import campaign_report
+    from analyzer.iotools import campaign_report
     from simulators.generate import generate
     d = tmp_path_factory.mktemp("acc80")
     p = d / "site.yaml"

@@ -31,7 +31,7 @@ def test_generated_faults_are_diagnosed_at_the_right_place(
     or its outlet meter reading 3 % high (meters of class 0.5): the reconciliation of the
     material balance names that node or that meter first, and the 5 % closure verdict alone would not have caught it."""
     from analyzer.recon_layer import reconcile_balance
-    from analyzer.storeframe import material_balance_from_store
+    from analyzer.iotools import material_balance_from_store
     from config.scenario import Scenario
     from simulators.generate import generate
     st = SQLiteStore(tmp_path / "f.db")
@@ -58,7 +58,7 @@ H80 = 80
 def _campaign(tmp_path: Path, faults: list[dict], rule: str = "rectangular"
               ) -> tuple[config.Config, Any, Any]:
     from analyzer.recon_layer import reconcile_balance
-    from analyzer.storeframe import material_balance_from_store
+    from analyzer.iotools import material_balance_from_store
     from config.scenario import Scenario
     from simulators.generate import generate
     from simulators.meters import build_plant

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import config
-from analyzer.report import campaign_report
-from analyzer.validity import from_store
+from analyzer.iotools import campaign_report
+from analyzer.iotools import validity_from_store
 from store import SQLiteStore
 from tests.analyzer.test_validity import BATCH, CONTINUOUS, H, T0_NS, make, tick
 
@@ -43,7 +43,7 @@ def test_a_6_h_load_dip_leaves_two_brews_out_and_the_campaign_valid(
     8.3455 × 0.8 × (1 + 0.08 sin π) = 6.676 and 8.3455 × 0.8 × (1 − 0.08 × 0.7071) = 6.299 m³/h,
     below the 7.5 average: they do not count. 23 at load ≥ 3: valid (it was invalid before)."""
     cfg, st = dip
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     assert r.verdict == "valid", r.message
     assert r.message.endswith("; 23 complete cycle(s) at load, 3 required; 2 below the average "
                               "load do not count")
@@ -136,7 +136,7 @@ def test_continuous_hours_below_the_average_are_left_out_of_the_run(tmp_path: Pa
     81 h = 73 h at load without a break ≥ 72 h, valid; the balance over that run."""
     cfg, st = make(tmp_path, 81, CONTINUOUS,
                    [{"kind": "load_drop", "factor": 0.8, "start": "4h", "duration": "4h"}])
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     assert r.verdict == "valid", r.message
     assert r.message.endswith("; 73.0 h at load without a break, 72 h required")
     assert r.check("load").status == "warning"
@@ -243,7 +243,7 @@ def test_the_average_load_states_its_basis(tmp_path: Path) -> None:
     op = {"basis: calendar_hours ": "basis: operating_hours",
           "period_hours: 8760": "period_hours: 7200", "average: 7.5\n": "average: 9.125\n"}
     cfg, st = make(tmp_path, 13.5, {**BATCH, **op})
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     ld = r.check("load")
     assert "average 9.125 m3/h (per operating hour: 65 700 over 7 200 h" in ld.reason
     assert ld.status == "fail" and r.check("duration").value == 0

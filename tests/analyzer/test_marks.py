@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import config
-from analyzer.cycles import CAMPAIGN_END, CYCLE_MARKS, effective_config
-from analyzer.storeframe import material_balance_from_store
-from analyzer.validity import from_store
+from analyzer.cycles import effective_config
+from analyzer.iotools import material_balance_from_store, validity_from_store
 from simulators.generate import generate
 from simulators.site import CYCLE_S
+from store.keys import CAMPAIGN_END, CYCLE_MARKS
 from store.sqlite import SQLiteStore
 from tests.conftest import site_text
 
@@ -39,13 +39,13 @@ def test_marks_make_the_cycles(marked: config.Config, tmp_path: Path) -> None:
     assert none.verdict == "no-data" and "marked boundaries" in none.message
     starts = [int((T0 + k * CYCLE_S) * 1e9) for k in range(3)]     # the brews' own starts
     st.set_meta(CYCLE_MARKS, json.dumps(starts))
-    eff = effective_config(marked, st)
+    eff = effective_config(marked, st.cycle_marks())
     assert eff.requirements.cycles is not None
     assert eff.requirements.cycles.marked_ns() == starts
     res = material_balance_from_store(marked, st)
     assert (res.start_ns, res.end_ns) == (starts[0], starts[2])
     assert res.verdict == "ok" and "over 2 whole production cycles" in res.message
-    v = from_store(marked, st)
+    v = validity_from_store(marked, st)
     d = v.check("duration")
     assert d.value == 2 and d.status == "fail"        # 3 are required
     # stopped by hand after the second brew: the analyses end there
@@ -53,4 +53,5 @@ def test_marks_make_the_cycles(marked: config.Config, tmp_path: Path) -> None:
     res = material_balance_from_store(marked, st)
     assert (res.start_ns, res.end_ns) == (starts[0], starts[1])      # one whole brew left
     assert "over 1 whole production cycle" in res.message
-    assert from_store(marked, st).end_ns == starts[1] + 60 * S + 1
+    # the validity's window is [start, stop): the same instant the balance ends at
+    assert validity_from_store(marked, st).end_ns == starts[1] + 60 * S

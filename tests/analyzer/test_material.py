@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 import config
 from analyzer import material_balance
-from analyzer.export import tables, write_all, write_csv, write_xlsx
+from analyzer.export import csv_text, documents, tables, xlsx_bytes
 from analyzer.material import component_balance, losses, utilisation
 from analyzer.sankey import sankey, svg
 from tests.analyzer.test_balance import AMOUNTS, frame_for
@@ -115,14 +115,13 @@ def test_exports_have_units_in_headers(cfg: config.Config, tmp_path: Path) -> No
     assert head[3] == "inputs [kg]" and head[7] == "closure [%]"
     assert [x[0] for x in rows] == ["mash", "kettle", "overall"]
     assert "amount [kg]" in t["material losses"][0]
-    assert write_csv(t["material losses"]).splitlines()[1].startswith("mash,")
-    buf = io.BytesIO()
-    write_xlsx(doc, buf)
-    wb = load_workbook(io.BytesIO(buf.getvalue()))
+    assert csv_text(t["material losses"]).splitlines()[1].startswith("mash,")
+    wb = load_workbook(io.BytesIO(xlsx_bytes(doc)))
     ws = wb["material balance"]
     assert ws["D1"].value == "inputs [kg]" and ws["H4"].value == pytest.approx(
         round(100 * 590.4 / 13200 - 100 * 100 / 13200, 3))
-    written = write_all(doc, tmp_path / "out")
-    names = {p.name for p in written}
+    files = documents(doc)
+    assert files["material-balance.csv"].startswith("\ufeff".encode())   # Excel reads the CJK
+    names = set(files)
     assert {"report.xlsx", "report.json", "material-balance.csv",
             "sankey-material-zh.svg"} <= names

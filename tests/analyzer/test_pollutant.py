@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import config
-from analyzer.pollutant import pollutant_from_store
+from analyzer.iotools import pollutant_from_store
 from store.sqlite import SQLiteStore
 from tests.conftest import site_text
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import config
-from analyzer.pollutant import pollutant_from_store
+from analyzer.iotools import pollutant_from_store
 from store import Quality, Reason
 from store.sqlite import SQLiteStore
 from tests.conftest import ROOT, campaign_text

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analyzer.netgen import network, with_bias, with_leak
+from bench.netgen import network, with_bias, with_leak
 from analyzer.reconcile import ENV, StreamData as S, reconcile
 
 REL = 1e-7

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.netgen import network
+from bench.netgen import network
 from analyzer.recon_table import decode_table, parse_table
 from analyzer.reconcile import ReconcileError, reconcile
 from tests.conftest import ROOT

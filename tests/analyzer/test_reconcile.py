@@ -157,7 +157,7 @@ def test_textbook_heat_exchanger_with_bypass() -> None:
 def test_generated_network_faults_are_located() -> None:
     """A generated 300-stream network with a 10 % leak at a well-metered node and a +10 σ bias
     elsewhere: both are found where they were put, the leak's size within 3 σ of its residual."""
-    from analyzer.netgen import network, pick_faults, with_bias, with_leak
+    from bench.netgen import network, pick_faults, with_bias, with_leak
     net = network(300, 120, seed=3)
     assert not reconcile(net.streams).global_test["rejected"]
     node, stream = pick_faults(net)

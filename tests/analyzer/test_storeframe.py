@@ -10,7 +10,7 @@ import pytest
 
 import config
 from analyzer.balance import layer_balance, material_balance
-from analyzer.storeframe import balances_from_store, material_balance_from_store, thin_frame
+from analyzer.iotools import balances_from_store, material_balance_from_store, thin_frame
 from analyzer.totals import balance_tags
 from config.scenario import Scenario
 from simulators.generate import generate

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import config
-from analyzer.validity import LiveValidity, assess, from_store
+from analyzer.iotools import LiveValidity, validity_from_store
+from analyzer.validity import assess
 from config.scenario import Scenario
 from simulators.generate import generate
 from store import Batch, SQLiteStore
@@ -70,7 +71,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[config.Config, SQLi
 def test_continuous_74_h_is_valid_and_71_h_is_not(cont: tuple[config.Config, SQLiteStore]
                                                    ) -> None:
     cfg, st = cont
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     s = statuses(r)
     assert r.verdict == "valid", r.message
     assert s.pop("skew") == "warning"       # a generated campaign has no skew data: a remark
@@ -85,7 +86,7 @@ def test_continuous_74_h_is_valid_and_71_h_is_not(cont: tuple[config.Config, SQL
     assert T0_NS <= r.best_window["start"] <= T0_NS + 2 * H
     assert r.best_window["end"] - r.best_window["start"] == 72 * H
 
-    short = from_store(cfg, st, T0_NS, T0_NS + 71 * H)
+    short = validity_from_store(cfg, st, T0_NS, T0_NS + 71 * H)
     assert short.verdict == "invalid"
     d = short.check("duration")
     assert d.status == "fail" and d.value == pytest.approx(71.0, abs=0.05)
@@ -99,7 +100,7 @@ def test_continuous_74_h_is_valid_and_71_h_is_not(cont: tuple[config.Config, SQL
 def test_batch_three_whole_cycles_are_valid_two_are_not(batch: tuple[config.Config, SQLiteStore]
                                                        ) -> None:
     cfg, st = batch
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     assert r.verdict == "valid", r.message
     d = r.check("duration")
     # brews start at 0, 3, 6, 9, 12 h; the one at 0 h is not seen starting; the one at 12 h is
@@ -116,7 +117,7 @@ def test_batch_three_whole_cycles_are_valid_two_are_not(batch: tuple[config.Conf
     assert "over 3 complete cycle(s)" in r.check("load").reason
     assert r.check("load").value == pytest.approx(np.mean([p["load"] for p in per]))
 
-    two = from_store(cfg, st, None, T0_NS + int(10.5 * H))
+    two = validity_from_store(cfg, st, None, T0_NS + int(10.5 * H))
     d = two.check("duration")
     assert two.verdict == "invalid" and d.status == "fail" and d.value == 2
     assert "keep measuring: 1 more complete cycle" in d.fix
@@ -128,7 +129,7 @@ def test_batch_three_whole_cycles_are_valid_two_are_not(batch: tuple[config.Conf
 
 def test_an_aborted_brew_is_not_a_complete_cycle(tmp_path: Path) -> None:
     cfg, st = make(tmp_path, 16.5, BATCH, [{"kind": "abort_cycle", "start": "7h"}])
-    d = from_store(cfg, st).check("duration")
+    d = validity_from_store(cfg, st).check("duration")
     cycles = d.details["cycles"]
     assert [c["complete"] for c in cycles] == [True, False, True, True]
     assert "step(s) 3, 4 not reached" in cycles[1]["why"]
@@ -143,7 +144,7 @@ def test_hours_below_the_average_load_do_not_count_towards_the_72_h(tmp_path: Pa
     now is the issue's: the low hours are left out, the campaign lacks hours at load)."""
     cfg, st = make(tmp_path, 74, CONTINUOUS,
                    [{"kind": "load_drop", "factor": 0.2, "start": "30h", "duration": "6h"}])
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     ld = r.check("load")
     assert ld.status == "warning" and r.verdict == "invalid"
     days = ld.details["per_day"]
@@ -167,7 +168,7 @@ def test_hours_below_the_average_load_do_not_count_towards_the_72_h(tmp_path: Pa
     assert [(x["start"], x["end"]) for x in low] == [(T0_NS + 30 * H, T0_NS + 36 * H)]
     assert low[0]["load"] == pytest.approx(2.8 * 0.2 * 1.0509, rel=0.02)
     # the same campaign without the dip's day would pass: judged from the day after
-    assert from_store(cfg, st, T0_NS + 48 * H).check("load").status == "pass"
+    assert validity_from_store(cfg, st, T0_NS + 48 * H).check("load").status == "pass"
 
 
 def test_an_expired_certificate_fails_its_device(tmp_path: Path) -> None:
@@ -175,7 +176,7 @@ def test_an_expired_certificate_fails_its_device(tmp_path: Path) -> None:
     subs['certificate: "BJ-JL-2026-0504", valid_until: 2027-05-31'] = \
         'certificate: "BJ-JL-2026-0504", valid_until: 2026-09-22'
     cfg, st = make(tmp_path, 74, subs)
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     c = r.check("calibration:fm_hot_wort")
     assert c.status == "fail" and "expired on 2026-09-22" in c.reason
     assert [k for k, v in statuses(r).items() if v == "fail"] == ["calibration:fm_hot_wort"]
@@ -187,7 +188,7 @@ def test_a_dead_main_meter_fails_coverage_duration_and_load(tmp_path: Path) -> N
     cfg, st = make(tmp_path, 13.5, BATCH,
                    [{"kind": "dropout", "device": "fm_hot_wort", "start": "0s",
                      "duration": "forever"}])
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     s = statuses(r)
     cov = r.check("coverage:hot_wort.total")
     assert cov.status == "fail" and cov.value == 0.0
@@ -203,7 +204,7 @@ def test_a_dead_main_meter_fails_coverage_duration_and_load(tmp_path: Path) -> N
 def test_a_short_dropout_is_a_listed_gap_not_a_break(tmp_path: Path) -> None:
     cfg, st = make(tmp_path, 13.5, BATCH, [{"kind": "dropout", "device": "fm_water",
                                             "start": "4h", "duration": "3m"}])
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     cov = r.check("coverage:water_in.total")
     assert cov.status == "pass" and cov.value == pytest.approx(1 - 3 / (13.5 * 60), abs=1e-3)
     assert cov.ranges == [(tick(4), tick(4) + 3 * 60 * 10**9)]
@@ -217,7 +218,7 @@ def test_a_theoretical_main_outlet_fails_the_streams_check(tmp_path: Path) -> No
         = ("- {id: hot_wort, from: kettle, to: ENV, provenance: theoretical, value: 8000, "
            "unit: kg/h, source: 'recipe', ")
     cfg, st = make(tmp_path, 4, subs)
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     c = r.check("streams")
     assert c.status == "fail" and "hot_wort is a main outlet given as theoretical" in c.reason
     assert c.details["main_not_measured"] and r.fixes[0]["check"] == "streams"
@@ -240,7 +241,7 @@ def test_a_main_stream_weighed_by_hand_with_evidence_counts_as_measured(
         f"- {{id: malt_in, from: ENV, to: mash, provenance: manual, manual_method: {method}{ev}, "
         "source: 'malt intake record', tag: malt_in.total,")
     cfg, st = make(tmp_path, 4, subs)
-    c = from_store(cfg, st).check("streams")
+    c = validity_from_store(cfg, st).check("streams")
     if passes:
         assert c.status == "pass", c.reason
         assert c.details["measured_by_hand"] == [f"malt_in (weighed: {evidence})"]
@@ -267,7 +268,7 @@ def test_config_without_a_load_requirement_says_what_is_missing(
     cfg, st = batch
     bare = cfg.model_copy(update={"requirements": cfg.requirements.model_copy(
         update={"load": None})})
-    r = from_store(bare, st)
+    r = validity_from_store(bare, st)
     ld = r.check("load")
     assert ld.status == "fail" and "requirements.load" in ld.reason
     assert r.verdict == "invalid" and [f["check"] for f in r.fixes] == ["load"]
@@ -276,17 +277,17 @@ def test_config_without_a_load_requirement_says_what_is_missing(
 def test_empty_windows_and_foreign_stores_give_a_clear_result(
         tmp_path: Path, batch: tuple[config.Config, SQLiteStore]) -> None:
     cfg, st = batch
-    after = from_store(cfg, st, T0_NS + 100 * H)
+    after = validity_from_store(cfg, st, T0_NS + 100 * H)
     assert after.verdict == "no-data" and after.checks == []
     assert "no sample of the campaign's tags in the window" in after.message
-    assert "ends before it starts" in from_store(cfg, st, T0_NS + H, T0_NS).message
+    assert "ends before it starts" in validity_from_store(cfg, st, T0_NS + H, T0_NS).message
     other = SQLiteStore(tmp_path / "other.db")
     other.write(Batch(["boiler.x"], np.array([T0_NS]), np.array([1.0]), np.array([0]),
                       np.array([0])))
-    r = from_store(cfg, other)
+    r = validity_from_store(cfg, other)
     assert r.verdict == "no-data" and "holds none of the campaign's tags" in r.message
     assert "boiler.x" in r.message
-    assert "it is empty" in from_store(cfg, SQLiteStore(tmp_path / "empty.db")).message
+    assert "it is empty" in validity_from_store(cfg, SQLiteStore(tmp_path / "empty.db")).message
     assert json.loads(json.dumps(r.to_dict()))["verdict"] == "no-data"   # JSON even then
 
 
@@ -297,11 +298,11 @@ def test_skew_from_the_collectors_health_data(tmp_path: Path) -> None:
     skew[100:103] = 900.0                           # three ticks over the 500 ms tolerance
     st.write(Batch(["_health.collector.skew_ms"] * len(ts), ts, skew,
                    np.zeros(len(ts), np.int8), np.zeros(len(ts), np.int8)))
-    c = from_store(cfg, st).check("skew")
+    c = validity_from_store(cfg, st).check("skew")
     assert c.status == "warning" and c.value == 900.0 and c.limit == 500.0
     assert c.details["minutes_over"] == 3 and len(c.ranges) == 1
     assert "over 500 ms in 3 minute(s)" in c.reason
-    ok = from_store(cfg, st, None, int(ts[99])).check("skew")
+    ok = validity_from_store(cfg, st, None, int(ts[99])).check("skew")
     assert ok.status == "pass" and ok.value == 12.0
 
 
@@ -319,7 +320,7 @@ def test_live_report_appends_minutes_and_matches_a_fresh_one(tmp_path: Path) -> 
         st.write(Batch(list(part["tag"]), part["ts"].to_numpy(), part["value"].to_numpy(),
                        part["quality"].to_numpy(), part["reason"].to_numpy()))
     again = live.report(st)
-    fresh = from_store(cfg, st)
+    fresh = validity_from_store(cfg, st)
     assert again.check("duration").value == 3 and again.verdict == "valid"
     assert json.dumps(again.to_dict()) == json.dumps(fresh.to_dict())
 
@@ -329,7 +330,7 @@ def test_assess_is_a_pure_function_of_rollup_and_states(batch: tuple[config.Conf
     cfg, st = batch
     r = assess(cfg, st.rollup(), st.transitions("brewhouse.state"), T0_NS, None,
                st.tags())
-    assert r.to_dict() == from_store(cfg, st).to_dict()
+    assert r.to_dict() == validity_from_store(cfg, st).to_dict()
 
 
 def test_cli_prints_the_validity_section(batch: tuple[config.Config, SQLiteStore],
@@ -367,7 +368,7 @@ def test_field_hints_point_at_the_device_and_the_load_dip(tmp_path: Path) -> Non
         {"kind": "dropout", "device": "fm_water", "start": "1390m", "duration": "40m"},
         {"kind": "dropout", "device": "fm_vapour", "start": "1420m", "duration": "forever"},
         {"kind": "load_drop", "factor": 0.5, "start": "1350m", "duration": "forever"}])
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     hints = "\n".join(r.hints)
     # still above 95 % over the campaign, but a third of the last hour: the device to look at
     assert r.check("coverage:water_in.total").status == "pass"
@@ -394,7 +395,7 @@ def test_cycles_from_a_counter_a_totalizer_or_marked_boundaries(
     p = tmp_path / "c.yaml"
     p.write_text(site_text(**BATCH).replace(
         "cycles: {tag: brewhouse.state, start_state: 1, nominal_h: 3}", f"cycles: {spec}"))
-    r = from_store(config.load(p), st)
+    r = validity_from_store(config.load(p), st)
     d = r.check("duration")
     assert d.status == "pass" and d.value == 3, d.reason
     assert "steps not checked" in d.reason

@@ -332,7 +332,7 @@ def test_validity_names_the_collectors_own_gap(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from analyzer.validity import from_store
+    from analyzer.iotools import validity_from_store
     from store import Batch
     from tests.conftest import ROOT
     db = tmp_path / "g.db"
@@ -346,7 +346,7 @@ def test_validity_names_the_collectors_own_gap(tmp_path: Path) -> None:
     t0 = 1_795_478_400 * 10**9 + 30 * 60 * 10**9
     st.write(Batch(["_health.fm_water.gap_s"], np.array([t0]), np.array([1800.0]),
                    np.array([Quality.BAD], np.int8), np.array([Reason.DOWN], np.int8)))
-    r = from_store(cfg, st)
+    r = validity_from_store(cfg, st)
     tag = "water_in.total"
     cov = next(c for c in r.checks if c.id == f"coverage:{tag}")
     assert "30 min of it while the collector was not running" in cov.reason, cov.reason

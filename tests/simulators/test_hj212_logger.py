@@ -165,7 +165,7 @@ def test_clock_skew_is_flagged(tmp_path: Path) -> None:
 def test_generate_writes_what_the_collector_would_store(tmp_path: Path) -> None:
     """``cpaudit generate`` on the HJ 212 demo: the loggers' real-time samples with their flags,
     so the pollutant balance excludes and names a calibration hour (and substitutes it)."""
-    from analyzer.pollutant import pollutant_from_store
+    from analyzer.iotools import pollutant_from_store
     from simulators.generate import generate
     p = tmp_path / "hj.yaml"
     p.write_text(campaign_text(EXAMPLE))

@@ -175,9 +175,13 @@ def _campaign(tmp_path: Path) -> SQLiteStore:
     st.write(Batch(tags=["state"] * 6, ts=[t0 + i * 30 * 10**9 for i in range(6)],
                    value=[1, 1, 2, 2, 2, 1], quality=[0] * 6, reason=[0] * 6))
     st.write(Batch.from_samples([Sample("flow", t0 + 59 * 10**9 + 1, 100.0)]))   # late, minute 0
-    st.set_meta("campaign_start", str(t0))
-    st.set_meta("campaign_name", "contract")
-    st.set_meta("campaign_config", "x" * 40_000 + "é")    # beyond one field's 16 k parts
+    st.begin_campaign(t0, "contract")
+    st.keep_config("x" * 40_000 + "é")                    # beyond one field's 16 k parts
+    st.mark_cycle(t0 + 90 * 10**9)
+    st.mark_cycle(t0 + 30 * 10**9)
+    st.mark_cycle(t0 + 90 * 10**9)                        # once
+    st.note_manual("flow", t0 + 132 * 10**9, "weighbridge 关")
+    st.end_campaign(t0 + 3 * MIN)
     return st
 
 
@@ -246,3 +250,40 @@ def test_transitions_records_and_time_span(reader: tuple[object, SQLiteStore]) -
     last_written = t0 + 59 * 10**9 + 1
     assert st.quick_stats()["last_ts"] in (newest, last_written)  # type: ignore[attr-defined]
     assert (st.quick_stats()["last_ts"] == newest) == (st is not edge)  # type: ignore[attr-defined]
+
+
+def test_campaign_records_behind_named_accessors(reader: tuple[object, SQLiteStore]) -> None:
+    """The records the analyzer and the web use, the same on the edge and centrally; a central
+    copy is a reader, never a store the web may change."""
+    from store.base import CampaignReader, CampaignStore
+    st, edge = reader
+    t0 = T0 // MIN * MIN
+    assert isinstance(st, CampaignReader)
+    assert isinstance(st, CampaignStore) == (st is edge)
+    assert st.campaign_start() == t0
+    assert st.campaign_end() == t0 + 3 * MIN
+    assert st.campaign_name() == "contract"
+    assert st.campaign_config() == "x" * 40_000 + "é"
+    assert st.cycle_marks() == [t0 + 30 * 10**9, t0 + 90 * 10**9]
+    notes, gone = st.manual_notes()
+    assert notes == {("flow", t0 + 132 * 10**9): "weighbridge 关"} and gone == {}
+    assert st.meta_items() == edge.meta_items()
+
+
+def test_retraction_and_restart_records(tmp_path: Path) -> None:
+    """A hand reading retracted says when and why; a restart clears the stop."""
+    st = SQLiteStore(tmp_path / "r.db")
+    t0 = T0 // MIN * MIN
+    st.write(Batch(["flow"], [t0], [5.0], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
+    assert st.retract_manual("flow", t0, t0 + 7, "wrong ticket")
+    assert not st.retract_manual("flow", t0, t0 + 8, "again")     # retracted already
+    assert not st.retract_manual("flow", t0 + 1, t0 + 8, "none")  # no such reading
+    assert st.manual_notes()[1] == {("flow", t0): {"at": t0 + 7, "note": "wrong ticket"}}
+    st.begin_campaign(t0)
+    st.end_campaign(t0 + MIN)
+    assert st.campaign_end() == t0 + MIN
+    st.begin_campaign(t0 + 2 * MIN)
+    assert (st.campaign_start(), st.campaign_end()) == (t0 + 2 * MIN, None)
+    st.set_meta("campaign_end", "not a number")          # a record edited by hand
+    assert st.campaign_end() is None
+    st.close()

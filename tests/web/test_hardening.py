@@ -230,7 +230,7 @@ def test_a_slow_custom_window_does_not_hold_up_the_live_poll(
         served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """Custom windows run outside the live documents' lock, two at a time, two more waiting;
     beyond that 503 at once. The slowness is injected (a custom report blocks until released)."""
-    import analyzer.report as report
+    import analyzer.iotools as report
     real = report.campaign_report
     release = threading.Event()
     entered = threading.Semaphore(0)

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from analyzer.storeframe import cycle_balances
+from analyzer.iotools import cycle_balances
 from config import load
 from store import SQLiteStore
 from web.app import create_app
