@@ -34,7 +34,7 @@ from collector.sources import (Companion, DeviceHealth, PipelinedSource, PolledS
 from collector.writer import Writer
 from config import Config
 from store import Quality, Reason, SQLiteStore, Store, StoreError
-from store.keys import CAMPAIGN_NAME, CAMPAIGN_START, COLLECTOR, health_tag
+from store.keys import COLLECTOR, health_tag
 
 log = logging.getLogger("cpaudit.collector")
 
@@ -432,10 +432,9 @@ class Collector:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""
-        if isinstance(self.store, SQLiteStore) and self.store.get_meta(CAMPAIGN_START) is None:
+        if isinstance(self.store, SQLiteStore) and self.store.campaign_start() is None:
             try:
-                self.store.set_meta(CAMPAIGN_START, str(time.time_ns()))
-                self.store.set_meta(CAMPAIGN_NAME, self.cfg.campaign.name)
+                self.store.begin_campaign(time.time_ns(), self.cfg.campaign.name)
             except StoreError as e:
                 log.error("%s; samples are kept in memory and written when the store accepts "
                           "them", e)
