@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.balance import BalanceResult
-from analyzer.totals import StreamTotal
-from config import ENV, Config
-from config.allocation import Utility
+from cpaudit.analyzer.balance import BalanceResult
+from cpaudit.analyzer.totals import StreamTotal
+from cpaudit.config import ENV, Config
+from cpaudit.config.allocation import Utility
 
 KJ_PER_KGCE = 29307.6     # GB/T 2589-2020 3.7
 # the water roles that are fresh water (新水) taken in: what a water-layer charge is made of

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.cycles import whole_cycles
-from analyzer.totals import (LAYER_UNIT, StreamTotal, common_window, flowsheet_tags,
+from cpaudit.analyzer.cycles import whole_cycles
+from cpaudit.analyzer.totals import (LAYER_UNIT, StreamTotal, common_window, flowsheet_tags,
                              layer_streams, stream_totals)
-from config import ENV, Config
+from cpaudit.config import ENV, Config
 
 
 @dataclass
@@ -207,9 +207,9 @@ def effective_enthalpy(cfg: Config, frame: pd.DataFrame, window: tuple[int, int]
     steam at the mean of the metered pressure's good minutes (IAPWS-IF97; a gauge reading plus
     101.325 kPa) less the feed water's enthalpy; the design point when the pressure has no good
     reading in the window (said so)."""
-    from analyzer.energy import saturated_steam_kj_kg
-    from analyzer.totals import MINUTE, minute_rates
-    from config.units import factor
+    from cpaudit.analyzer.energy import saturated_steam_kj_kg
+    from cpaudit.analyzer.totals import MINUTE, minute_rates
+    from cpaudit.config.units import factor
     out: dict[str, tuple[float, str]] = {}
     index = cfg.tag_index()
     for e in cfg.energy.effective:

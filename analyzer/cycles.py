@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analyzer.totals import good_series
-from config import Config
-from config.models import CycleSpec
+from cpaudit.analyzer.totals import good_series
+from cpaudit.config import Config
+from cpaudit.config.models import CycleSpec
 
 
 def changes(frame: pd.DataFrame, tag: str) -> tuple[np.ndarray, np.ndarray]:

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from config.models import StatusWord, Substitution, status_matcher
-from store import Reason
+from cpaudit.config.models import StatusWord, Substitution, status_matcher
+from cpaudit.store import Reason
 
 MINUTE = 60_000_000_000
 HOUR = 60 * MINUTE

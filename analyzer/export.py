@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from analyzer.sankey import svg
+from cpaudit.analyzer.sankey import svg
 
 Table = tuple[list[str], list[list[Any]]]
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.accounting import (FRESH_ROLES, KJ_PER_KGCE, charged_per_node, charges, per_unit,
+from cpaudit.analyzer.accounting import (FRESH_ROLES, KJ_PER_KGCE, charged_per_node, charges, per_unit,
                                  rule_text)
-from analyzer.balance import BalanceResult
-from analyzer.energy import coefficient
-from config import ENV, Config
+from cpaudit.analyzer.balance import BalanceResult
+from cpaudit.analyzer.energy import coefficient
+from cpaudit.config import ENV, Config
 
 _WATER_SRC = "GB/T 12452 as quoted in balance-math.md 4.2 (secondary)"
 

@@ -3,8 +3,8 @@ reads a campaign from a :class:`store.base.CampaignReader` — SQLite on the edg
 centrally — lives here; the rest of the analyzer is pure (frames and config objects in,
 results out). What a notebook calls::
 
-    from config import load; from store.url import open_store
-    from analyzer.iotools import campaign_report, validity_from_store
+    from cpaudit.config import load; from cpaudit.store.url import open_store
+    from cpaudit.analyzer.iotools import campaign_report, validity_from_store
     st = open_store("campaign.db")                # or influxdb://host:8086/db?site=…&campaign=…
     doc = campaign_report(load("campaign.yaml"), st)       # validity, balances, reconciliation
     v = validity_from_store(load("campaign.yaml"), st)
@@ -31,26 +31,26 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analyzer.balance import BalanceResult, layer_balance
-from analyzer.cycles import effective_config
-from analyzer.emission_rules import FLAG_STATES
-from analyzer.indicators import energy_summary, water_indicators
-from analyzer.material import (component_balance, line_balance, losses, per_raw_material,
+from cpaudit.analyzer.balance import BalanceResult, layer_balance
+from cpaudit.analyzer.cycles import effective_config
+from cpaudit.analyzer.emission_rules import FLAG_STATES
+from cpaudit.analyzer.indicators import energy_summary, water_indicators
+from cpaudit.analyzer.material import (component_balance, line_balance, losses, per_raw_material,
                                utilisation)
-from analyzer.pollutant import PollutantResult, pollutant_balance, pollutant_tags
-from analyzer.production import load_node_hint
-from analyzer.recon_layer import reconcile_balance
-from analyzer.report import _cycle_rows, _iso, _pollutant_scope, _say_window, _window_doc
-from analyzer.sankey import sankey
-from analyzer.totals import balance_tags
-from analyzer.validity import SKEW_TAG, ValidityReport, _interval_ns, assess, campaign_tags
-from analyzer.window import balance_span
-from config import Config
-from config.models import Hj212Device
-from store import Quality
-from store.base import CampaignReader
-from store.keys import MINUTE, health_tag
-from store.memo import MemoStore
+from cpaudit.analyzer.pollutant import PollutantResult, pollutant_balance, pollutant_tags
+from cpaudit.analyzer.production import load_node_hint
+from cpaudit.analyzer.recon_layer import reconcile_balance
+from cpaudit.analyzer.report import _cycle_rows, _iso, _pollutant_scope, _say_window, _window_doc
+from cpaudit.analyzer.sankey import sankey
+from cpaudit.analyzer.totals import balance_tags
+from cpaudit.analyzer.validity import SKEW_TAG, ValidityReport, _interval_ns, assess, campaign_tags
+from cpaudit.analyzer.window import balance_span
+from cpaudit.config import Config
+from cpaudit.config.models import Hj212Device
+from cpaudit.store import Quality
+from cpaudit.store.base import CampaignReader
+from cpaudit.store.keys import MINUTE, health_tag
+from cpaudit.store.memo import MemoStore
 
 
 def _minute(ns: int) -> int:
@@ -157,7 +157,7 @@ def material_balance_from_store(cfg: Config, store: CampaignReader, start: int |
 def _count_on_rollup(cfg: Config, store: CampaignReader, res: BalanceResult, thin: pd.DataFrame) -> None:
     """The thin frame has two readings a minute: count the samples and find the gaps on the
     rollup (whole minutes inside the window) and the raw edge minutes."""
-    from analyzer.validity import tag_gaps
+    from cpaudit.analyzer.validity import tag_gaps
     assert res.start_ns is not None and res.end_ns is not None
     s0, e0 = res.start_ns, res.end_ns
     inner_lo = -(-s0 // MINUTE) * MINUTE               # first whole minute inside
@@ -239,7 +239,7 @@ def collector_gaps(store: CampaignReader, cfg: Config) -> dict[str, list[tuple[i
     """The holes the collector recorded as its own gap records (``_health.<device>.gap_s``,
     written after a restart or a clock step when the hole is too long to list tick by tick),
     per device: (start, end, ``down`` | ``clock``). A few rows per device: read whole."""
-    from store.sample import Reason
+    from cpaudit.store.sample import Reason
     tags = [health_tag(d.name, "gap_s") for d in cfg.devices]
     held = set(store.tags())
     tags = [t for t in tags if t in held]

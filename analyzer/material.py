@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.balance import BalanceResult, NodeBalance, _node
-from analyzer.totals import StreamTotal
-from config import ENV, Config
-from config.models import Component
+from cpaudit.analyzer.balance import BalanceResult, NodeBalance, _node
+from cpaudit.analyzer.totals import StreamTotal
+from cpaudit.config import ENV, Config
+from cpaudit.config.models import Component
 
 
 def _num(x: float) -> float | None:
@@ -97,7 +97,7 @@ def losses(cfg: Config, res: BalanceResult) -> list[dict[str, Any]]:
     nodes = {n.id: n for n in cfg.flowsheet.nodes}
     node_in = {nb.node: nb.total_in for nb in res.nodes}
     util = {n: u for u in cfg.allocation.utilities for n in u.nodes}
-    from analyzer.accounting import utility_share
+    from cpaudit.analyzer.accounting import utility_share
     totals = {t.stream: t for t in res.streams}
     basis = (f"share of the production line's raw materials ({', '.join(t.stream for t in raw)}"
              f": {raw_in:.6g} {res.unit})")

@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import CYCLE_RULE, substitution_text
-from analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
-from analyzer.validity import MINUTE
-from config import ENV, Config
-from config.models import PollutantFactor, PollutantPoint
-from config.units import factor
+from cpaudit.analyzer.emission_rules import CYCLE_RULE, substitution_text
+from cpaudit.analyzer.pollutant_hours import Hours, convert, stack_flow, substitute, to_standard_dry
+from cpaudit.analyzer.validity import MINUTE
+from cpaudit.config import ENV, Config
+from cpaudit.config.models import PollutantFactor, PollutantPoint
+from cpaudit.config.units import factor
 
 VALIDITY_NOTE = ("an hour counts when each tag it needs has {f:.0%} of its expected readings "
                  "good (pollutants.valid_hour_fraction; HJ 76-2017 App. B as quoted by a CEMS "

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.emission_rules import cycle_minutes, fill_hours, flag_minutes, status_minutes
-from analyzer.validity import MINUTE, _interval_ns, _series
-from config import Config
-from config.models import PollutantPoint, Stack
-from config.units import registry
+from cpaudit.analyzer.emission_rules import cycle_minutes, fill_hours, flag_minutes, status_minutes
+from cpaudit.analyzer.validity import MINUTE, _interval_ns, _series
+from cpaudit.config import Config
+from cpaudit.config.models import PollutantPoint, Stack
+from cpaudit.config.units import registry
 
 HOUR = 60 * MINUTE
 T0_K = 273.15

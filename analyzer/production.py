@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.cycles import cycle_starts
-from analyzer.totals import unwrap
-from analyzer.validity import DAY, HOUR, Check, Status, _Context, _dur, _merge
-from config import Config
-from config.units import dimension, factor
+from cpaudit.analyzer.cycles import cycle_starts
+from cpaudit.analyzer.totals import unwrap
+from cpaudit.analyzer.validity import DAY, HOUR, Check, Status, _Context, _dur, _merge
+from cpaudit.config import Config
+from cpaudit.config.units import dimension, factor
 
 
 @dataclass

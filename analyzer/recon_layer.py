@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.balance import BalanceResult
-from analyzer.reconcile import SIGMA_RULES, StreamData, reconcile, sigma_from_accuracy
-from analyzer.totals import layer_streams
-from config import ENV, Config
-from config.units import dimension
+from cpaudit.analyzer.balance import BalanceResult
+from cpaudit.analyzer.reconcile import SIGMA_RULES, StreamData, reconcile, sigma_from_accuracy
+from cpaudit.analyzer.totals import layer_streams
+from cpaudit.config import ENV, Config
+from cpaudit.config.units import dimension
 
 DEFAULT_ACCURACY_PCT = 2.0   # a meter without a declared class is taken as this [%], and said so
 

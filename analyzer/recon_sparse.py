@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
 
-from analyzer.reconcile import (ENV, TOL, ReconcileError, ReconResult, StreamData, Suspect,
+from cpaudit.analyzer.reconcile import (ENV, TOL, ReconcileError, ReconResult, StreamData, Suspect,
                                 _name_weak_points, _plausibility, active_set, bounds_of,
                                 stream_rows)
 

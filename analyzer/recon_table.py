@@ -28,7 +28,7 @@ import io
 import math
 import statistics
 
-from analyzer.reconcile import SIGMA_MIN, VALUE_MAX, ReconcileError, StreamData
+from cpaudit.analyzer.reconcile import SIGMA_MIN, VALUE_MAX, ReconcileError, StreamData
 
 HEADER = ["stream", "from", "to", "value", "sigma"]
 MAX_BYTES = 32 * 1024 * 1024     # [B] a table above this is refused (10,000 streams: ~0.5 MB)

@@ -216,7 +216,7 @@ def reconcile(streams: list[StreamData], alpha: float = 0.05, max_errors: int = 
     spread = [s.sigma for s in streams if s.value is not None and s.sigma is not None]
     try:
         if method == "sparse" or (method == "auto" and len(streams) > DENSE_MAX_STREAMS):
-            from analyzer.recon_sparse import reconcile_sparse
+            from cpaudit.analyzer.recon_sparse import reconcile_sparse
             return reconcile_sparse(streams, nodes, alpha, max_errors, nonnegative,
                                     detectability_min)
         return _reconcile_dense(streams, nodes, alpha, max_errors, nonnegative,

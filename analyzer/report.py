@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from config import Config
+from cpaudit.config import Config
 
 
 def _pollutant_scope(cfg: Config) -> str | None:

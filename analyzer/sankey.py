@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.balance import BalanceResult
-from config import ENV, Config
+from cpaudit.analyzer.balance import BalanceResult
+from cpaudit.config import ENV, Config
 
 OK, BAD, UNKNOWN = "#2e7d32", "#c62828", "#757575"
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from config import Config
-from config.models import Stream
-from config.units import dimension, factor
-from store import Quality
+from cpaudit.config import Config
+from cpaudit.config.models import Stream
+from cpaudit.config.units import dimension, factor
+from cpaudit.store import Quality
 
 
 @dataclass
@@ -227,10 +227,10 @@ def layer_value(cfg: Config, layer: str, amount: float, unit: str, stream: Strea
             return float("nan"), "no water content declared"
         note = "" if w == 1.0 and "water" in stream.layers else f"water content {w:.4g}"
         return to_kg(amount, unit, stream) * w / 1000.0, note
-    from analyzer.energy import coefficient
+    from cpaudit.analyzer.energy import coefficient
     if stream.carrier is None:
         return float("nan"), "no carrier declared: cannot convert to kgce"
-    from analyzer.energy import gas_state_factor
+    from cpaudit.analyzer.energy import gas_state_factor
     c = coefficient(cfg, stream.carrier)
     if dimension(unit) != dimension(c.unit):
         return float("nan"), f"{unit} cannot be converted to {c.unit} for the {stream.carrier} " \

@@ -35,13 +35,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from analyzer.cycles import cycle_starts
-from config import Config
-from config.models import TAG_DEVICES, TagKind, stream_unit_problem
-from store.keys import MINUTE, health_tag
+from cpaudit.analyzer.cycles import cycle_starts
+from cpaudit.config import Config
+from cpaudit.config.models import TAG_DEVICES, TagKind, stream_unit_problem
+from cpaudit.store.keys import MINUTE, health_tag
 
 if TYPE_CHECKING:
-    from analyzer.production import Cycle, Load
+    from cpaudit.analyzer.production import Cycle, Load
 
 Status = Literal["pass", "fail", "warning"]
 HOUR = 3_600_000_000_000
@@ -678,7 +678,7 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
                               [], {}, None, [], None)
     ctx = _Context(cfg, data, states, start, end)
     ctx.collector_gaps = collector_gaps or {}
-    from analyzer.production import check_duration, check_load, find_cycles
+    from cpaudit.analyzer.production import check_duration, check_load, find_cycles
     cycles, steps = find_cycles(ctx)
     load, cum = check_load(ctx, cycles)
     low_hours = [(int(a), int(b)) for a, b in load.details.get("hours_below", [])]
@@ -713,7 +713,7 @@ def assess(cfg: Config, rollup: pd.DataFrame, states: pd.DataFrame | None = None
             msg += (f"; {duration.value:.1f} h at load without a break, "
                     f"{cfg.requirements.min_hours:g} h required")
     best = _best_window(ctx, cycles, cum)
-    from analyzer.window import accepted_window
+    from cpaudit.analyzer.window import accepted_window
     rule = window_rule or cfg.requirements.balance_window
     accepted = accepted_window(cfg, cycles, duration, load, start, end, rule)
     return ValidityReport(start, end, mode, checks, verdict, msg, fixes, progress, best,

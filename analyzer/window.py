@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from config import Config
-from store.keys import MINUTE as _MINUTE
+from cpaudit.config import Config
+from cpaudit.store.keys import MINUTE as _MINUTE
 
 HOUR = 3_600_000_000_000
 RULES = ("best_valid", "campaign")

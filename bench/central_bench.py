@@ -25,9 +25,9 @@ def _analyze(*args: str) -> tuple[float, str]:
 
 
 def run() -> None:
-    from store import SQLiteStore
-    from store.forward import Forwarder
-    from store.influx import InfluxV1Store
+    from cpaudit.store import SQLiteStore
+    from cpaudit.store.forward import Forwarder
+    from cpaudit.store.influx import InfluxV1Store
     from tests.servers import InfluxD
     hours = float(os.environ.get("CPAUDIT_BENCH_CENTRAL_HOURS", "80"))
     cfg = str(ROOT / "config" / "examples" / "brewery.yaml")
@@ -70,10 +70,10 @@ def run() -> None:
 _FLEET_CHILD = r"""
 import sys, time, http.client, urllib.parse
 import numpy as np
-from store import Batch, SQLiteStore
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
-from store.lineproto import format_lines
+from cpaudit.store import Batch, SQLiteStore
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
+from cpaudit.store.lineproto import format_lines
 mode, db, port, box, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 scope = {"site": f"site {box}", "campaign": f"campaign {box}"}
 st = SQLiteStore(db)
@@ -129,7 +129,7 @@ def fleet(boxes: int = 20, n: int = 100_000) -> None:
     same data; and a central read (one campaign's rollup) idle and while they write."""
     import threading
 
-    from store.influx import InfluxV1Store
+    from cpaudit.store.influx import InfluxV1Store
     from tests.servers import InfluxD
     header(f"central fleet — {boxes} edge boxes x {n:,} samples (40 tags) into one influxd")
     with tmpdir() as d:

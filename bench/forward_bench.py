@@ -16,10 +16,10 @@ BATCH = 5_000
 
 
 def run() -> None:
-    from store import Batch, SQLiteStore
-    from store.forward import Forwarder
-    from store.influx import InfluxV1Store
-    from store.lineproto import format_lines
+    from cpaudit.store import Batch, SQLiteStore
+    from cpaudit.store.forward import Forwarder
+    from cpaudit.store.influx import InfluxV1Store
+    from cpaudit.store.lineproto import format_lines
     from tests.servers import InfluxD
     header(f"forward — {N:,} samples (30 tags) SQLite → InfluxDB 1.6.7 /write, {BATCH:,} a batch")
     with tmpdir() as d:

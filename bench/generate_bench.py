@@ -34,9 +34,9 @@ def _raw_rate(n_rows: int, ntags: int, d: str) -> float:
 
 
 def run(hours: float = 80.0) -> None:
-    import config
-    from simulators.generate import generate
-    from store import SQLiteStore
+    from cpaudit import config
+    from cpaudit.simulators.generate import generate
+    from cpaudit.store import SQLiteStore
     cfg = config.load(os.path.join(os.path.dirname(config.__file__), "examples", "brewery.yaml"))
     header(f"generate — {hours:g} h of the demo site at {cfg.collector.interval_s:g} s, "
            f"{len(cfg.tag_index())} tags, into a fresh SQLite store")

@@ -21,7 +21,7 @@ FACTORS = ("a21026", "a21002", "a19001", "a34013", "a01014", "a01011", "a01012",
 SENDER = r"""
 import asyncio, sys
 sys.path.insert(0, ".")
-from simulators.hj212_logger import encode
+from cpaudit.simulators.hj212_logger import encode
 port, loggers, packets = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 codes = sys.argv[4].split(",")
 t0 = 1_795_000_000
@@ -137,9 +137,9 @@ async def _raw(n: int, db: str | None = None) -> float:
 
 
 def _collector(n: int, d: str) -> tuple[float, float, int]:
-    import config
-    from collector.service import Collector
-    from store import SQLiteStore
+    from cpaudit import config
+    from cpaudit.collector.service import Collector
+    from cpaudit.store import SQLiteStore
     from tests.servers import free_port
     port = free_port()
     devs = "".join(f"""

@@ -12,8 +12,8 @@ from bench.common import Timer, build_c, header, line, spawn_python, tmpdir
 SERVER = """
 import asyncio, sys
 sys.path.insert(0, '.')
-import config
-from simulators.live import Site
+from cpaudit import config
+from cpaudit.simulators.live import Site
 cfg = config.load(sys.argv[1])
 async def main():
     async with Site(cfg):
@@ -25,8 +25,8 @@ asyncio.run(main())
 def run(seconds: float = 4.0) -> None:
     from pathlib import Path
 
-    import config
-    from collector.modbus import Link, ModbusDevice
+    from cpaudit import config
+    from cpaudit.collector.modbus import Link, ModbusDevice
     from tests.conftest import brewery_text
     from tests.servers import wait_port
     with tmpdir() as d:

@@ -67,9 +67,9 @@ async def _aiomqtt(port: int, cid: str, topic: str, n: int) -> float:
 
 
 def _collector(port: int, cid: str, topic: str, n: int, d: str) -> tuple[float, float, int]:
-    import config
-    from collector.service import Collector
-    from store import SQLiteStore
+    from cpaudit import config
+    from cpaudit.collector.service import Collector
+    from cpaudit.store import SQLiteStore
     text = f"""
 campaign: {{name: mqtt bench}}
 devices:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analyzer.reconcile import ENV, StreamData
+from cpaudit.analyzer.reconcile import ENV, StreamData
 
 
 @dataclass
@@ -99,7 +99,7 @@ def with_leak(net: Network, node: str, amount: float) -> Network:
 def pick_faults(net: Network) -> tuple[str, str]:
     """Where to inject faults the reconciliation should find: a well-instrumented node (it and its neighbours' streams all measured) for a leak and a
     measured stream elsewhere with good detectability for a bias."""
-    from analyzer.reconcile import reconcile
+    from cpaudit.analyzer.reconcile import reconcile
     clean = reconcile(net.streams)
     det = {r["id"]: r["detectability"] or 0.0 for r in clean.streams}
     unmeasured = {s.id for s in net.streams if s.value is None}

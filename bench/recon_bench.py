@@ -21,7 +21,7 @@ from bench.common import header, line
 
 
 def _bare_wls(streams) -> np.ndarray:   # type: ignore[no-untyped-def]
-    from analyzer.reconcile import _left_null, _nodes, incidence
+    from cpaudit.analyzer.reconcile import _left_null, _nodes, incidence
     nodes = _nodes(streams)
     a = incidence(streams, nodes)
     mx = [j for j, s in enumerate(streams) if s.value is not None]
@@ -44,7 +44,7 @@ def _best(f, *args, n: int = 3) -> float:   # type: ignore[no-untyped-def]
 
 def run() -> None:
     from bench.netgen import network, pick_faults, with_bias, with_leak
-    from analyzer.reconcile import reconcile
+    from cpaudit.analyzer.reconcile import reconcile
     header("reconciliation: generated network, 1 % meters, 10 % unmeasured")
     net = network(1000, 400, seed=1)
     n_unm = sum(s.value is None for s in net.streams)
@@ -97,7 +97,7 @@ def _bare_sparse(streams) -> np.ndarray:   # type: ignore[no-untyped-def]
     (A V Aᵀ)⁻¹ A x with one sparse factorisation (no projection, no tests)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
-    from analyzer.reconcile import ENV, _nodes
+    from cpaudit.analyzer.reconcile import ENV, _nodes
     nodes = {n: i for i, n in enumerate(_nodes(streams))}
     rows, cols, vals = [], [], []
     for j, s in enumerate(streams):
@@ -115,7 +115,7 @@ def _bare_sparse(streams) -> np.ndarray:   # type: ignore[no-untyped-def]
 
 def run_large() -> None:
     from bench.netgen import network
-    from analyzer.reconcile import ENV, StreamData, reconcile
+    from cpaudit.analyzer.reconcile import ENV, StreamData, reconcile
     header("cpaudit reconcile on 10,000 streams (issue 14: a chain ran out of memory, 2,000 "
            "random nodes gave no answer in 120 s)")
     rng = np.random.default_rng(3)

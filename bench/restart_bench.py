@@ -14,10 +14,10 @@ from bench.common import ROOT, header, line
 CHILD = r"""
 import asyncio, json, resource, sys, time, tracemalloc
 import numpy as np
-import config
+from cpaudit import config
 from bench.scale_bench import config_text
-from collector.service import Collector
-from store import Batch, SQLiteStore
+from cpaudit.collector.service import Collector
+from cpaudit.store import Batch, SQLiteStore
 down_s, path, cfgp = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 open(cfgp, "w").write(config_text(list(range(30000, 30020)), 100))
 cfg = config.load(cfgp)

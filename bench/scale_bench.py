@@ -14,8 +14,8 @@ import asyncio, struct, sys
 sys.path.insert(0, '.')
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
-from simulators.modbus_server import SimDeviceContext
-from simulators.tcp_server import PipelineServer
+from cpaudit.simulators.modbus_server import SimDeviceContext
+from cpaudit.simulators.tcp_server import PipelineServer
 import logging; logging.getLogger('pymodbus').setLevel(logging.CRITICAL)
 units, ports, pipelining = int(sys.argv[1]), [int(p) for p in sys.argv[2].split(',')], sys.argv[3] == '1'
 regs = []
@@ -64,9 +64,9 @@ def run() -> None:
 
 def once(gateways: int = 20, units: int = 100, seconds: float = 12.0, connections: int = 1,
          pipeline: int = 1) -> None:
-    import config
-    from collector.service import Collector
-    from store import Quality, SQLiteStore
+    from cpaudit import config
+    from cpaudit.collector.service import Collector
+    from cpaudit.store import Quality, SQLiteStore
     from tests.servers import free_port, wait_port
     n = gateways * units
     header(f"scale — {gateways} gateways x {units} unit ids = {n} devices x 40 registers "

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from bench.common import header, line, raw_sample_db, tmpdir
-from store import Batch, SQLiteStore
+from cpaudit.store import Batch, SQLiteStore
 
 
 def _both(d: str, batches: list[Batch], ntags: int) -> tuple[float, float, SQLiteStore]:

@@ -21,9 +21,9 @@ from bench.common import ROOT, header, line, tmpdir
 
 _CHILD = """
 import json, sys, time
-import config
-from analyzer.iotools import validity_from_store
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.iotools import validity_from_store
+from cpaudit.store import SQLiteStore
 cfg = config.load(sys.argv[1])
 t0 = time.perf_counter()
 r = validity_from_store(cfg, SQLiteStore(sys.argv[2], readonly=True))
@@ -36,13 +36,13 @@ print(json.dumps({"secs": secs, "rss_mib": hwm / 1024, "verdict": r.verdict,
 
 
 def run(hours: float = 80.0) -> None:
-    import config
-    from analyzer.balance import material_balance
-    from analyzer.iotools import balances_from_store, material_balance_from_store
-    from analyzer.totals import balance_tags
-    from analyzer.iotools import LiveValidity
-    from simulators.generate import generate
-    from store import Batch, SQLiteStore
+    from cpaudit import config
+    from cpaudit.analyzer.balance import material_balance
+    from cpaudit.analyzer.iotools import balances_from_store, material_balance_from_store
+    from cpaudit.analyzer.totals import balance_tags
+    from cpaudit.analyzer.iotools import LiveValidity
+    from cpaudit.simulators.generate import generate
+    from cpaudit.store import Batch, SQLiteStore
     path = os.path.join(os.path.dirname(config.__file__), "examples", "brewery.yaml")
     cfg = config.load(path)
     header(f"validity — {hours:g} h of the demo site at {cfg.collector.interval_s:g} s "
@@ -72,7 +72,7 @@ def run(hours: float = 80.0) -> None:
         t0 = time.perf_counter()
         every = balances_from_store(cfg, st)
         layers = time.perf_counter() - t0
-        from analyzer.iotools import campaign_report
+        from cpaudit.analyzer.iotools import campaign_report
         t0 = time.perf_counter()
         doc = campaign_report(cfg, st, validity=False)
         report = time.perf_counter() - t0

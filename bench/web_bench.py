@@ -131,10 +131,10 @@ def run(hours: float = 80.0) -> None:
 
     import requests
 
-    import config
-    from simulators.generate import generate
-    from store import SQLiteStore
-    from web import create_app
+    from cpaudit import config
+    from cpaudit.simulators.generate import generate
+    from cpaudit.store import SQLiteStore
+    from cpaudit.web import create_app
     path = os.path.join(os.path.dirname(config.__file__), "examples", "brewery.yaml")
     cfg = config.load(path)
     header(f"web API — {hours:g} h of the demo site at 1 s, 20 concurrent clients")

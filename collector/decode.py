@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from config.models import DataType, WordOrder
+from cpaudit.config.models import DataType, WordOrder
 
 _FMT = {DataType.INT16: ">h", DataType.UINT16: ">H", DataType.INT32: ">i",
         DataType.UINT32: ">I", DataType.INT64: ">q", DataType.UINT64: ">Q",

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from store import Reason
+from cpaudit.store import Reason
 
 
 class SourceError(Exception):

@@ -13,12 +13,12 @@ import math
 import os
 import threading
 
-from collector.sources import Reading
-from config import Config
-from config.models import InfluxV1Sink
-from store import Quality, Reason, SQLiteStore, Store, StoreError
-from store.forward import Forwarder, Sink
-from store.keys import health_tag
+from cpaudit.collector.sources import Reading
+from cpaudit.config import Config
+from cpaudit.config.models import InfluxV1Sink
+from cpaudit.store import Quality, Reason, SQLiteStore, Store, StoreError
+from cpaudit.store.forward import Forwarder, Sink
+from cpaudit.store.keys import health_tag
 
 log = logging.getLogger("cpaudit.collector")
 
@@ -38,12 +38,12 @@ def forwarders(cfg: Config, store: Store) -> list[Forwarder]:
     for s in cfg.sinks:
         sink: Sink
         if isinstance(s, InfluxV1Sink):
-            from store.influx import InfluxV1Store
+            from cpaudit.store.influx import InfluxV1Store
             pw = os.environ.get(s.password_env) if s.password_env else None
             sink = InfluxV1Store(s.url, s.database, measurement=s.measurement,
                                  username=s.username, password=pw, create=False, scope=scope)
         else:
-            from store.influx import InfluxV2Sink
+            from cpaudit.store.influx import InfluxV2Sink
             sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
                                 s.measurement, scope=scope)
         out.append(Forwarder(store, sink, s.name, batch_size=s.batch_size))

@@ -44,9 +44,9 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from collector.hj212_crc import (CRC_VARIANTS, _crc_hj212_reference, crc_hex,  # noqa: F401
+from cpaudit.collector.hj212_crc import (CRC_VARIANTS, _crc_hj212_reference, crc_hex,  # noqa: F401
                                  crc_hj212, crc_modbus)
-from store import Quality, Reason
+from cpaudit.store import Quality, Reason
 
 HEADER = b"##"
 MAX_SEGMENT = 9999              # what 4 digits can say; over 1024 is tolerated (P7)

@@ -39,15 +39,15 @@ from collections import Counter
 from typing import Any, AsyncGenerator
 from zoneinfo import ZoneInfo
 
-from collector.clock import Clock
-from collector.hj212 import (ANSWER_CNS, DATA_CNS, HEARTBEAT_CNS, KEY_EXCHANGE_CN, NOTIFY_CNS,
+from cpaudit.collector.clock import Clock
+from cpaudit.collector.hj212 import (ANSWER_CNS, DATA_CNS, HEARTBEAT_CNS, KEY_EXCHANGE_CN, NOTIFY_CNS,
                              QNRTN_CN, QNRTN_CRC, QNRTN_MN, QNRTN_PW, QNRTN_REJECTED, UPLOAD_CNS,
                              Framer, Hj212Error, Packet, answer_9011, answer_9013, answer_9014,
                              flag_quality, frame, parse_frame, peek_header)
-from collector.sources import Outbox, Reading, Rows
-from config.models import Hj212Device, Hj212Factor
-from store import Quality, Reason
-from store.keys import health_tag
+from cpaudit.collector.sources import Outbox, Reading, Rows
+from cpaudit.config.models import Hj212Device, Hj212Factor
+from cpaudit.store import Quality, Reason
+from cpaudit.store.keys import health_tag
 
 log = logging.getLogger("cpaudit.collector.hj212")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.clock import Clock
-from collector.sources import PolledSource, PushSource
-from config import Config
-from config.models import MODBUS_DEVICES, MqttDevice
+from cpaudit.collector.clock import Clock
+from cpaudit.collector.sources import PolledSource, PushSource
+from cpaudit.config import Config
+from cpaudit.config.models import MODBUS_DEVICES, MqttDevice
 
 
 @dataclass
@@ -35,13 +35,13 @@ def build_sources(cfg: Config, clock: Clock, store: Any) -> Sources:
     links: dict[tuple[object, ...], Any] = {}
     for d in cfg.devices:
         if isinstance(d, MODBUS_DEVICES):
-            from collector.modbus import Link, ModbusDevice
+            from cpaudit.collector.modbus import Link, ModbusDevice
             link = links.setdefault(d.link_key, Link(d))    # one connection per host and port
             out.add_polled("modbus", ModbusDevice(d, link))
         elif isinstance(d, MqttDevice):
-            from collector.mqtt import MqttSource         # aiomqtt only when MQTT is configured
+            from cpaudit.collector.mqtt import MqttSource         # aiomqtt only when MQTT is configured
             out.add_push("mqtt", MqttSource(d, clock))
-    from collector.hj212_server import hj212_sources       # one server per listening address
+    from cpaudit.collector.hj212_server import hj212_sources       # one server per listening address
     for srv in hj212_sources(cfg, clock, store):
         out.add_push("hj212", srv)
     return out

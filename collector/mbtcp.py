@@ -15,7 +15,7 @@ import struct
 import time
 from typing import Any
 
-from collector.errors import ConnectError, DecodeError, DeviceException, TimeoutError_
+from cpaudit.collector.errors import ConnectError, DecodeError, DeviceException, TimeoutError_
 
 _REQ = struct.Struct(">HHHBBHH")   # tid, protocol 0, length 6, unit, fc, address, count
 _MBAP = struct.Struct(">HHHB")

@@ -8,10 +8,10 @@ import logging
 import math
 from typing import Any, Protocol, Sequence
 
-from collector.forwarding import Forwarding
-from collector.kinds import Sources
-from collector.sources import Companion, DeviceHealth
-from collector.writer import Writer
+from cpaudit.collector.forwarding import Forwarding
+from cpaudit.collector.kinds import Sources
+from cpaudit.collector.sources import Companion, DeviceHealth
+from cpaudit.collector.writer import Writer
 
 log = logging.getLogger("cpaudit.collector.metrics")
 

@@ -19,13 +19,13 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from collector import mbtcp
-from collector.decode import decode
-from collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
-from collector.plan import Request, plan
-from collector.sources import Reading
-from config.models import DataType, ModbusConfig, ModbusTcpDevice
-from store import Quality, Reason
+from cpaudit.collector import mbtcp
+from cpaudit.collector.decode import decode
+from cpaudit.collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
+from cpaudit.collector.plan import Request, plan
+from cpaudit.collector.sources import Reading
+from cpaudit.config.models import DataType, ModbusConfig, ModbusTcpDevice
+from cpaudit.store import Quality, Reason
 
 log = logging.getLogger("cpaudit.collector.modbus")
 

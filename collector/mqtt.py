@@ -26,12 +26,12 @@ from typing import Any, AsyncGenerator
 
 import aiomqtt
 
-from collector.clock import Clock
-from collector.sources import Outbox, Reading, Rows
-from collector.payloads import PayloadError, match, parse
-from config.models import MqttDevice, Subscription
-from store import Quality, Reason
-from store.keys import health_tag
+from cpaudit.collector.clock import Clock
+from cpaudit.collector.sources import Outbox, Reading, Rows
+from cpaudit.collector.payloads import PayloadError, match, parse
+from cpaudit.config.models import MqttDevice, Subscription
+from cpaudit.store import Quality, Reason
+from cpaudit.store.keys import health_tag
 
 log = logging.getLogger("cpaudit.collector.mqtt")
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from config.models import Subscription
+from cpaudit.config.models import Subscription
 
 
 class PayloadError(ValueError):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from config.models import Register
+from cpaudit.config.models import Register
 
 
 @dataclass

@@ -26,15 +26,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from collector.clock import Clock, TickScheduler, next_tick
-from collector.errors import SourceError
-from collector.kinds import Sources, build_sources
-from collector.sources import (Companion, DeviceHealth, PipelinedSource, PolledSource, PushSource,
+from cpaudit.collector.clock import Clock, TickScheduler, next_tick
+from cpaudit.collector.errors import SourceError
+from cpaudit.collector.kinds import Sources, build_sources
+from cpaudit.collector.sources import (Companion, DeviceHealth, PipelinedSource, PolledSource, PushSource,
                                Reading, SharedLink, shared_link)
-from collector.writer import Writer
-from config import Config
-from store import Quality, Reason, SQLiteStore, Store, StoreError
-from store.keys import COLLECTOR, health_tag
+from cpaudit.collector.writer import Writer
+from cpaudit.config import Config
+from cpaudit.store import Quality, Reason, SQLiteStore, Store, StoreError
+from cpaudit.store.keys import COLLECTOR, health_tag
 
 log = logging.getLogger("cpaudit.collector")
 
@@ -469,7 +469,7 @@ class Collector:
             self._tasks.append(asyncio.create_task(self._clock_watch()))
             asyncio.get_running_loop().set_exception_handler(self._loop_exception)
             if self.cfg.collector.metrics_port is not None:
-                from collector.metrics import serve
+                from cpaudit.collector.metrics import serve
                 self.metrics_server = await serve(self, self.cfg.collector.metrics_host,
                                                   self.cfg.collector.metrics_port)
             for src in self.push:

@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, AsyncGenerator, Callable, Protocol
 
-from store import Quality, Reason
-from store.keys import health_tag
+from cpaudit.store import Quality, Reason
+from cpaudit.store.keys import health_tag
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from collector.sources import Reading, Rows
-from store import Batch, Quality, Reason, Store, StoreError
-from store.keys import COLLECTOR, health_tag
+from cpaudit.collector.sources import Reading, Rows
+from cpaudit.store import Batch, Quality, Reason, Store, StoreError
+from cpaudit.store.keys import COLLECTOR, health_tag
 
 log = logging.getLogger("cpaudit.collector")
 

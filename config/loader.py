@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.models import Config, cross_check
+from cpaudit.config.models import Config, cross_check
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from config.units import dimension, parse_unit
-from config.allocation import Allocation, WaterContent, check_allocation
+from cpaudit.config.units import dimension, parse_unit
+from cpaudit.config.allocation import Allocation, WaterContent, check_allocation
 
 ENV = "ENV"  # the system boundary in a flowsheet
 

@@ -27,7 +27,7 @@ import sys
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
-import config as cfgmod
+from cpaudit import config as cfgmod
 
 EXIT_CONFIG = 2
 DEFAULT_CONFIG = os.path.join(os.path.dirname(cfgmod.__file__), "examples", "brewery.yaml")
@@ -123,8 +123,8 @@ def _scenario(a: argparse.Namespace) -> Any:
     """The scenario file and --fault options, validated together (file:line: field on error)."""
     from pydantic import ValidationError
 
-    from config.loader import describe, read_text, validate_text
-    from config.scenario import Scenario, parse_fault
+    from cpaudit.config.loader import describe, read_text, validate_text
+    from cpaudit.config.scenario import Scenario, parse_fault
     faults: list[Any] = []
     name = ""
     if getattr(a, "scenario", None):
@@ -154,7 +154,7 @@ def _origin(a: argparse.Namespace, cfg: cfgmod.Config) -> float | None:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
-    from simulators.live import run
+    from cpaudit.simulators.live import run
     cfg = _load(a.config)
     leak = _leak(a.leak)
     if leak and leak[0] not in {n.id for n in cfg.flowsheet.nodes}:
@@ -170,8 +170,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
-    from simulators.generate import generate
-    from store import SQLiteStore
+    from cpaudit.simulators.generate import generate
+    from cpaudit.store import SQLiteStore
     cfg = _load(a.config)
     scenario = _scenario(a)
     origin = _origin(a, cfg)
@@ -198,9 +198,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 
 def cmd_collect(a: argparse.Namespace) -> int:
-    from collector.forwarding import Forwarding
-    from collector.service import Collector
-    from store import SQLiteStore
+    from cpaudit.collector.forwarding import Forwarding
+    from cpaudit.collector.service import Collector
+    from cpaudit.store import SQLiteStore
     cfg = _load(a.config)
     st = SQLiteStore(a.store)
     _keep_config(st, a.config)
@@ -217,8 +217,8 @@ def cmd_collect(a: argparse.Namespace) -> int:
 def _open_store(cfg_path: str | None, store_path: str) -> tuple[Any, Any] | int:
     """(config, store) for analyze/export: the store a SQLite path or an InfluxDB URL (see
     store.url); without a config file, the one the edge box forwarded with its data."""
-    from store import StoreError
-    from store.url import open_store
+    from cpaudit.store import StoreError
+    from cpaudit.store.url import open_store
     try:
         st = open_store(store_path)
     except StoreError as e:
@@ -259,8 +259,8 @@ def _report(a: argparse.Namespace, validity_only: bool = False, alpha: float = 0
             ) -> tuple[Any, dict[str, Any]] | int:
     """(config, report document) for the store and window of ``a``, or an exit code. With
     ``validity_only`` the document holds the campaign's name and its validity alone."""
-    from analyzer.iotools import campaign_report, validity_from_store
-    from store import StoreError
+    from cpaudit.analyzer.iotools import campaign_report, validity_from_store
+    from cpaudit.store import StoreError
     opened = _open_store(a.config, a.store)
     if isinstance(opened, int):
         return opened
@@ -296,9 +296,9 @@ def cmd_analyze(a: argparse.Namespace) -> int:
 
 def cmd_resend(a: argparse.Namespace) -> int:
     """Forward an edge box's whole record again (after an upgrade that changed the series)."""
-    from store import StoreError
-    from store.forward import resend
-    from store.sqlite import SQLiteStore
+    from cpaudit.store import StoreError
+    from cpaudit.store.forward import resend
+    from cpaudit.store.sqlite import SQLiteStore
     if not os.path.exists(a.store):
         print(f"cpaudit: {a.store}: no such store", file=sys.stderr)
         return 2
@@ -322,8 +322,8 @@ def cmd_resend(a: argparse.Namespace) -> int:
 def cmd_campaigns(a: argparse.Namespace) -> int:
     """The campaigns a central InfluxDB holds: site, campaign, state, newest data, and how far
     behind each edge box is (what it holds and has not forwarded)."""
-    from store import StoreError
-    from store.url import fleet_store, is_url
+    from cpaudit.store import StoreError
+    from cpaudit.store.url import fleet_store, is_url
     if not is_url(a.store):
         print("cpaudit: campaigns lists what a central InfluxDB holds: "
               "--store influxdb://host:8086/DB", file=sys.stderr)
@@ -355,7 +355,7 @@ def cmd_campaigns(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from analyzer.export import documents
+    from cpaudit.analyzer.export import documents
     got = _report(a)
     if isinstance(got, int):
         return got
@@ -554,11 +554,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     from waitress.server import create_server
 
-    from web import create_app
-    from web.app import MAX_BODY
+    from cpaudit.web import create_app
+    from cpaudit.web.app import MAX_BODY
     # "Task queue depth is N" at every burst of more clients than threads: not a fault
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    from store.url import is_url
+    from cpaudit.store.url import is_url
     if a.config is not None:
         _load(a.config)
     elif not is_url(a.store):
@@ -571,7 +571,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
               "(set CPAUDIT_TOKEN); the default is 127.0.0.1", file=sys.stderr)
         return EXIT_CONFIG
     # exposed: reads need a token too (CPAUDIT_READ_GUARD=1 asks for it on localhost as well)
-    from store import StoreError
+    from cpaudit.store import StoreError
     try:
         app = create_app({"CPAUDIT_CONFIG": a.config or "", "CPAUDIT_STORE": a.store,
                           **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
@@ -605,8 +605,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(a: argparse.Namespace) -> int:
-    from analyzer.recon_table import MAX_BYTES, decode_table, parse_table
-    from analyzer.reconcile import ReconcileError, reconcile
+    from cpaudit.analyzer.recon_table import MAX_BYTES, decode_table, parse_table
+    from cpaudit.analyzer.reconcile import ReconcileError, reconcile
     try:
         with open(a.file, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
@@ -657,7 +657,7 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
 
 def cmd_hj212_decode(a: argparse.Namespace) -> int:
     """Decode a capture of HJ 212 packets, one a line; exit 1 when any line was refused."""
-    from collector.hj212 import SYSTEM_CODES, decode_line
+    from cpaudit.collector.hj212 import SYSTEM_CODES, decode_line
     try:
         with (sys.stdin.buffer if a.file == "-" else open(a.file, "rb")) as fh:
             lines = fh.read().splitlines()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from config.scenario import CemsFault, Scenario
-from simulators.meters import Plant, SimMeter
+from cpaudit.config.scenario import CemsFault, Scenario
+from cpaudit.simulators.meters import Plant, SimMeter
 
 
 @dataclass

@@ -23,16 +23,16 @@ from typing import Callable
 
 import numpy as np
 
-from config import Config
-from config.models import MODBUS_DEVICES, Hj212Device, ModbusConfig, MqttDevice, Subscription
-from config.scenario import CommFault, MqttFault, Scenario
-from simulators.cems import apply_cems_faults
-from simulators.live import composite_s, mqtt_values
-from simulators.meters import SimMeter, build_meters, build_plant
-from simulators.profiles import find_field, quantise
-from store.keys import CAMPAIGN_START, GENERATED
-from store.sample import Quality, Reason
-from store.sqlite import SQLiteStore
+from cpaudit.config import Config
+from cpaudit.config.models import MODBUS_DEVICES, Hj212Device, ModbusConfig, MqttDevice, Subscription
+from cpaudit.config.scenario import CommFault, MqttFault, Scenario
+from cpaudit.simulators.cems import apply_cems_faults
+from cpaudit.simulators.live import composite_s, mqtt_values
+from cpaudit.simulators.meters import SimMeter, build_meters, build_plant
+from cpaudit.simulators.profiles import find_field, quantise
+from cpaudit.store.keys import CAMPAIGN_START, GENERATED
+from cpaudit.store.sample import Quality, Reason
+from cpaudit.store.sqlite import SQLiteStore
 
 log = logging.getLogger("cpaudit.simulators.generate")
 
@@ -160,7 +160,7 @@ def _mqtt_series(d: MqttDevice, m: SimMeter, t: np.ndarray,
 
 
 def _hj212_loggers(cfg: Config, plant: object, scenario: Scenario | None) -> dict[str, object]:
-    from simulators.hj212_logger import Hj212Logger
+    from cpaudit.simulators.hj212_logger import Hj212Logger
     return {d.name: Hj212Logger(d, plant, scenario, campaign_tz=cfg.campaign.timezone)
             for d in cfg.devices if isinstance(d, Hj212Device) and d.simulate is not None}
 
@@ -169,8 +169,8 @@ def _hj212_series(d: Hj212Device, lg: object, c0: float, c1: float) -> list[Seri
     """What the collector stores from a simulated HJ 212 logger's real-time packets over
     [c0, c1): each 2011 Rtd factor at the logger's ticks (DataTime, whole seconds), its data flag
     as quality and reason (collector.hj212.FLAG_QUALITY), values as the logger writes them."""
-    from collector.hj212 import FLAG_QUALITY, OTHER_FLAG
-    from simulators.hj212_logger import Hj212Logger
+    from cpaudit.collector.hj212 import FLAG_QUALITY, OTHER_FLAG
+    from cpaudit.simulators.hj212_logger import Hj212Logger
     assert isinstance(lg, Hj212Logger) and d.simulate is not None
     iv = d.simulate.rtd_interval_s
     k0, k1 = math.ceil(c0 / iv - 1e-9), math.ceil(c1 / iv - 1e-9)

@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from config.models import Hj212Device
-from config.scenario import CemsFault, Scenario
+from cpaudit.config.models import Hj212Device
+from cpaudit.config.scenario import CemsFault, Scenario
 
 log = logging.getLogger("cpaudit.simulators.hj212")
 

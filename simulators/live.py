@@ -10,14 +10,14 @@ from functools import partial
 
 import numpy as np
 
-from config import Config
-from config.models import (MODBUS_DEVICES, Hj212Device, ModbusConfig, ModbusRtuDevice,
+from cpaudit.config import Config
+from cpaudit.config.models import (MODBUS_DEVICES, Hj212Device, ModbusConfig, ModbusRtuDevice,
                            ModbusTcpDevice, MqttDevice)
-from config.scenario import CommFault, MqttFault, Scenario
-from simulators.cems import apply_cems_faults
-from simulators.meters import Plant, SimMeter, build_meters, build_plant
-from simulators.modbus_server import Gateway, SimDeviceContext
-from simulators.profiles import Image, image, pattern_image
+from cpaudit.config.scenario import CommFault, MqttFault, Scenario
+from cpaudit.simulators.cems import apply_cems_faults
+from cpaudit.simulators.meters import Plant, SimMeter, build_meters, build_plant
+from cpaudit.simulators.modbus_server import Gateway, SimDeviceContext
+from cpaudit.simulators.profiles import Image, image, pattern_image
 
 log = logging.getLogger("cpaudit.simulators")
 
@@ -39,7 +39,7 @@ class Site:
         self.meters = build_meters(cfg, self.plant, scenario)
         hj212 = [d for d in cfg.devices if isinstance(d, Hj212Device) and d.simulate]
         apply_cems_faults(self.meters, scenario, skip={d.name for d in hj212})
-        from simulators.hj212_logger import Hj212Logger     # HJ 212 data loggers (TCP clients)
+        from cpaudit.simulators.hj212_logger import Hj212Logger     # HJ 212 data loggers (TCP clients)
         self.loggers = {d.name: Hj212Logger(d, self.plant, scenario,
                                             campaign_tz=cfg.campaign.timezone) for d in hj212}
         self.contexts: dict[str, SimDeviceContext] = {}

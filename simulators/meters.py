@@ -35,14 +35,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from config import Config
-from config.models import Hj212Device, MqttDevice
-from config.scenario import (BiasFault, DriftFault, LeakFault, LoadDropFault,
+from cpaudit.config import Config
+from cpaudit.config.models import Hj212Device, MqttDevice
+from cpaudit.config.scenario import (BiasFault, DriftFault, LeakFault, LoadDropFault,
                              AbortCycleFault, Scenario, StuckFault, TotalizerFault)
-from simulators.plant import DENSITY as BREWHOUSE_DENSITY
-from simulators.plant import Brewhouse
-from simulators.profiles import PROFILES, MeterError, MeterState, Profile, display
-from simulators.site import BrewerySite, Window
+from cpaudit.simulators.plant import DENSITY as BREWHOUSE_DENSITY
+from cpaudit.simulators.plant import Brewhouse
+from cpaudit.simulators.profiles import PROFILES, MeterError, MeterState, Profile, display
+from cpaudit.simulators.site import BrewerySite, Window
 
 DEFAULT_ACCURACY = {"tuf2000": 1.0, "ifc050": 0.5, "vfm60": 1.5, "vfm60_gas": 1.5,
                     "weigher": 0.5, "dtsu666": 1.0}

@@ -16,7 +16,7 @@ from pymodbus.datastore.context import ModbusBaseDeviceContext
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-from simulators.profiles import Image
+from cpaudit.simulators.profiles import Image
 
 log = logging.getLogger("cpaudit.simulators")
 
@@ -76,7 +76,7 @@ class Gateway:
     async def start(self) -> None:
         ctx = ModbusServerContext(devices=self.devices, single=False)
         if self.key[0] == "tcp" and self.pipelining:
-            from simulators.tcp_server import PipelineServer
+            from cpaudit.simulators.tcp_server import PipelineServer
             _, host, port, _ = self.key
             self._server = PipelineServer(str(host), int(port), self.devices)  # type: ignore[call-overload]
         elif self.key[0] == "tcp":

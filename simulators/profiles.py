@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulators.encode import to_registers
+from cpaudit.simulators.encode import to_registers
 
 Image = dict[int, dict[int, int]]   # function code -> {wire address: register value}
 Num = Any                           # a float or a numpy array of floats

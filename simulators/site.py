@@ -34,7 +34,7 @@ from typing import Union
 
 import numpy as np
 
-from simulators.plant import DAY_S, RIPPLE_S
+from cpaudit.simulators.plant import DAY_S, RIPPLE_S
 
 CYCLE_S = 10800.0
 

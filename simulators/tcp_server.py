@@ -13,7 +13,7 @@ import struct
 
 from pymodbus.constants import ExcCodes
 
-from simulators.modbus_server import SimDeviceContext
+from cpaudit.simulators.modbus_server import SimDeviceContext
 
 log = logging.getLogger("cpaudit.simulators")
 

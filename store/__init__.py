@@ -2,9 +2,9 @@
 
 Imports nothing of ours (DESIGN.md). Everyone may import it.
 """
-from store.base import Store, StoreError
-from store.sample import Batch, Quality, Reason, Sample, SAMPLE_COLUMNS
-from store.sqlite import SQLiteStore
+from cpaudit.store.base import Store, StoreError
+from cpaudit.store.sample import Batch, Quality, Reason, Sample, SAMPLE_COLUMNS
+from cpaudit.store.sqlite import SQLiteStore
 
 __all__ = [
     "Batch", "Quality", "Reason", "Sample", "SAMPLE_COLUMNS", "Store", "StoreError", "SQLiteStore",

@@ -20,7 +20,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 
-from store.sample import Batch
+from cpaudit.store.sample import Batch
 
 
 class StoreError(Exception):

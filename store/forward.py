@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from store.base import PointsRejected, StoreError
-from store.lineproto import format_lines, unrepresentable
-from store.sample import Batch
-from store.sqlite import SQLiteStore
+from cpaudit.store.base import PointsRejected, StoreError
+from cpaudit.store.lineproto import format_lines, unrepresentable
+from cpaudit.store.sample import Batch
+from cpaudit.store.sqlite import SQLiteStore
 
 log = logging.getLogger("cpaudit.forward")
 

@@ -24,8 +24,8 @@ import pandas as pd
 
 from influxdb_client import WritePrecision
 
-from store.base import PointsRejected, StoreError
-from store.records import CampaignRecords
+from cpaudit.store.base import PointsRejected, StoreError
+from cpaudit.store.records import CampaignRecords
 
 # statuses that are about the points written, not the server or the client (InfluxDB 1.x answers
 # 400 for a line it cannot parse, 413 beyond max-body-size; 2.x also 422 outside retention)
@@ -46,8 +46,8 @@ def _short_error(resp: bytes) -> str:
         if sep2:
             text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
     return text[:300]
-from store.lineproto import format_lines, meta_lines, rollup_lines, status_lines
-from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
+from cpaudit.store.lineproto import format_lines, meta_lines, rollup_lines, status_lines
+from cpaudit.store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 
 def _lit(s: str) -> str:
@@ -247,7 +247,7 @@ class InfluxV1Store(_Records, CampaignRecords):
                end: int | None = None) -> pd.DataFrame:
         """The minutes forwarded by the edge that overlap [start, end), as
         ``SQLiteStore.rollup`` gives them (the same columns, types and order)."""
-        from store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
+        from cpaudit.store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
         if tags is not None and not tags:
             return _empty_rollup()
         b = ROLLUP_BUCKET_NS
@@ -334,7 +334,7 @@ class InfluxV1Store(_Records, CampaignRecords):
         and a catch-up after an outage, which arrives after it), whole, as
         ``SQLiteStore.rollup_since`` gives them. A late sample of a much older minute (a
         device's own store and forward) shows at the next full read, not here."""
-        from store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
+        from cpaudit.store.sqlite import ROLLUP_BUCKET_NS, _empty_rollup
         newest = self.max_seq()
         if newest == after_seq:
             return newest, _empty_rollup()
@@ -375,7 +375,7 @@ class InfluxV1Store(_Records, CampaignRecords):
                 "reason": arr["reason"].astype(np.int8),
             }, columns=list(SAMPLE_COLUMNS)))
         if not parts:
-            from store.sqlite import empty_frame
+            from cpaudit.store.sqlite import empty_frame
             return empty_frame()
         df = pd.concat(parts, ignore_index=True)
         return df.sort_values(["tag", "ts"], kind="stable").reset_index(drop=True)
@@ -393,7 +393,7 @@ class InfluxV1Store(_Records, CampaignRecords):
         the edge re-sends a retracted reading), as SQLiteStore.manual gives them."""
         # InfluxDB indexes no field: find the minutes holding one in the forwarded rollup
         # (60 times smaller than the samples), then read those minutes alone
-        from store.sqlite import ROLLUP_BUCKET_NS
+        from cpaudit.store.sqlite import ROLLUP_BUCKET_NS
         w = self._where(None, None, None)
         q = (f'SELECT "manual" FROM "{self.measurement}_rollup"'
              f'{w + " AND" if w else " WHERE"} "manual" > 0 GROUP BY "tag"')

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from store.sample import Batch
+from cpaudit.store.sample import Batch
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from store.base import CampaignReader
-from store.keys import MINUTE
-from store.sample import Batch
+from cpaudit.store.base import CampaignReader
+from cpaudit.store.keys import MINUTE
+from cpaudit.store.sample import Batch
 
 
 class MemoStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from store.keys import (CAMPAIGN_CONFIG, CAMPAIGN_END, CAMPAIGN_NAME, CAMPAIGN_START, CYCLE_MARKS,
+from cpaudit.store.keys import (CAMPAIGN_CONFIG, CAMPAIGN_END, CAMPAIGN_NAME, CAMPAIGN_START, CYCLE_MARKS,
                         MANUAL_NOTE, MANUAL_RETRACTED, manual_note_key, retracted_key)
 
 

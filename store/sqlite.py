@@ -20,9 +20,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from store.base import StoreError
-from store.records import KeptRecords
-from store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
+from cpaudit.store.base import StoreError
+from cpaudit.store.records import KeptRecords
+from cpaudit.store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tag (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);

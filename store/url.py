@@ -15,10 +15,10 @@ import os
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from store.base import CampaignReader, StoreError
+from cpaudit.store.base import CampaignReader, StoreError
 
 if TYPE_CHECKING:
-    from store.influx import InfluxV1Store
+    from cpaudit.store.influx import InfluxV1Store
 
 SCHEMES = ("influxdb", "influxdbs")
 
@@ -31,7 +31,7 @@ def open_store(text: str, *, readonly: bool = True, campaign: bool = True) -> Ca
     """The store ``text`` names (see the module); StoreError with the reason if it cannot be.
     ``campaign=False``: an InfluxDB URL may name no campaign (to list them: :func:`fleet_store`)."""
     if not is_url(text):
-        from store.sqlite import SQLiteStore
+        from cpaudit.store.sqlite import SQLiteStore
         if readonly and not os.path.exists(text):
             raise StoreError(f"{text}: no such store")
         return SQLiteStore(text, readonly=readonly)
@@ -60,7 +60,7 @@ def fleet_store(text: str) -> "InfluxV1Store":
         raise StoreError(f"{text}: the campaigns of many edge boxes are listed from InfluxDB "
                          "(influxdb://host:8086/db); a SQLite file is one campaign")
     st = open_store(text, campaign=False)
-    from store.influx import InfluxV1Store
+    from cpaudit.store.influx import InfluxV1Store
     assert isinstance(st, InfluxV1Store)
     return st
 
@@ -70,7 +70,7 @@ def _influx(text: str, u: urllib.parse.SplitResult, db: str, q: dict[str, str], 
     if campaign and not q.get("campaign"):
         raise StoreError(f"{text}: say which campaign (…?site=…&campaign=…): many edge boxes "
                          "share one database")
-    from store.influx import InfluxV1Store
+    from cpaudit.store.influx import InfluxV1Store
     http = "https" if u.scheme == "influxdbs" else "http"
     port = f":{u.port}" if u.port else ""
     return InfluxV1Store(f"{http}://{u.hostname}{port}", db,

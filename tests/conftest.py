@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 
-import config
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.store import SQLiteStore
 from tests.servers import InfluxD, Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +92,9 @@ def run_collector(cfg: config.Config, store: SQLiteStore, seconds: float,
     ``prepare(site)`` runs before the servers start (faults, removed gateways);
     ``during(site, collector)`` is an async callable run while collecting, instead of sleeping;
     ``forward``: the config's sinks are fed beside it, as ``cpaudit collect`` does."""
-    from collector.forwarding import Forwarding
-    from collector.service import Collector
-    from simulators.live import Site
+    from cpaudit.collector.forwarding import Forwarding
+    from cpaudit.collector.service import Collector
+    from cpaudit.simulators.live import Site
 
     async def go() -> Any:
         site = Site(cfg, **site_kw)

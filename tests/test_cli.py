@@ -87,7 +87,7 @@ def test_analyze_bad_inputs(tmp_path: Path) -> None:
                           str(tmp_path / "none.db")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 1 and "no such store" in res.stderr and "Traceback" not in res.stderr
     empty = tmp_path / "empty.db"
-    from store import SQLiteStore
+    from cpaudit.store import SQLiteStore
     SQLiteStore(empty).close()
     res = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", str(cfg), "--store",
                           str(empty), "--json"], capture_output=True, text=True, cwd=ROOT)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cpaudit.cli import main
-from simulators.hj212_logger import encode
+from cpaudit.simulators.hj212_logger import encode
 
 KEYS = {"line", "ok", "error", "qn", "st", "cn", "pw", "mn", "flag", "data_time", "values"}
 APPENDIX_A = ("##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;"

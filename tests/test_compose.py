@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-import config
+from cpaudit import config
 from tests.conftest import ROOT
 from tests.servers import InfluxD, Mosquitto, free_port, stop_process
 

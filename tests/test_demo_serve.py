@@ -12,10 +12,10 @@ from typing import Iterator
 import pytest
 import requests
 
-import config
+from cpaudit import config
 from cpaudit import demo
-from simulators.generate import generate
-from store import SQLiteStore
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
 from tests.conftest import ROOT, brewery_text, site_text
 from tests.servers import Mosquitto, free_port, wait_port
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import config
-from analyzer import material_balance
-from analyzer.totals import flowsheet_tags
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer import material_balance
+from cpaudit.analyzer.totals import flowsheet_tags
+from cpaudit.store import SQLiteStore
 from tests.conftest import brewery_text, run_collector
 
 
@@ -44,7 +44,7 @@ def test_leak_fails_at_the_leaking_node_only(tmp_path: Path) -> None:
     assert nodes["mash"].closure_pct == pytest.approx(10.0, abs=2.0)
     assert nodes["kettle"].ok is True and abs(nodes["kettle"].closure_pct) < 2.5
     assert "mash" in r.message and "kettle" not in r.message.split("at ", 1)[1]
-    from analyzer.recon_layer import reconcile_balance
+    from cpaudit.analyzer.recon_layer import reconcile_balance
     rec = reconcile_balance(r.cfg, r)  # type: ignore[attr-defined]
     assert rec is not None and rec["global_test"]["rejected"]
     top = rec["suspects"][0]

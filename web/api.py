@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from analyzer.iotools import LiveValidity
-from store.keys import HEALTH_PREFIX as HEALTH
-from store.keys import MINUTE
-from web.app import (CUSTOM_RUNNING, CUSTOM_WAITING, APIError, edge_store, get_config, get_store,
+from cpaudit.analyzer.iotools import LiveValidity
+from cpaudit.store.keys import HEALTH_PREFIX as HEALTH
+from cpaudit.store.keys import MINUTE
+from cpaudit.web.app import (CUSTOM_RUNNING, CUSTOM_WAITING, APIError, edge_store, get_config, get_store,
                      presented_token)
-from web.params import parse_int, parse_time
+from cpaudit.web.params import parse_int, parse_time
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -171,7 +171,7 @@ def _iso(ns: int | None, tz: str) -> str | None:
 def _value_tag(d: Any) -> str | None:
     """The tag a device's row shows as its last value: its first total, else its first rate,
     else its first tag."""
-    from config.models import TAG_DEVICES
+    from cpaudit.config.models import TAG_DEVICES
     tags = ([(t.tag, t.kind.value) for t in d.tags] if isinstance(d, TAG_DEVICES) else
             [(r.tag, r.kind.value) for r in d.registers if r.type.value != "string"]
             + [(c.tag, c.kind.value) for c in d.computed])
@@ -294,7 +294,7 @@ def balance():  # type: ignore[no-untyped-def]
     window = _window_rule()
 
     def doc() -> dict[str, Any]:
-        from analyzer.iotools import accepted_balances
+        from cpaudit.analyzer.iotools import accepted_balances
         # the default window of the whole campaign: the live validity report chooses it (it
         # adds the newest minutes to what it holds instead of judging 80 h again)
         live = _live_validity(start, end) if window is None and start is None and end is None \
@@ -317,7 +317,7 @@ def validity():  # type: ignore[no-untyped-def]
     start, end = _window()
 
     def doc() -> dict[str, Any]:
-        from analyzer.iotools import validity_from_store
+        from cpaudit.analyzer.iotools import validity_from_store
         # a custom window is judged afresh, outside the live report's lock
         rep = _live_validity(start, end) if start is None and end is None else \
             validity_from_store(cfg, get_store(), start, end)
@@ -342,7 +342,7 @@ def _live_validity(start: int | None, end: int | None) -> Any:
 def _window_rule() -> str | None:
     """``?window=best_valid|campaign``: the balance window (default: the campaign file's
     ``requirements.balance_window``)."""
-    from analyzer.window import RULES
+    from cpaudit.analyzer.window import RULES
     w = request.args.get("window") or None
     if w is not None and w not in RULES:
         raise APIError(400, f"window: one of {', '.join(RULES)}")
@@ -351,7 +351,7 @@ def _window_rule() -> str | None:
 
 def _report(with_validity: bool = False) -> dict[str, Any]:
     """The campaign report for the request's window (:func:`_memo`)."""
-    from analyzer.iotools import campaign_report
+    from cpaudit.analyzer.iotools import campaign_report
     cfg = get_config()
     start, end = _window()
     raw_alpha = request.args.get("alpha", "0.05")
@@ -386,7 +386,7 @@ def export_xlsx():  # type: ignore[no-untyped-def]
 
     from flask import send_file
 
-    from analyzer.export import xlsx_bytes
+    from cpaudit.analyzer.export import xlsx_bytes
     buf = io.BytesIO(xlsx_bytes(_report(with_validity=True)))
     name = "".join(c if c.isalnum() else "-" for c in get_config().campaign.name).strip("-")
     return send_file(buf, as_attachment=True, download_name=f"{name or 'campaign'}.xlsx",
@@ -396,7 +396,7 @@ def export_xlsx():  # type: ignore[no-untyped-def]
 @bp.get("/tables")
 def tables_list():  # type: ignore[no-untyped-def]
     """The names of the report's tables (each one is /export.csv?table=NAME)."""
-    from analyzer.export import tables
+    from cpaudit.analyzer.export import tables
     return jsonify({"tables": list(tables(_report(with_validity=True)))})
 
 
@@ -406,7 +406,7 @@ def export_csv():  # type: ignore[no-untyped-def]
     units in the header."""
     from flask import Response
 
-    from analyzer.export import csv_text, tables
+    from cpaudit.analyzer.export import csv_text, tables
     name = request.args.get("table", "")
     all_tables = tables(_report(with_validity=True))
     if name not in all_tables:
@@ -420,8 +420,8 @@ def export_csv():  # type: ignore[no-untyped-def]
 def sankey_svg():  # type: ignore[no-untyped-def]
     from flask import Response
 
-    from analyzer.sankey import sankey, svg
-    from analyzer.iotools import accepted_balances
+    from cpaudit.analyzer.sankey import sankey, svg
+    from cpaudit.analyzer.iotools import accepted_balances
     layer = request.args.get("layer", "material")
     lang = request.args.get("lang", "en")
     node = request.args.get("node") or None
@@ -466,7 +466,7 @@ def series():  # type: ignore[no-untyped-def]
     """One tag over [from, to), at most ``points`` buckets: min, mean and max of the good readings
     in each (from the store's per-minute rollup when a bucket spans a minute or more, from the raw
     readings otherwise); a bucket without a good reading is a gap (null), not interpolated."""
-    from web.series import downsample
+    from cpaudit.web.series import downsample
     cfg = get_config()
     tag = request.args.get("tag", "")
     index = cfg.tag_index()
@@ -483,7 +483,7 @@ def series():  # type: ignore[no-untyped-def]
 def closure_history():  # type: ignore[no-untyped-def]
     """Closure per node over time, cumulative since the start and over a trailing window, from
     the store's per-minute rollup (?layer=material|water|energy&step_min=60&trailing_h=)."""
-    from web.series import closure_history as history
+    from cpaudit.web.series import closure_history as history
     cfg = get_config()
     layer = request.args.get("layer", "material")
     if layer not in ("material", "water", "energy"):
@@ -584,5 +584,5 @@ def cycle_mark():  # type: ignore[no-untyped-def]
 
 @bp.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
-    from web.openapi import spec
+    from cpaudit.web.openapi import spec
     return jsonify(spec(get_config()))

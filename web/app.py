@@ -29,9 +29,9 @@ from typing import Any
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-import config as cfgmod
-from store import SQLiteStore
-from store.base import CampaignReader, CampaignStore
+from cpaudit import config as cfgmod
+from cpaudit.store import SQLiteStore
+from cpaudit.store.base import CampaignReader, CampaignStore
 
 
 class APIError(Exception):
@@ -76,7 +76,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     )
     if settings:
         app.config.update(settings)
-    from store.url import is_url
+    from cpaudit.store.url import is_url
     # a central view: the campaign as its edge box forwarded it to InfluxDB, read-only
     central = is_url(str(app.config["CPAUDIT_STORE"]))
     app.extensions["cpaudit_central"] = central
@@ -90,13 +90,13 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     app.extensions["cpaudit_custom"] = threading.BoundedSemaphore(CUSTOM_RUNNING)
     app.extensions["cpaudit_custom_queued"] = [0]
 
-    from web.api import bp as api_bp
-    from web.manual import bp as manual_bp
-    from web.pages import bp as pages_bp
+    from cpaudit.web.api import bp as api_bp
+    from cpaudit.web.manual import bp as manual_bp
+    from cpaudit.web.pages import bp as pages_bp
     app.register_blueprint(api_bp)
     app.register_blueprint(manual_bp)
     app.register_blueprint(pages_bp)
-    __import__("web.history").history.register(app)   # closure per cycle / trailing window
+    __import__("cpaudit.web.history").web.history.register(app)   # closure per cycle / trailing window
 
     @app.get("/healthz")
     def _healthz():  # type: ignore[no-untyped-def]
@@ -169,7 +169,7 @@ def get_store() -> CampaignReader:
     if "store" not in g:
         path = current_app.config["CPAUDIT_STORE"]
         if current_app.extensions.get("cpaudit_central"):
-            from store.url import open_store
+            from cpaudit.store.url import open_store
             g.store = open_store(path)
         else:
             g.store = SQLiteStore(path)
@@ -187,7 +187,7 @@ def edge_store() -> CampaignStore:
 
 def forwarded_config(store_url: str) -> cfgmod.Config:
     """The campaign's configuration as its edge box forwarded it (``campaign_config``)."""
-    from store.url import open_store
+    from cpaudit.store.url import open_store
     st = open_store(str(store_url))
     try:
         text = st.campaign_config()

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, request
 
-from config import Config
-from store.base import CampaignReader
-from store.keys import end_after
-from web.app import APIError, get_config, get_store
+from cpaudit.config import Config
+from cpaudit.store.base import CampaignReader
+from cpaudit.store.keys import end_after
+from cpaudit.web.app import APIError, get_config, get_store
 
 bp = Blueprint("history", __name__, url_prefix="/api/v1")
 
@@ -45,7 +45,7 @@ def completed_cycles(cfg: Config, store: CampaignReader, start: int, end: int
                      ) -> list[tuple[int, int]]:
     """The completed cycles [start, end) [ns] of a batch campaign inside [start, end): from one
     cycle start to the next (a cycle still running has no end yet and is left out)."""
-    from analyzer.cycles import cycle_starts
+    from cpaudit.analyzer.cycles import cycle_starts
     spec = cfg.requirements.cycles
     assert spec is not None
     frame = store.transitions(spec.tag, start, end) if spec.tag else None
@@ -68,12 +68,12 @@ def trailing_windows(start: int, end: int, hours: int, points: int) -> list[tupl
 
 def closure_series(cfg: Config, store: CampaignReader, layer: str, trailing_h: int, points: int
                    ) -> dict[str, Any]:
-    from analyzer.balance import layer_balance
-    from analyzer.cycles import effective_config
-    from analyzer.iotools import cycle_balances, thin_frame
-    from analyzer.totals import balance_tags
-    from store.memo import MemoStore
-    from web.series import _span
+    from cpaudit.analyzer.balance import layer_balance
+    from cpaudit.analyzer.cycles import effective_config
+    from cpaudit.analyzer.iotools import cycle_balances, thin_frame
+    from cpaudit.analyzer.totals import balance_tags
+    from cpaudit.store.memo import MemoStore
+    from cpaudit.web.series import _span
     store = MemoStore(store)
     cfg = effective_config(cfg, store.cycle_marks())
     start, end = _span(store, None, store.campaign_end())
@@ -129,7 +129,7 @@ def closure_series(cfg: Config, store: CampaignReader, layer: str, trailing_h: i
 def closure_series_view():  # type: ignore[no-untyped-def]
     """Closure per node and overall per completed cycle (batch) or per trailing window
     (continuous), each point a whole balance of the analyzer."""
-    from web.api import _cached_json
+    from cpaudit.web.api import _cached_json
     cfg = get_config()
     layer = request.args.get("layer", "material")
     if layer not in ("material", "water", "energy"):
@@ -149,8 +149,8 @@ def diagram_svg():  # type: ignore[no-untyped-def]
     again (``/sankey.svg`` balances the request's window, seconds on a long campaign)."""
     from flask import Response
 
-    from analyzer.sankey import svg
-    from web.api import _report
+    from cpaudit.analyzer.sankey import svg
+    from cpaudit.web.api import _report
     layer = request.args.get("layer", "material")
     lang = request.args.get("lang", "en")
     if layer not in ("material", "water", "energy"):

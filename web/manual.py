@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from analyzer.iotools import manual_entries
-from web.api import _body_ts, _iso, _require_token
-from web.app import APIError, edge_store, get_config, get_store
-from web.params import PHYSICAL_BOUND, parse_number
+from cpaudit.analyzer.iotools import manual_entries
+from cpaudit.web.api import _body_ts, _iso, _require_token
+from cpaudit.web.app import APIError, edge_store, get_config, get_store
+from cpaudit.web.params import PHYSICAL_BOUND, parse_number
 
 bp = Blueprint("manual", __name__, url_prefix="/api/v1")
 
@@ -93,7 +93,7 @@ def _body() -> dict[str, Any]:
 @bp.post("/manual")
 def manual():  # type: ignore[no-untyped-def]
     """Store a reading entered by hand, checked as the module says."""
-    from store import Batch, Quality, Reason
+    from cpaudit.store import Batch, Quality, Reason
     _require_token()
     body = _body()
     tag = _tag(body)

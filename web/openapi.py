@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web.params import PHYSICAL_BOUND, TS_MAX, TS_MIN
+from cpaudit.web.params import PHYSICAL_BOUND, TS_MAX, TS_MIN
 
 # an ISO 8601 date-time with an offset, from 1970 to 2199 (what web.params.parse_time accepts)
 _DAY = (r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|"

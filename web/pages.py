@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, send_from_directory
 
-from web.app import get_config
+from cpaudit.web.app import get_config
 
 bp = Blueprint("pages", __name__)
 

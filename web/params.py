@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from web.app import APIError
+from cpaudit.web.app import APIError
 
 # The times the API accepts [ns since the epoch, UTC]: from 1970 to the end of 2199. Earlier
 # than the epoch is no campaign; later overflows no int64 (2262) and is no campaign either.

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.totals import layer_streams, layer_value, theoretical_per_hour, unwrap
-from config import ENV, Config
-from store.base import CampaignReader
-from store.keys import MINUTE
+from cpaudit.analyzer.totals import layer_streams, layer_value, theoretical_per_hour, unwrap
+from cpaudit.config import ENV, Config
+from cpaudit.store.base import CampaignReader
+from cpaudit.store.keys import MINUTE
 
 
 def _span(store: CampaignReader, start: int | None, end: int | None) -> tuple[int, int]:

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import pytest
 
-import config
-from store.sqlite import SQLiteStore
+from cpaudit import config
+from cpaudit.store.sqlite import SQLiteStore
 from tests.analyzer.test_pollutant import T0
 from tests.conftest import site_text
 
@@ -47,8 +47,8 @@ TOL_KGCE = 3 * 0.028 + 0.005
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from analyzer.iotools import campaign_report
-    from simulators.generate import generate
+    from cpaudit.analyzer.iotools import campaign_report
+    from cpaudit.simulators.generate import generate
     d = tmp_path_factory.mktemp("acc")
     p = d / "site.yaml"
     p.write_text(site_text())
@@ -102,8 +102,8 @@ def test_the_water_balance_closes_and_a_residual_is_never_a_negative_loss(report
 @pytest.fixture(scope="module")
 def report80(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """80 h of the demo site at 30 s ticks (the same plant, meters and offsets as at 1 s)."""
-    from analyzer.iotools import campaign_report
-    from simulators.generate import generate
+    from cpaudit.analyzer.iotools import campaign_report
+    from cpaudit.simulators.generate import generate
     d = tmp_path_factory.mktemp("acc80")
     p = d / "site.yaml"
     p.write_text(site_text(**{"interval_s: 1.0": "interval_s: 30"}))

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
-from analyzer import material_balance, totalizer_amount
-from analyzer.totals import unwrap
-from store import Quality, Reason
+from cpaudit import config
+from cpaudit.analyzer import material_balance, totalizer_amount
+from cpaudit.analyzer.totals import unwrap
+from cpaudit.store import Quality, Reason
 
 T0 = 1_795_000_000_000_000_000
 MIN = 60_000_000_000
@@ -101,7 +101,7 @@ def test_no_data_and_missing_stream(brewery: config.Config) -> None:
 
 
 def test_reconciliation_of_the_balance_points_at_the_node(brewery: config.Config) -> None:
-    from analyzer.recon_layer import reconcile_balance
+    from cpaudit.analyzer.recon_layer import reconcile_balance
     r = material_balance(brewery, frame_for(AMOUNTS | {"hot_wort.total": 7.5}))
     rec = reconcile_balance(brewery, r)
     assert rec is not None and rec["unit"] == "kg"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import config
-from store.sqlite import SQLiteStore
+from cpaudit import config
+from cpaudit.store.sqlite import SQLiteStore
 from tests.analyzer.test_pollutant import T0
 from tests.conftest import site_text
 
@@ -30,10 +30,10 @@ def test_generated_faults_are_diagnosed_at_the_right_place(
     """Seven hours of the demo site with a leak in the anaerobic reactor (3 % of what leaves it)
     or its outlet meter reading 3 % high (meters of class 0.5): the reconciliation of the
     material balance names that node or that meter first, and the 5 % closure verdict alone would not have caught it."""
-    from analyzer.recon_layer import reconcile_balance
-    from analyzer.iotools import material_balance_from_store
-    from config.scenario import Scenario
-    from simulators.generate import generate
+    from cpaudit.analyzer.recon_layer import reconcile_balance
+    from cpaudit.analyzer.iotools import material_balance_from_store
+    from cpaudit.config.scenario import Scenario
+    from cpaudit.simulators.generate import generate
     st = SQLiteStore(tmp_path / "f.db")
     generate(site, st, 7, start=T0 / 1e9, scenario=Scenario.model_validate({"faults": [fault]}))
     res = material_balance_from_store(site, st)
@@ -57,11 +57,11 @@ H80 = 80
 
 def _campaign(tmp_path: Path, faults: list[dict], rule: str = "rectangular"
               ) -> tuple[config.Config, Any, Any]:
-    from analyzer.recon_layer import reconcile_balance
-    from analyzer.iotools import material_balance_from_store
-    from config.scenario import Scenario
-    from simulators.generate import generate
-    from simulators.meters import build_plant
+    from cpaudit.analyzer.recon_layer import reconcile_balance
+    from cpaudit.analyzer.iotools import material_balance_from_store
+    from cpaudit.config.scenario import Scenario
+    from cpaudit.simulators.generate import generate
+    from cpaudit.simulators.meters import build_plant
     p = tmp_path / "site.yaml"
     p.write_text(site_text(**{"interval_s: 1.0": "interval_s: 30", "\nsimulation:":
                               f"\nreconciliation: {{sigma_rule: {rule}}}\nsimulation:"}))
@@ -181,7 +181,7 @@ def test_simulated_offsets_follow_the_sigma_rule(site: config.Config) -> None:
     1/3 ± 3·0.298/√n; ``tolerance_2sigma``: δ/a ~ N(0, 1/2²), E = 1/4, sd √2/4 = 0.354 per
     meter. With ``simulation.density_error`` the plant's densities differ from the declared
     ones within ±density_uncertainty_pct; without, they are the declared ones."""
-    from simulators.meters import build_meters, build_plant, true_density
+    from cpaudit.simulators.meters import build_meters, build_plant, true_density
     plant = build_plant(site, T0 / 1e9)
     m = build_meters(site, plant)
     again = build_meters(site, build_plant(site, T0 / 1e9))

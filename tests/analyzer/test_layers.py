@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import config
-from analyzer.balance import layer_balance
-from analyzer.indicators import energy_summary, water_indicators
+from cpaudit import config
+from cpaudit.analyzer.balance import layer_balance
+from cpaudit.analyzer.indicators import energy_summary, water_indicators
 from tests.conftest import site_text
 
 T0 = 1_795_000_000_000_000_000
@@ -273,7 +273,7 @@ def test_boiler_effective_energy_losses_and_efficiency(site: config.Config) -> N
     """GB/T 3484 per unit: the boiler is supplied 300 Nm3 of gas and 20 kWh; its effective
     output is 4.2 t of steam x 2 342 kJ/kg (the design point: no pressure reading) = 335.62
     kgce; the efficiency on fuel alone (the default), the electricity reported apart."""
-    from analyzer.energy import coefficient
+    from cpaudit.analyzer.energy import coefficient
     e = layer_balance(site, frame(), "energy")
     unit = energy_summary(site, e)["units"][0]
     fuel = 300 * coefficient(site, "natural_gas").kgce

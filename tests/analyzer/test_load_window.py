@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-import config
-from analyzer.iotools import campaign_report
-from analyzer.iotools import validity_from_store
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.iotools import campaign_report
+from cpaudit.analyzer.iotools import validity_from_store
+from cpaudit.store import SQLiteStore
 from tests.analyzer.test_validity import BATCH, CONTINUOUS, H, T0_NS, make, tick
 
 PER_H = 28_500 * (1 - 0.07 - 0.012) / 1045 / 3     # 8.3455 m3/h of hot wort at size 1

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import config
-from analyzer.cycles import effective_config
-from analyzer.iotools import material_balance_from_store, validity_from_store
-from simulators.generate import generate
-from simulators.site import CYCLE_S
-from store.keys import CAMPAIGN_END, CYCLE_MARKS
-from store.sqlite import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.cycles import effective_config
+from cpaudit.analyzer.iotools import material_balance_from_store, validity_from_store
+from cpaudit.simulators.generate import generate
+from cpaudit.simulators.site import CYCLE_S
+from cpaudit.store.keys import CAMPAIGN_END, CYCLE_MARKS
+from cpaudit.store.sqlite import SQLiteStore
 from tests.conftest import site_text
 
 T0 = 1_795_000_000.0

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-import config
-from analyzer import material_balance
-from analyzer.export import csv_text, documents, tables, xlsx_bytes
-from analyzer.material import component_balance, losses, utilisation
-from analyzer.sankey import sankey, svg
+from cpaudit import config
+from cpaudit.analyzer import material_balance
+from cpaudit.analyzer.export import csv_text, documents, tables, xlsx_bytes
+from cpaudit.analyzer.material import component_balance, losses, utilisation
+from cpaudit.analyzer.sankey import sankey, svg
 from tests.analyzer.test_balance import AMOUNTS, frame_for
 
 EXTRA = """
@@ -99,7 +99,7 @@ def test_sankey_data_and_svg(cfg: config.Config) -> None:
 
 
 def test_exports_have_units_in_headers(cfg: config.Config, tmp_path: Path) -> None:
-    from analyzer.recon_layer import reconcile_balance
+    from cpaudit.analyzer.recon_layer import reconcile_balance
     r = material_balance(cfg, frame_for(AMOUNTS))
     c = component_balance(cfg, r, cfg.components[0])
     doc = {"campaign": "t", "timezone": "Asia/Shanghai",

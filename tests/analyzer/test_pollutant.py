@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
-from analyzer.iotools import pollutant_from_store
-from store.sqlite import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.iotools import pollutant_from_store
+from cpaudit.store.sqlite import SQLiteStore
 from tests.conftest import site_text
 
 T0 = 1_795_000_000_000_000_000 // 3_600_000_000_000 * 3_600_000_000_000   # on the hour
@@ -129,8 +129,8 @@ def test_generated_campaign_matches_the_plant_model(site: config.Config, tmp_pat
     """Six hours of the demo site at 1 s: the loads computed from concentrations and flows
     (hourly means, 4-20 mA quantisation of the stack conditions) against the plant model's own
     pollutant masses over the same window."""
-    from simulators.generate import generate
-    from simulators.site import BrewerySite
+    from cpaudit.simulators.generate import generate
+    from cpaudit.simulators.site import BrewerySite
     st = SQLiteStore(tmp_path / "g.db")
     t0 = T0 / 1e9
     generate(site, st, 6, start=t0)
@@ -247,8 +247,8 @@ def test_generated_2h_cod_analyzer_matches_the_plant(tmp_path: Path) -> None:
     tolerance 0.25 % + 0.05 % (measured: +0.03 %). Over 9 h the last hour holds half a cycle's
     composite, which is not that hour's own mean (-0.6 % measured on this run): the rule's
     resolution is the cycle, said in the result (hour_rule: cycle, interval_s)."""
-    from simulators.generate import generate
-    from simulators.site import BrewerySite
+    from cpaudit.simulators.generate import generate
+    from cpaudit.simulators.site import BrewerySite
     cfg = cycle_site(tmp_path, ("iot_wwq_influent", "iot_wwq_effluent"))
     st = SQLiteStore(tmp_path / "g.db")
     t0 = T2H / 1e9
@@ -348,9 +348,9 @@ def test_generated_hour_of_cems_calibration(site: config.Config, tmp_path: Path)
     M2 + M3, valid hours alone M0 + M2 + M3 (tolerance 0.3 % as in the 6 h test: float32 and
     4-20 mA quantisation of the stack conditions). Had the span gas counted: 100 mg/m3 in hour 1,
     25 x M1 instead of M1."""
-    from config.scenario import Scenario, parse_fault
-    from simulators.generate import generate
-    from simulators.site import BrewerySite
+    from cpaudit.config.scenario import Scenario, parse_fault
+    from cpaudit.simulators.generate import generate
+    from cpaudit.simulators.site import BrewerySite
     t0 = T0 / 1e9
     sc = Scenario(faults=[parse_fault("calibration device=cems start=1h duration=1h")])
     st = SQLiteStore(tmp_path / "cal.db")
@@ -416,9 +416,9 @@ def test_wet_actual_concentration_converted_per_tag(tmp_path: Path) -> None:
 
 
 def test_status_map_and_fault_parsing(tmp_path: Path) -> None:
-    from config.models import StatusWord
-    from analyzer.emission_rules import state_of
-    from config.scenario import Scenario, parse_fault
+    from cpaudit.config.models import StatusWord
+    from cpaudit.analyzer.emission_rules import state_of
+    from cpaudit.config.scenario import Scenario, parse_fault
     w = StatusWord(tag="s", map={"0": "normal", "1": "normal", "2-7": "calibration",
                                  "&0xFF00": "fault"}, source="devices.md 3.7")
     assert [state_of(w, v) for v in (0, 1, 2, 7, 8, 0x0100, 0x0203)] == \
@@ -434,7 +434,7 @@ def test_status_map_and_fault_parsing(tmp_path: Path) -> None:
     p = tmp_path / "s.yaml"
     p.write_text(text)
     cfg = config.load(p)
-    from simulators.generate import generate
+    from cpaudit.simulators.generate import generate
     with pytest.raises(ValueError, match="not a simulated CEMS analyzer"):
         generate(cfg, SQLiteStore(tmp_path / "x.db"), 0.1, start=T0 / 1e9, scenario=Scenario(
             faults=[parse_fault("calibration device=fm_ww_in start=0")]))
@@ -446,8 +446,8 @@ def test_fill_rules_by_hand() -> None:
     (30 h > 24 h): the highest of the valid hours before it, at most lookback_h of them: with
     lookback 2 the last two valid hours before (5, 8) -> 8; with 720 all four (10, 30, 5, 8)
     -> 30. mean_valid weighted: (10 x 1 + 30 x 3)/(1 + 3) = 25. none: NaN stays."""
-    from analyzer.emission_rules import fill_hours
-    from config.models import Substitution
+    from cpaudit.analyzer.emission_rules import fill_hours
+    from cpaudit.config.models import Substitution
     v = np.array([10.0, np.nan, np.nan, 30.0])
     ok = np.isfinite(v)
     span = np.ones(4)
@@ -474,8 +474,8 @@ def test_status_minute_from_its_lowest_and_highest_reading() -> None:
     """A minute's lowest and highest readings are real readings: 0..1 -> normal; 1..3 holds a
     3 (calibration); with the map {0: normal, 2: normal} a minute 0..2 could hold a 1, which
     maps to nothing ('other': fault), so it is not taken as normal."""
-    from analyzer.emission_rules import status_minutes
-    from config.models import StatusWord
+    from cpaudit.analyzer.emission_rules import status_minutes
+    from cpaudit.config.models import StatusWord
     w = StatusWord(tag="s", map={"0": "normal", "1": "normal", "2-7": "calibration"},
                    source="x")
     grid = np.arange(4, dtype=np.int64) * 60 * S

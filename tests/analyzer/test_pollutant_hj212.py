@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from analyzer.iotools import pollutant_from_store
-from store import Quality, Reason
-from store.sqlite import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.iotools import pollutant_from_store
+from cpaudit.store import Quality, Reason
+from cpaudit.store.sqlite import SQLiteStore
 from tests.conftest import ROOT, campaign_text
 
 T0 = 1_795_000_000_000_000_000 // 3_600_000_000_000 * 3_600_000_000_000   # on the hour

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.netgen import network, with_bias, with_leak
-from analyzer.reconcile import ENV, StreamData as S, reconcile
+from cpaudit.analyzer.reconcile import ENV, StreamData as S, reconcile
 
 REL = 1e-7
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.netgen import network
-from analyzer.recon_table import decode_table, parse_table
-from analyzer.reconcile import ReconcileError, reconcile
+from cpaudit.analyzer.recon_table import decode_table, parse_table
+from cpaudit.analyzer.reconcile import ReconcileError, reconcile
 from tests.conftest import ROOT
 
 HEAD = "stream,from,to,value,sigma\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from analyzer.recon_table import parse_table
-from analyzer.reconcile import ReconcileError, StreamData as S, reconcile
+from cpaudit import config
+from cpaudit.analyzer.recon_table import parse_table
+from cpaudit.analyzer.reconcile import ReconcileError, StreamData as S, reconcile
 from tests.conftest import ROOT
 
 
@@ -215,7 +215,7 @@ def test_bounded_wls_agrees_with_a_general_solver() -> None:
     gives the optimum scipy's SLSQP finds for min Σ((z − x)/σ)² s.t. A z = 0, z ≥ 0 (to 1e-4)."""
     from scipy.optimize import minimize
 
-    from analyzer.reconcile import _nodes, incidence
+    from cpaudit.analyzer.reconcile import _nodes, incidence
     streams = [S("1", "ENV", "A", 110, 2), S("2", "A", "B", 60, 1), S("3", "A", "C", 49, 1),
                S("4", "B", "D", 63, 1), S("5", "C", "D", 1, 1.5), S("6", "C", "ENV", 51, 1),
                S("7", "D", "ENV", 64, 1), S("8", "B", "ENV", None, None)]
@@ -254,7 +254,7 @@ def test_untestable_node_and_blind_meter_named() -> None:
 
 def test_sigma_rules() -> None:
     """a = 0.5 % of 1 000: rectangular 5/√3 = 2.887; a tolerance of 2σ: 5/2 = 2.5."""
-    from analyzer.reconcile import sigma_from_accuracy
+    from cpaudit.analyzer.reconcile import sigma_from_accuracy
     assert sigma_from_accuracy(1000, 0.5) == pytest.approx(5 / np.sqrt(3), abs=1e-12)
     assert sigma_from_accuracy(1000, 0.5, "tolerance_2sigma") == pytest.approx(2.5, abs=1e-12)
     assert sigma_from_accuracy(-1000, 0.5) > 0
@@ -265,9 +265,9 @@ def test_recon_layer_sigmas_by_rule_density_and_design(brewery: config.Config) -
     malt (class 0.5, 2 000 kg) σ = 0.5/√3 % = 5.774 kg; the hot-wort meter (class 0.5, 8 m³ ×
     1 045 = 8 360 kg) with its density's ±0.5 %: √(0.5² + 0.5²)/√3 % = 0.4082 % = 34.13 kg;
     with tolerance_2sigma: 2 000 × 0.25 % = 5.0 and 8 360 × √(0.25² + 0.25²) % = 29.56 kg."""
-    import config as cfgmod
-    from analyzer import material_balance
-    from analyzer.recon_layer import reconcile_balance
+    from cpaudit import config as cfgmod
+    from cpaudit.analyzer import material_balance
+    from cpaudit.analyzer.recon_layer import reconcile_balance
     from tests.analyzer.test_balance import AMOUNTS, frame_for
     r = material_balance(brewery, frame_for(AMOUNTS))
     rec = reconcile_balance(brewery, r)
@@ -297,9 +297,9 @@ def test_recon_layer_theoretical_stream_keeps_its_node(brewery: config.Config) -
     ±10 %): the kettle keeps its balance (ν = 2, both nodes testable) and the vapour enters
     with σ = 10 %/√3 of 700 = 40.41 kg; without a declared uncertainty the default ±25 % and
     its source are used."""
-    import config as cfgmod
-    from analyzer import material_balance
-    from analyzer.recon_layer import reconcile_balance
+    from cpaudit import config as cfgmod
+    from cpaudit.analyzer import material_balance
+    from cpaudit.analyzer.recon_layer import reconcile_balance
     from tests.analyzer.test_balance import AMOUNTS, frame_for
     data = brewery.model_dump(by_alias=True, exclude_none=True)
     for st in data["flowsheet"]["streams"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from analyzer.sankey import _cut_loops, svg, text_width
+from cpaudit.analyzer.sankey import _cut_loops, svg, text_width
 
 
 def _data() -> dict:

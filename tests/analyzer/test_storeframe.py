@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-import config
-from analyzer.balance import layer_balance, material_balance
-from analyzer.iotools import balances_from_store, material_balance_from_store, thin_frame
-from analyzer.totals import balance_tags
-from config.scenario import Scenario
-from simulators.generate import generate
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.balance import layer_balance, material_balance
+from cpaudit.analyzer.iotools import balances_from_store, material_balance_from_store, thin_frame
+from cpaudit.analyzer.totals import balance_tags
+from cpaudit.config.scenario import Scenario
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
 from tests.conftest import BREWERY, campaign_text, site_text
 
 T0 = 1_790_000_000.0

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-import config
-from analyzer.iotools import LiveValidity, validity_from_store
-from analyzer.validity import assess
-from config.scenario import Scenario
-from simulators.generate import generate
-from store import Batch, SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.iotools import LiveValidity, validity_from_store
+from cpaudit.analyzer.validity import assess
+from cpaudit.config.scenario import Scenario
+from cpaudit.simulators.generate import generate
+from cpaudit.store import Batch, SQLiteStore
 from tests.conftest import ROOT, site_text
 
 T0 = 1_790_000_000.0      # 2026-09-21T14:13:20Z; brews start at T0 + k·3 h

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collector.service import Collector
-from simulators.live import Site
-from store import Quality, Reason, SQLiteStore
+from cpaudit.collector.service import Collector
+from cpaudit.simulators.live import Site
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.collector.test_transports import config_for, device
 from tests.servers import free_port
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.decode import decode
-from config.models import DataType, WordOrder
-from simulators.encode import to_registers
+from cpaudit.collector.decode import decode
+from cpaudit.config.models import DataType, WordOrder
+from cpaudit.simulators.encode import to_registers
 
 NUMERIC = [t for t in DataType if t not in (DataType.BIT, DataType.STRING)]
 ORDERS = list(WordOrder)

@@ -6,11 +6,11 @@ import struct
 
 import pytest
 
-from collector.decode import decode
-from collector.plan import plan
-from config.models import DataType as T
-from config.models import Register
-from config.models import WordOrder as W
+from cpaudit.collector.decode import decode
+from cpaudit.collector.plan import plan
+from cpaudit.config.models import DataType as T
+from cpaudit.config.models import Register
+from cpaudit.config.models import WordOrder as W
 
 
 def regs(raw: bytes) -> list[int]:

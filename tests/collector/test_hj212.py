@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from collector.hj212 import (Framer, Hj212Error, answer_9011, answer_9014, crc_hex, decode_line,
+from cpaudit.collector.hj212 import (Framer, Hj212Error, answer_9011, answer_9014, crc_hex, decode_line,
                              flag_quality, frame, parse_frame, parse_line)
-from store import Quality, Reason
+from cpaudit.store import Quality, Reason
 
 # HJ 212-2017 Appendix A, the standard's worked example (its prose says 1C08; the algorithm and
 # the printed packet give 1C80, devices.md 1.8)
@@ -205,7 +205,7 @@ def test_noise_upload_example_as_quoted() -> None:
 def test_table_crc_equals_the_standards_routine() -> None:
     """The two-bytes-a-lookup CRC against Appendix A's routine, bit by bit, on every length."""
     import random
-    from collector.hj212 import _crc_hj212_reference, crc_hj212
+    from cpaudit.collector.hj212 import _crc_hj212_reference, crc_hj212
     rnd = random.Random(212)
     for n in range(0, 300):
         data = bytes(rnd.randrange(256) for _ in range(n))

@@ -8,7 +8,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.hj212 import Framer, Hj212Error, decode_line, frame, parse_frame, parse_line
+from cpaudit.collector.hj212 import Framer, Hj212Error, decode_line, frame, parse_frame, parse_line
 
 GOOD = frame("QN=20160801085857223;ST=32;CN=2011;PW=123456;MN=010000A8900016F000169DC0;Flag=5;"
              "CP=&&DataTime=20160801085857;w01018-Rtd=50.1,w01018-Flag=N&&")

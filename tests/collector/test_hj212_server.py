@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
-import config
-from collector.hj212 import crc_hex, frame, parse_frame
-from collector.service import Collector
-from store import Quality, Reason, SQLiteStore
+from cpaudit import config
+from cpaudit.collector.hj212 import crc_hex, frame, parse_frame
+from cpaudit.collector.service import Collector
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.servers import free_port
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -304,7 +304,7 @@ def test_raw_side_file_for_a_store_without_raw_table(tmp_path: Path) -> None:
     """A store without ``write_raw`` (another backend): the raw packets go to a JSON-lines file."""
     import json
 
-    from collector.hj212_server import Hj212Server
+    from cpaudit.collector.hj212_server import Hj212Server
     cfg = hj_config(tmp_path, free_port())
     devs = [d for d in cfg.devices if d.protocol == "hj212"]
     side = tmp_path / "raw.jsonl"
@@ -319,7 +319,7 @@ def test_raw_side_file_for_a_store_without_raw_table(tmp_path: Path) -> None:
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 
-    from collector.hj212_server import hj212_sources
+    from cpaudit.collector.hj212_server import hj212_sources
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from store import SQLiteStore
+from cpaudit.store import SQLiteStore
 from tests.conftest import ROOT, brewery_text
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from pymodbus.constants import ExcCodes
 
-import config
-from collector.service import Collector
-from simulators.live import Site
-from store import Quality, Reason, SQLiteStore
+from cpaudit import config
+from cpaudit.collector.service import Collector
+from cpaudit.simulators.live import Site
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.conftest import brewery_text, run_collector
 
 INTERVAL_NS = 500_000_000

@@ -10,9 +10,9 @@ from typing import Callable
 
 import paho.mqtt.client as paho
 
-import config
-from collector.service import Collector
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.collector.service import Collector
+from cpaudit.store import SQLiteStore
 from tests.servers import Mosquitto
 
 
@@ -234,7 +234,7 @@ def test_a_failure_inside_the_source_is_loud_and_ingestion_resumes(tmp_path: Pat
     cannot be made to happen for real) ends neither the source nor the message: the health goes
     offline, the failure is counted, the source reconnects, and the message that was being
     handled, never acknowledged, comes again and is stored."""
-    from collector.mqtt import MqttSource
+    from cpaudit.collector.mqtt import MqttSource
     pre = f"t{uuid.uuid4().hex[:6]}"
     cfg = mqtt_config(tmp_path, mosquitto.port, f"cp-{uuid.uuid4().hex[:8]}", pre)
     st = SQLiteStore(tmp_path / "m.db")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.payloads import NS_MAX, NS_MIN, PayloadError, parse
-from config.models import Subscription
+from cpaudit.collector.payloads import NS_MAX, NS_MIN, PayloadError, parse
+from cpaudit.config.models import Subscription
 
 SUBS = [
     Subscription(topic="s/+/flow", format="json", value_path="v", ts_path="ts", ts_unit="ms",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.payloads import PayloadError, match, parse
-from config.models import Subscription
+from cpaudit.collector.payloads import PayloadError, match, parse
+from cpaudit.config.models import Subscription
 
 
 def sub(**kw: object) -> Subscription:

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import config
-from collector.clock import Clock
-from collector.service import Collector
-from collector.sources import Reading
-from collector.writer import Writer
-from simulators.live import Site
-from store import Quality, Reason, SQLiteStore
+from cpaudit import config
+from cpaudit.collector.clock import Clock
+from cpaudit.collector.service import Collector
+from cpaudit.collector.sources import Reading
+from cpaudit.collector.writer import Writer
+from cpaudit.simulators.live import Site
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.collector.test_bad_devices import closing_server
 from tests.collector.test_transports import config_for, device
 from tests.conftest import brewery_text
@@ -70,7 +70,7 @@ def test_writer_rejects_the_one_row_no_store_can_hold_and_keeps_the_others(tmp_p
 
 
 def _batch(tag: str, ts: int) -> Any:
-    from store import Batch
+    from cpaudit.store import Batch
     return Batch([tag], np.array([ts]), np.array([1.0]), np.array([0], np.int8),
                  np.array([0], np.int8))
 
@@ -116,7 +116,7 @@ def test_full_disk_is_seen_and_loses_nothing(tmp_path: Path, small_disk: Path, c
         await asyncio.to_thread(_fill, filler)
         full_at = time.time_ns()
         await asyncio.sleep(4.0)
-        from collector.metrics import render
+        from cpaudit.collector.metrics import render
         seen["metrics"] = render(col)
         seen["errors"] = col.writer.store_errors
         seen["pending"] = col.writer.pending_rows
@@ -214,7 +214,7 @@ def test_a_short_restart_is_still_recorded_tick_by_tick(tmp_path: Path) -> None:
 
 
 def _rows(tags: list[str], ts: int) -> Any:
-    from store import Batch
+    from cpaudit.store import Batch
     n = len(tags)
     return Batch(tags, np.full(n, ts), np.ones(n), np.zeros(n, np.int8), np.zeros(n, np.int8))
 
@@ -332,8 +332,8 @@ def test_validity_names_the_collectors_own_gap(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from analyzer.iotools import validity_from_store
-    from store import Batch
+    from cpaudit.analyzer.iotools import validity_from_store
+    from cpaudit.store import Batch
     from tests.conftest import ROOT
     db = tmp_path / "g.db"
     subprocess.run([sys.executable, "-m", "cpaudit", "generate",

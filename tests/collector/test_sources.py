@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import AsyncGenerator
 
-import config
-from collector.clock import Clock, next_tick
-from collector.kinds import build_sources
-from collector.service import Collector
-from collector.sources import Reading, Rows
-from simulators.live import Site
-from store import Quality, Reason, SQLiteStore
-from store.keys import health_tag
+from cpaudit import config
+from cpaudit.collector.clock import Clock, next_tick
+from cpaudit.collector.kinds import build_sources
+from cpaudit.collector.service import Collector
+from cpaudit.collector.sources import Reading, Rows
+from cpaudit.simulators.live import Site
+from cpaudit.store import Quality, Reason, SQLiteStore
+from cpaudit.store.keys import health_tag
 from tests.conftest import ROOT, brewery_text
 
 INTERVAL_NS = 500_000_000

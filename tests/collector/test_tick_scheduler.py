@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from collector.clock import Clock, TickScheduler, next_tick
+from cpaudit.collector.clock import Clock, TickScheduler, next_tick
 
 
 def test_callbacks_of_a_tick_run_together_then_their_after_hooks() -> None:

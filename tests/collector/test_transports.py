@@ -11,11 +11,11 @@ from typing import Iterator
 
 import pytest
 
-import config
-from collector.service import Collector
-from simulators.live import Site
-from simulators.profiles import PATTERN
-from store import Quality, SQLiteStore
+from cpaudit import config
+from cpaudit.collector.service import Collector
+from cpaudit.simulators.live import Site
+from cpaudit.simulators.profiles import PATTERN
+from cpaudit.store import Quality, SQLiteStore
 from tests.conftest import run_collector
 from tests.servers import free_port
 
@@ -164,6 +164,6 @@ def test_pipelined_exception_and_missing_unit(tmp_path: Path) -> None:
     run_collector(cfg, st, 1.8, fault)
     check(st, "A")
     b = st.read(["B.i16"])
-    from store import Reason
+    from cpaudit.store import Reason
     assert (b[b["reason"] != Reason.DOWN]["reason"] == Reason.EXCEPTION).all() and len(b) >= 3
     st.close()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import config
-from config import ConfigError
+from cpaudit import config
+from cpaudit.config import ConfigError
 from tests.conftest import ROOT
 
 REFERENCE = (ROOT / "config" / "examples" / "collector-reference.yaml").read_text()

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-import config
-from config import ConfigError
-from config.models import Hj212Device
+from cpaudit import config
+from cpaudit.config import ConfigError
+from cpaudit.config.models import Hj212Device
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "config" / "examples" / "brewery-hj212.yaml"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import config
-from config import ConfigError
+from cpaudit import config
+from cpaudit.config import ConfigError
 from tests.conftest import BREWERY, ROOT
 
 EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.yaml"))

@@ -178,7 +178,7 @@ def test_billion_laughs_is_small_and_refused_fast(tmp_path: Path) -> None:
 
 
 def test_dev_zero_is_refused_in_bounded_memory() -> None:
-    from config.loader import MAX_BYTES
+    from cpaudit.config.loader import MAX_BYTES
     rc, err, secs, rss = check("/dev/zero")
     assert rc == 2 and f"/dev/zero: larger than {MAX_BYTES // 2**20} MiB: not a campaign file" \
         in err, err
@@ -186,7 +186,7 @@ def test_dev_zero_is_refused_in_bounded_memory() -> None:
 
 
 def test_file_over_the_limit_is_refused(tmp_path: Path) -> None:
-    from config.loader import MAX_BYTES
+    from cpaudit.config.loader import MAX_BYTES
     f = tmp_path / "big.yaml"
     body = REFERENCE.read_bytes()
     f.write_bytes(body + b"#" * (MAX_BYTES + 1 - len(body)))

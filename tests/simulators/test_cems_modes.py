@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from config.scenario import Scenario, parse_fault
-from simulators.cems import apply_cems_faults
-from simulators.live import composite_s, encode_payload, mqtt_values
-from simulators.meters import build_meters, build_plant
-from simulators.site import CYCLE_S, BrewerySite
+from cpaudit import config
+from cpaudit.config.scenario import Scenario, parse_fault
+from cpaudit.simulators.cems import apply_cems_faults
+from cpaudit.simulators.live import composite_s, encode_payload, mqtt_values
+from cpaudit.simulators.meters import build_meters, build_plant
+from cpaudit.simulators.site import CYCLE_S, BrewerySite
 from tests.conftest import site_text
 
 T0 = 1_790_006_400.0          # a multiple of 7200 s

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import config
-from analyzer.balance import material_balance
-from analyzer.recon_layer import reconcile_balance
-from analyzer.totals import balance_tags, good_series, totalizer_amount
-from config.scenario import Scenario
-from simulators.generate import generate
-from store import Quality, Reason, SQLiteStore
+from cpaudit import config
+from cpaudit.analyzer.balance import material_balance
+from cpaudit.analyzer.recon_layer import reconcile_balance
+from cpaudit.analyzer.totals import balance_tags, good_series, totalizer_amount
+from cpaudit.config.scenario import Scenario
+from cpaudit.simulators.generate import generate
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.conftest import site_text
 
 T0 = 1_790_000_000.0      # 2026-09-21T14:13:20Z

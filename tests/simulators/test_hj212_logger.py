@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from collector.hj212 import crc_hex, parse_frame, parse_line
-from collector.service import Collector
-from config.models import Hj212Device
-from config.scenario import Scenario
-from simulators.hj212_logger import Hj212Logger, crc16_hj212, crc16_modbus_swapped, encode
-from simulators.live import Site
-from simulators.meters import build_plant
-from store import Quality, Reason, SQLiteStore
+from cpaudit import config
+from cpaudit.collector.hj212 import crc_hex, parse_frame, parse_line
+from cpaudit.collector.service import Collector
+from cpaudit.config.models import Hj212Device
+from cpaudit.config.scenario import Scenario
+from cpaudit.simulators.hj212_logger import Hj212Logger, crc16_hj212, crc16_modbus_swapped, encode
+from cpaudit.simulators.live import Site
+from cpaudit.simulators.meters import build_plant
+from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.conftest import ROOT, campaign_text
 from tests.servers import free_port
 
@@ -165,8 +165,8 @@ def test_clock_skew_is_flagged(tmp_path: Path) -> None:
 def test_generate_writes_what_the_collector_would_store(tmp_path: Path) -> None:
     """``cpaudit generate`` on the HJ 212 demo: the loggers' real-time samples with their flags,
     so the pollutant balance excludes and names a calibration hour (and substitutes it)."""
-    from analyzer.iotools import pollutant_from_store
-    from simulators.generate import generate
+    from cpaudit.analyzer.iotools import pollutant_from_store
+    from cpaudit.simulators.generate import generate
     p = tmp_path / "hj.yaml"
     p.write_text(campaign_text(EXAMPLE))
     cfg = config.load(p)

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-import config
-from simulators.live import Site
-from simulators.plant import DENSITY
+from cpaudit import config
+from cpaudit.simulators.live import Site
+from cpaudit.simulators.plant import DENSITY
 
 
 def mbpoll(port: int, ref: int, count: int, typ: str, *extra: str) -> list[float]:

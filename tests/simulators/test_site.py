@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.site import CYCLE_S, BrewerySite, Window
+from cpaudit.simulators.site import CYCLE_S, BrewerySite, Window
 
 T0 = 1_790_000_000.0
 NODES = {

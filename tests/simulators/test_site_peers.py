@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from config.scenario import Scenario
-from simulators.live import Site
-from simulators.profiles import CEMS_PLC_RANGES, RAW_4MA, RAW_20MA
+from cpaudit import config
+from cpaudit.config.scenario import Scenario
+from cpaudit.simulators.live import Site
+from cpaudit.simulators.profiles import CEMS_PLC_RANGES, RAW_4MA, RAW_20MA
 from tests.conftest import site_text
 from tests.servers import Mosquitto
 
@@ -117,8 +117,8 @@ def test_live_faults_through_mbpoll(cfg: config.Config) -> None:
 def test_live_and_generated_read_the_same(cfg: config.Config, tmp_path: Path) -> None:
     """The energy totalizer read live by mbpoll equals the generated campaign's value at that
     second, within what 2 s of consumption and the float32 register can explain."""
-    from simulators.generate import generate
-    from store import SQLiteStore
+    from cpaudit.simulators.generate import generate
+    from cpaudit.store import SQLiteStore
     t0 = float(math.floor(time.time()) - 600)
     port = next(d.port for d in cfg.devices if d.name == "em_cooling")  # type: ignore[union-attr]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from store import SQLiteStore, StoreError
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
-from store.url import open_store
+from cpaudit.store import SQLiteStore, StoreError
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
+from cpaudit.store.url import open_store
 from tests.conftest import ROOT
 from tests.servers import InfluxD
 

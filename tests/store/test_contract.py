@@ -9,8 +9,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from store import SAMPLE_COLUMNS, Batch, Quality, Reason, Sample, SQLiteStore, Store
-from store.influx import InfluxV1Store
+from cpaudit.store import SAMPLE_COLUMNS, Batch, Quality, Reason, Sample, SQLiteStore, Store
+from cpaudit.store.influx import InfluxV1Store
 from tests.servers import InfluxD
 
 BACKENDS = ["sqlite", "influxdb-v1"]
@@ -191,7 +191,7 @@ def reader(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[obj
     if request.param == "sqlite":
         yield edge, edge
     else:
-        from store.forward import Forwarder
+        from cpaudit.store.forward import Forwarder
         srv = request.getfixturevalue("influx_server")
         db = f"central_{request.node.name.split('[')[0]}"
         scope = {"site": "s, 1", "campaign": "c=1"}
@@ -255,7 +255,7 @@ def test_transitions_records_and_time_span(reader: tuple[object, SQLiteStore]) -
 def test_campaign_records_behind_named_accessors(reader: tuple[object, SQLiteStore]) -> None:
     """The records the analyzer and the web use, the same on the edge and centrally; a central
     copy is a reader, never a store the web may change."""
-    from store.base import CampaignReader, CampaignStore
+    from cpaudit.store.base import CampaignReader, CampaignStore
     st, edge = reader
     t0 = T0 // MIN * MIN
     assert isinstance(st, CampaignReader)

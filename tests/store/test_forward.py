@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import config
-from collector.service import Collector
-from simulators.live import Site
-from store import Batch, SQLiteStore, StoreError
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
+from cpaudit import config
+from cpaudit.collector.service import Collector
+from cpaudit.simulators.live import Site
+from cpaudit.store import Batch, SQLiteStore, StoreError
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
 from tests.conftest import brewery_text, run_collector, with_influx_sink
 from tests.servers import InfluxD
 

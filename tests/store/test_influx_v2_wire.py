@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from store import Batch, StoreError
-from store.influx import InfluxV2Sink
+from cpaudit.store import Batch, StoreError
+from cpaudit.store.influx import InfluxV2Sink
 
 
 class Recorder(BaseHTTPRequestHandler):

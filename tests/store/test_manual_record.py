@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from store import Batch, Quality, Reason, SQLiteStore
-from store.influx import InfluxV1Store
+from cpaudit.store import Batch, Quality, Reason, SQLiteStore
+from cpaudit.store.influx import InfluxV1Store
 from tests.servers import InfluxD
 
 T0 = 1_795_000_020_000_000_000      # ns, 20 s into a minute

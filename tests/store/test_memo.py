@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-import config
-from simulators.generate import generate
-from store import SQLiteStore
-from store.memo import MemoStore
+from cpaudit import config
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
+from cpaudit.store.memo import MemoStore
 from tests.conftest import site_text
 
 T0 = 1_795_000_000 // 3600 * 3600       # s, on the hour

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from store import Batch, SQLiteStore
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
+from cpaudit.store import Batch, SQLiteStore
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
 from tests.conftest import ROOT
 from tests.servers import InfluxD
 

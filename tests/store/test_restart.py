@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from store import Reason, SQLiteStore
-from store.influx import InfluxV1Store
+from cpaudit.store import Reason, SQLiteStore
+from cpaudit.store.influx import InfluxV1Store
 from tests.conftest import ROOT, brewery_text, with_influx_sink
 from tests.servers import InfluxD
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from store import Batch, Quality, Reason, SQLiteStore
-from store.sqlite import ROLLUP_BUCKET_NS
+from cpaudit.store import Batch, Quality, Reason, SQLiteStore
+from cpaudit.store.sqlite import ROLLUP_BUCKET_NS
 
 M = ROLLUP_BUCKET_NS
 T = 1_790_000_000 * 10**9 // M * M        # on a minute

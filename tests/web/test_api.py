@@ -10,13 +10,13 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-import config
-from collector.service import Collector
-from simulators.live import Site
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.collector.service import Collector
+from cpaudit.simulators.live import Site
+from cpaudit.store import SQLiteStore
 from tests.conftest import brewery_text
 from tests.servers import free_port
-from web import create_app
+from cpaudit.web import create_app
 
 
 TOKEN = "test-token-5b1c"

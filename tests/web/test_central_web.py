@@ -13,12 +13,12 @@ from typing import Iterator
 
 import pytest
 
-from store import SQLiteStore
-from store.forward import Forwarder
-from store.influx import InfluxV1Store
+from cpaudit.store import SQLiteStore
+from cpaudit.store.forward import Forwarder
+from cpaudit.store.influx import InfluxV1Store
 from tests.conftest import ROOT
 from tests.servers import InfluxD, free_port, wait_port
-from web import create_app
+from cpaudit.web import create_app
 
 BREWERY = ROOT / "config" / "examples" / "brewery.yaml"
 SCOPE = {"site": "Demo brewery, Beijing", "campaign": "Brewery measurement campaign (demo)"}

@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from tests.analyzer.test_validity import make
 from tests.servers import free_port
-from web import create_app
+from cpaudit.web import create_app
 
 
 @pytest.fixture(params=[1.0, 1 / 6], ids=["1h", "10min"])

@@ -17,12 +17,12 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
-import config
-from simulators.generate import generate
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
 from tests.conftest import brewery_text
 from tests.web.test_hardening import TOKEN, Served
-from web.openapi import TABLES, spec
+from cpaudit.web.openapi import TABLES, spec
 
 EXAMPLES = 20          # per operation and mode: the whole run takes ~25 s here, under a minute
 # state, not shape: a time in the future, a stop before the start, a cycle mark on a campaign

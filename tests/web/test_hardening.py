@@ -19,12 +19,12 @@ import pytest
 import requests
 from waitress.server import create_server
 
-import config
-from simulators.generate import generate
-from store import SQLiteStore
+from cpaudit import config
+from cpaudit.simulators.generate import generate
+from cpaudit.store import SQLiteStore
 from tests.conftest import brewery_text
-from web import create_app
-from web.openapi import spec
+from cpaudit.web import create_app
+from cpaudit.web.openapi import spec
 
 TOKEN = "hard-token-8c2e"
 READ = "read-token-1f0a"
@@ -230,7 +230,7 @@ def test_a_slow_custom_window_does_not_hold_up_the_live_poll(
         served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """Custom windows run outside the live documents' lock, two at a time, two more waiting;
     beyond that 503 at once. The slowness is injected (a custom report blocks until released)."""
-    import analyzer.iotools as report
+    import cpaudit.analyzer.iotools as report
     real = report.campaign_report
     release = threading.Event()
     entered = threading.Semaphore(0)

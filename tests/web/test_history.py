@@ -10,11 +10,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from analyzer.iotools import cycle_balances
-from config import load
-from store import SQLiteStore
-from web.app import create_app
-from web.history import HOUR, completed_cycles, trailing_windows
+from cpaudit.analyzer.iotools import cycle_balances
+from cpaudit.config import load
+from cpaudit.store import SQLiteStore
+from cpaudit.web.app import create_app
+from cpaudit.web.history import HOUR, completed_cycles, trailing_windows
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "examples" / "brewery.yaml"
@@ -93,7 +93,7 @@ def test_an_empty_store_has_nothing_to_draw(tmp_path: Path) -> None:
 
 
 def test_the_live_diagram_is_the_reports_own(client: Any) -> None:
-    from analyzer.sankey import svg
+    from cpaudit.analyzer.sankey import svg
     report = client.get("/api/v1/report?validity=0").get_json()
     for layer in ("material", "water", "energy"):
         r = client.get(f"/api/v1/diagram.svg?layer={layer}&lang=zh")

@@ -30,7 +30,7 @@ from werkzeug.serving import make_server
 
 from tests.servers import free_port
 from tests.web.zh_words import ALLOWED, FIND_ENGLISH
-from web.app import create_app
+from cpaudit.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "examples" / "brewery.yaml"
