@@ -559,6 +559,12 @@ def cmd_serve(a: argparse.Namespace) -> int:
     # "Task queue depth is N" at every burst of more clients than threads: not a fault
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     from cpaudit.store.url import is_url
+    from cpaudit.web.fleet import names_a_campaign
+    fleet = is_url(a.store) and not names_a_campaign(a.store) and a.config is None
+    if a.config_dir is not None and not fleet:
+        print("cpaudit: --config-dir is for the list of every campaign of a central InfluxDB "
+              "(--store influxdb://host:8086/DB, no campaign)", file=sys.stderr)
+        return EXIT_CONFIG
     if a.config is not None:
         _load(a.config)
     elif not is_url(a.store):
@@ -573,8 +579,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
     # exposed: reads need a token too (CPAUDIT_READ_GUARD=1 asks for it on localhost as well)
     from cpaudit.store import StoreError
     try:
-        app = create_app({"CPAUDIT_CONFIG": a.config or "", "CPAUDIT_STORE": a.store,
-                          **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
+        if fleet:       # every campaign of the database, each under /c/<site>/<campaign>/
+            from cpaudit.web.fleet import create_fleet_app
+            app = create_fleet_app({"CPAUDIT_STORE": a.store, "CPAUDIT_CONFIG_DIR": a.config_dir,
+                                    **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
+        else:
+            app = create_app({"CPAUDIT_CONFIG": a.config or "", "CPAUDIT_STORE": a.store,
+                              **({"CPAUDIT_READ_GUARD": True} if exposed else {})})
     except StoreError as e:
         print(f"cpaudit: {e}", file=sys.stderr)
         return 1
@@ -784,7 +795,11 @@ def parser() -> argparse.ArgumentParser:
                         "with its data)")
     s.add_argument("--store", required=True,
                    help="a SQLite file, or influxdb://host:8086/DB?site=…&campaign=… (a central, "
-                        "read-only view)")
+                        "read-only view), or influxdb://host:8086/DB: the list of every campaign "
+                        "there, each opening read-only")
+    s.add_argument("--config-dir", default=None,
+                   help="with influxdb://host:8086/DB: campaign files, matched by campaign name, "
+                        "for campaigns whose edge box forwarded none")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8050)
     s.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")

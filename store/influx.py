@@ -195,12 +195,14 @@ class InfluxV1Store(_Records, CampaignRecords):
                                 scope={"site": site, "campaign": campaign})
             one._auth = self._auth
             try:
-                st = one.query(f'SELECT last(*) FROM "{m}_edge"{one._scope_where()}')
+                # the newest status point whole (last(*) of several fields says time 0)
+                st = one.query(f'SELECT * FROM "{m}_edge"{one._scope_where()} '
+                               'ORDER BY time DESC LIMIT 1')
                 status: dict[str, Any] = {}
                 if st and st[0].get("values"):
                     cols, row = st[0]["columns"], st[0]["values"][0]
-                    status = {c.removeprefix("last_"): v for c, v in zip(cols, row)
-                              if c != "time"}
+                    status = {c: v for c, v in zip(cols, row)
+                              if c not in ("time", "site", "campaign")}
                     status["at"] = int(row[0])
                 out.append({"site": site, "campaign": campaign,
                             "name": one.campaign_name() or campaign,
@@ -420,7 +422,8 @@ class InfluxV1Store(_Records, CampaignRecords):
         return self._frame(self.query(q)).sort_values("tag").reset_index(drop=True)
 
     def tags(self) -> list[str]:
-        series = self.query(f'SHOW TAG VALUES FROM "{self.measurement}" WITH KEY = "tag"')
+        series = self.query(f'SHOW TAG VALUES FROM "{self.measurement}" WITH KEY = "tag"'
+                            f'{self._scope_where()}')
         return sorted(v[1] for s in series for v in s.get("values", []))
 
     def count(self, tags: Sequence[str] | None = None) -> int:
@@ -430,8 +433,10 @@ class InfluxV1Store(_Records, CampaignRecords):
 
     def stats(self) -> dict[str, Any]:
         n = self.count()
-        first = self.query(f'SELECT first("quality") FROM "{self.measurement}"')
-        last = self.query(f'SELECT last("quality") FROM "{self.measurement}"')
+        first = self.query(f'SELECT first("quality") FROM "{self.measurement}"'
+                           f'{self._scope_where()}')
+        last = self.query(f'SELECT last("quality") FROM "{self.measurement}"'
+                          f'{self._scope_where()}')
         return {"samples": n, "tags": len(self.tags()),
                 "first_ts": int(first[0]["values"][0][0]) if first else None,
                 "last_ts": int(last[0]["values"][0][0]) if last else None, "url": self.url}

@@ -113,25 +113,9 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def _read_guard() -> Any:
-        if not current_app.config["CPAUDIT_READ_GUARD"] or request.path.startswith(_OPEN):
-            return None
-        tokens = [t for t in (current_app.config["CPAUDIT_TOKEN"],
-                              current_app.config["CPAUDIT_READ_TOKEN"]) if t]
-        got = presented_token()
-        if tokens and got is not None and any(hmac.compare_digest(got.encode(), t.encode())
-                                              for t in tokens):
-            return None
-        r = jsonify(error="reading this campaign needs the access token (Authorization: "
-                          "Bearer ..., or the token as the password of HTTP Basic)", status=401)
-        r.status_code = 401
-        r.headers["WWW-Authenticate"] = 'Basic realm="cpaudit", charset="UTF-8"'
-        return r
+        return read_guard("reading this campaign")
 
-    @app.after_request
-    def _headers(resp: Response) -> Response:
-        for k, v in SECURITY_HEADERS.items():
-            resp.headers.setdefault(k, v)
-        return resp
+    secure_headers(app)
 
     @app.errorhandler(APIError)
     def _api_error(e: APIError):  # type: ignore[no-untyped-def]
@@ -148,6 +132,33 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
             st.close()
 
     return app
+
+
+def read_guard(what: str) -> Response | None:
+    """With ``CPAUDIT_READ_GUARD``, the 401 a request gets for ``what`` unless it presents the
+    write or the read token (the open paths aside); None when it may go on."""
+    if not current_app.config["CPAUDIT_READ_GUARD"] or request.path.startswith(_OPEN):
+        return None
+    tokens = [t for t in (current_app.config["CPAUDIT_TOKEN"],
+                          current_app.config["CPAUDIT_READ_TOKEN"]) if t]
+    got = presented_token()
+    if tokens and got is not None and any(hmac.compare_digest(got.encode(), t.encode())
+                                          for t in tokens):
+        return None
+    r = jsonify(error=f"{what} needs the access token (Authorization: Bearer ..., or the token "
+                      "as the password of HTTP Basic)", status=401)
+    r.status_code = 401
+    r.headers["WWW-Authenticate"] = 'Basic realm="cpaudit", charset="UTF-8"'
+    return r
+
+
+def secure_headers(app: Flask) -> None:
+    """Every response of ``app`` carries :data:`SECURITY_HEADERS`."""
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        return resp
 
 
 def presented_token() -> str | None:

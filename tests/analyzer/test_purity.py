@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 IO_MODULE = "iotools.py"
-STORE_SIDE = ("store.base", "store.memo", "store.sqlite", "store.influx", "store.url",
-              "store.forward")
+STORE_SIDE = tuple(f"{pkg}store.{m}" for pkg in ("", "cpaudit.")
+                   for m in ("base", "memo", "sqlite", "influx", "url", "forward"))
 FILE_CALLS = {"open", "write_text", "write_bytes", "mkdir", "save", "to_csv", "to_excel"}
 # openpyxl saves a workbook into a BytesIO: export.xlsx_bytes returns its bytes
 IN_MEMORY = {("export.py", "save")}
@@ -44,7 +44,7 @@ def test_only_iotools_touches_a_store_or_a_file() -> None:
 
 def test_the_check_sees_what_it_forbids(tmp_path: Path) -> None:
     p = tmp_path / "bad.py"
-    p.write_text("from store.sqlite import SQLiteStore\nimport store.url\n"
+    p.write_text("from cpaudit.store.sqlite import SQLiteStore\nimport store.url\n"
                  "def f(doc, path):\n    open(path, 'w')\n    wb.save(path)\n")
-    assert _findings(p) == ["imports store.sqlite", "imports store.url",
+    assert _findings(p) == ["imports cpaudit.store.sqlite", "imports store.url",
                             "calls open() at line 4", "calls save() at line 5"]

@@ -33,10 +33,11 @@ HOURS = 2.0
 
 
 class Served:
-    """A Flask app under waitress in a thread, on a free port of 127.0.0.1."""
+    """A Flask app under waitress in a thread, on a free port of 127.0.0.1: the campaign app of
+    ``settings``, or an app made already."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.app = create_app(settings)
+    def __init__(self, settings: Any) -> None:
+        self.app = create_app(settings) if isinstance(settings, dict) else settings
         self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"  # type: ignore[union-attr]
         self.closing = False

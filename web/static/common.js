@@ -221,7 +221,8 @@ function setLink(state) {
 // shows within seconds that they are no longer live
 const HEARTBEAT_MS = 2000;
 async function heartbeat() {
-  try { await getJSON("api/v1/campaign", 3000); setLink("live"); } catch (e) { setLink("lost"); }
+  // a page that is no campaign's (the central list) names its own small document
+  try { await getJSON(document.body.dataset.heartbeat || "api/v1/campaign", 3000); setLink("live"); } catch (e) { setLink("lost"); }
   setTimeout(heartbeat, HEARTBEAT_MS);
 }
 

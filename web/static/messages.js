@@ -180,3 +180,34 @@ zhPattern(/(\d+) period\(s\) left out/g, (m, n) => `${n} 个时段未采用`);
 zhPattern(/(\d+) period\(s\) in it do not count/g, (m, n) => `其中 ${n} 个时段不计`);
 zhPattern(/fewer than the ([\d.]+) h at load without a break required \(7\.3\.3\.3 e\): not a valid balance yet/g,
   (m, h) => `少于要求的 ${h} 小时负荷达标的不间断实测（7.3.3.3 e）：尚非有效平衡`);
+// -- the central list of campaigns (web/fleet.py, fleet.js): its words, merged into I18N there -----
+const FLEET_I18N = {
+  en: {
+    fleet_title: "Campaigns", fleet_database: "InfluxDB", fleet_site: "Site", fleet_campaign: "Campaign",
+    fleet_last_data: "Last data", fleet_validity: "Validity", fleet_worst: "Worst closure",
+    fleet_status_at: "Edge status at", fleet_behind: "Forwarded behind the edge by",
+    fleet_note: "Every campaign the edge boxes forward to this InfluxDB. A row opens the campaign as its edge box shows it, live; nothing can be changed here (405): start, stop, mark cycles and enter readings on the edge box.",
+    fleet_empty: "No campaign has forwarded its records here yet.",
+    fleet_running: "running", fleet_stopped: "stopped", "fleet_no-data": "no data",
+    fleet_computing: "computing…", fleet_updating: "updating", fleet_never: "never",
+    fleet_ago: "ago", fleet_s: "s", fleet_min: "min", fleet_h: "h", fleet_d: "d",
+    fleet_no_config: "no campaign configuration: the edge box forwarded none",
+    fleet_bad_config: "campaign configuration broken", fleet_no_answer: "InfluxDB did not answer for this campaign",
+    fleet_not_judged: "not judged yet", fleet_failed: "figures failed",
+    fleet_invalid: "not valid yet", fleet_valid: "valid ✓", "fleet_no-data_v": "no data yet",
+  },
+  zh: {
+    fleet_title: "实测项目", fleet_database: "InfluxDB", fleet_site: "企业", fleet_campaign: "实测项目",
+    fleet_last_data: "最新数据", fleet_validity: "有效性", fleet_worst: "最大平衡偏差率",
+    fleet_status_at: "现场终端状态时间", fleet_behind: "转发滞后于现场终端",
+    fleet_note: "各现场终端转发到本 InfluxDB 的全部实测项目。点击一行即按现场终端的界面实时查看该项目；此处不能作任何修改（405）：开始、结束、标记周期和录入读数请在现场终端上进行。",
+    fleet_empty: "尚无实测项目转发记录到此处。",
+    fleet_running: "进行中", fleet_stopped: "已结束", "fleet_no-data": "无数据",
+    fleet_computing: "计算中…", fleet_updating: "更新中", fleet_never: "从未",
+    fleet_ago: "前", fleet_s: "秒", fleet_min: "分钟", fleet_h: "小时", fleet_d: "天",
+    fleet_no_config: "无实测配置：现场终端未转发",
+    fleet_bad_config: "实测配置有误", fleet_no_answer: "InfluxDB 未响应该项目的查询",
+    fleet_not_judged: "尚未判定", fleet_failed: "计算失败",
+    fleet_invalid: "尚未有效", fleet_valid: "有效 ✓", "fleet_no-data_v": "尚无数据",
+  },
+};
