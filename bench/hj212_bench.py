@@ -183,6 +183,8 @@ flowsheet:
             with Timer() as t:
                 while sum(lg.samples for lg in lgs) < want:
                     await asyncio.sleep(0.005)
+                while len(srv.out.rows):               # handed from the source to the writer
+                    await asyncio.sleep(0.001)
                 await col.writer.flush()               # the last of them committed
             out["rate"], out["cpu"] = n / t.wall, t.cpu / n
         finally:

@@ -1,6 +1,8 @@
 """HJ 212 source: an asyncio TCP server the data loggers connect to (the logger is the client,
 shared/reference/devices.md 1.2), many at once; loggers sharing a listening address are told apart
-by their MN. A push source: samples go to the collector's :class:`~collector.service.Writer`.
+by their MN. A push source (:class:`collector.sources.PushSource`): :meth:`Hj212Server.samples`
+is the async iterator of what the packets held, each batch with the answers to send once it is
+committed.
 
 Per packet, in order (collector.hj212 parses; this module decides and answers):
 - every packet is kept raw with its receive time and its status (``ok`` or why it was refused) in
@@ -34,24 +36,21 @@ import json
 import logging
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, AsyncGenerator
 from zoneinfo import ZoneInfo
 
-from cpaudit.collector.clock import Clock, next_tick
+from cpaudit.collector.clock import Clock
 from cpaudit.collector.hj212 import (ANSWER_CNS, DATA_CNS, HEARTBEAT_CNS, KEY_EXCHANGE_CN, NOTIFY_CNS,
                              QNRTN_CN, QNRTN_CRC, QNRTN_MN, QNRTN_PW, QNRTN_REJECTED, UPLOAD_CNS,
                              Framer, Hj212Error, Packet, answer_9011, answer_9013, answer_9014,
                              flag_quality, frame, parse_frame, peek_header)
-from cpaudit.collector.modbus import Reading
+from cpaudit.collector.sources import Outbox, Reading, Rows
 from cpaudit.config.models import Hj212Device, Hj212Factor
 from cpaudit.store import Quality, Reason
-
-if TYPE_CHECKING:
-    from cpaudit.collector.service import Writer
+from cpaudit.store.keys import health_tag
 
 log = logging.getLogger("cpaudit.collector.hj212")
 
-HEALTH_PREFIX = "_health."
 READ_SIZE = 65536
 MAX_BACKLOG_S = 7 * 86400.0         # older aggregated data than this are not trusted
 RAW_FLUSH_S = 0.5
@@ -90,11 +89,12 @@ class Logger:
 class Hj212Server:
     """One listening address and the loggers configured on it."""
 
-    def __init__(self, host: str, port: int, devices: list[Hj212Device], writer: "Writer",
-                 clock: Clock, store: Any, timezone: str, raw_file: str = "hj212-raw.jsonl"
-                 ) -> None:
+    def __init__(self, host: str, port: int, devices: list[Hj212Device], clock: Clock,
+                 store: Any, timezone: str, raw_file: str = "hj212-raw.jsonl") -> None:
         self.host, self.port = host, port
-        self.writer, self.clock, self.store = writer, clock, store
+        self.clock, self.store = clock, store
+        self.out = Outbox()
+        self._raw_task: asyncio.Task[None] | None = None
         self.loggers = {d.mn: Logger(d, timezone) for d in devices}
         self.errors: Counter[str] = Counter()          # not attributable to a configured logger
         self._logged: set[str] = set()
@@ -171,13 +171,12 @@ class Hj212Server:
             tags, values, others, ts = self._readings(lg, p, rx)
             lg.samples += len(tags) + len(others)
             if tags:            # good values as plain lists: the writer's fast path
-                self.writer.put_rows(tags, [ts] * len(tags), values)
+                self.out.put_rows(tags, [ts] * len(tags), values)
             if others:
-                self.writer.put_readings(ts, others)
+                self.out.put_readings(ts, others)
             if p.wants_answer:         # after the commit: an acknowledged packet is stored
                 ans = frame(answer_9014(p), crc)
-                self.writer.put_rows([], [], [], lambda: send(ans))
-                self.writer.kick()
+                self.out.put_rows([], [], [], lambda: send(ans))
         elif cn in UPLOAD_CNS or cn in HEARTBEAT_CNS:
             if p.wants_answer:
                 send(frame(answer_9014(p), crc))
@@ -280,18 +279,33 @@ class Hj212Server:
         self.bound_port = self.server.sockets[0].getsockname()[1]
         log.info("%s: listening for %d loggers", self.label, len(self.loggers))
 
-    async def run(self) -> None:
-        """Serve until cancelled; raw packets go to the store every :data:`RAW_FLUSH_S`."""
+    async def samples(self) -> AsyncGenerator[Rows, None]:
+        """Serve until :meth:`aclose`: the batches of samples the packets held; raw packets go to
+        the store every :data:`RAW_FLUSH_S`."""
         if self.server is None:
             await self.start()
+        if self._raw_task is None:
+            self._raw_task = asyncio.create_task(self._raw_loop(), name=f"{self.label} raw")
         try:
-            while True:
-                await asyncio.sleep(RAW_FLUSH_S)
-                await self.flush_raw()
+            async for rows in self.out.batches():
+                yield rows
         finally:
-            assert self.server is not None
+            self._raw_task.cancel()
+
+    async def _raw_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RAW_FLUSH_S)
+            await self.flush_raw()
+
+    async def aclose(self) -> None:
+        """Stop listening; the raw packets kept so far are written."""
+        self.out.close()
+        if self._raw_task is not None:
+            self._raw_task.cancel()
+            await asyncio.gather(self._raw_task, return_exceptions=True)
+        if self.server is not None:
             self.server.close()
-            self._write_raw(self._take_raw())
+        self._write_raw(self._take_raw())
 
     def _take_raw(self) -> list[tuple[int, str, str, str, bytes]]:
         rows, self.raw = self.raw, []
@@ -320,36 +334,30 @@ class Hj212Server:
             if rows:
                 await asyncio.to_thread(self._write_raw, rows)
 
-    async def health_loop(self, interval_s: float) -> None:
-        interval = int(interval_s * 1e9)
-        while True:
-            tick = next_tick(self.clock.now_ns(), interval)
-            await self.clock.sleep_until(tick)
-            for lg in self.loggers.values():
-                self.writer.put_readings(tick, health_readings(lg, tick))
+    def health(self, tick: int) -> list[Reading]:
+        return [r for lg in self.loggers.values() for r in health_readings(lg, tick)]
 
 
 def health_readings(lg: Logger, tick: int) -> list[Reading]:
-    p = f"{HEALTH_PREFIX}{lg.name}."
     off = lg.clock_offset_ms
     last = lg.last_packet_ns
 
     def maybe(tag: str, v: float) -> Reading:
-        return Reading(p + tag, v) if math.isfinite(v) else \
-            Reading(p + tag, math.nan, Quality.BAD, Reason.STALE)
+        return Reading(health_tag(lg.name, tag), v) if math.isfinite(v) else \
+            Reading(health_tag(lg.name, tag), math.nan, Quality.BAD, Reason.STALE)
     out = [
-        Reading(p + "online", 1.0 if lg.connections > 0 else 0.0),
-        Reading(p + "connects", float(lg.connects)),
-        Reading(p + "received", float(sum(lg.packets.values()))),
-        Reading(p + "malformed", float(sum(lg.errors.values()))),
-        Reading(p + "crc_errors", float(lg.errors["crc"])),
-        Reading(p + "samples", float(lg.samples)),
-        Reading(p + "unmapped", float(sum(lg.unmapped.values()))),
+        Reading(health_tag(lg.name, "online"), 1.0 if lg.connections > 0 else 0.0),
+        Reading(health_tag(lg.name, "connects"), float(lg.connects)),
+        Reading(health_tag(lg.name, "received"), float(sum(lg.packets.values()))),
+        Reading(health_tag(lg.name, "malformed"), float(sum(lg.errors.values()))),
+        Reading(health_tag(lg.name, "crc_errors"), float(lg.errors["crc"])),
+        Reading(health_tag(lg.name, "samples"), float(lg.samples)),
+        Reading(health_tag(lg.name, "unmapped"), float(sum(lg.unmapped.values()))),
         maybe("since_last_packet_s", (tick - last) / 1e9 if last is not None else math.nan),
         maybe("clock_offset_ms", off),
     ]
-    out += [Reading(p + f"packets_{cn}", float(n)) for cn, n in sorted(lg.packets.items())
-            if cn.isdigit()]
+    out += [Reading(health_tag(lg.name, f"packets_{cn}"), float(n))
+            for cn, n in sorted(lg.packets.items()) if cn.isdigit()]
     return out
 
 
@@ -365,13 +373,13 @@ def _mn_of(item: bytes) -> str:
     return item[i + 3:j].decode("ascii", "replace")
 
 
-def hj212_sources(cfg: Any, writer: "Writer", clock: Clock, store: Any) -> list[Hj212Server]:
+def hj212_sources(cfg: Any, clock: Clock, store: Any) -> list[Hj212Server]:
     """One server per listening address of the config's HJ 212 loggers."""
     groups: dict[tuple[str, int], list[Hj212Device]] = {}
     for d in cfg.devices:
         if isinstance(d, Hj212Device):
             groups.setdefault((d.listen_host, d.listen_port), []).append(d)
-    return [Hj212Server(h, p, devs, writer, clock, store, cfg.campaign.timezone)
+    return [Hj212Server(h, p, devs, clock, store, cfg.campaign.timezone)
             for (h, p), devs in groups.items()]
 
 

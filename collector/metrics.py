@@ -6,19 +6,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from cpaudit.collector.service import Collector
+from cpaudit.collector.forwarding import Forwarding
+from cpaudit.collector.kinds import Sources
+from cpaudit.collector.sources import Companion, DeviceHealth
+from cpaudit.collector.writer import Writer
 
 log = logging.getLogger("cpaudit.collector.metrics")
+
+
+class Observed(Protocol):
+    """What the metrics read of a running collector (:class:`collector.service.Collector`)."""
+    health: dict[str, DeviceHealth]
+    sources: Sources
+    writer: Writer
+    store: Any
+    clock_steps: dict[str, int]
+
+    @property
+    def beside(self) -> Sequence[Companion]: ...
+    def skew_stats(self) -> dict[str, float]: ...
+    def garbage_frames(self) -> int: ...
 
 
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(col: "Collector") -> str:
+def render(col: Observed) -> str:
     out: list[str] = []
 
     def metric(name: str, kind: str, help_: str, rows: list[tuple[dict[str, str], float]]) -> None:
@@ -31,6 +47,8 @@ def render(col: "Collector") -> str:
             out.append(f"{name}{{{lab}}} {val}" if lab else f"{name} {val}")
 
     hs = list(col.health.values())
+    mqtt = col.sources.by_kind.get("mqtt", [])
+    hj212 = col.sources.by_kind.get("hj212", [])
     metric("cpaudit_device_up", "gauge", "1 when the last poll of the device succeeded",
            [({"device": h.name}, 1.0 if h.polls and not h.consecutive_failures else 0.0)
             for h in hs])
@@ -54,13 +72,13 @@ def render(col: "Collector") -> str:
            [({"quantile": q}, sk[k] / 1e3) for q, k in (("0.5", "p50_ms"), ("0.99", "p99_ms"),
                                                           ("1", "max_ms"))])
     metric("cpaudit_mqtt_connected", "gauge", "1 while the MQTT session is up",
-           [({"device": m.cfg.name}, 1.0 if m.connected else 0.0) for m in col.mqtt])
+           [({"device": m.cfg.name}, 1.0 if m.connected else 0.0) for m in mqtt])
     metric("cpaudit_mqtt_messages_total", "counter", "MQTT messages received",
-           [({"device": m.cfg.name}, m.received) for m in col.mqtt])
+           [({"device": m.cfg.name}, m.received) for m in mqtt])
     metric("cpaudit_mqtt_malformed_total", "counter", "MQTT messages refused, per kind",
-           [({"device": m.cfg.name, "kind": k}, n) for m in col.mqtt
+           [({"device": m.cfg.name, "kind": k}, n) for m in mqtt
             for k, n in sorted(m.malformed.items())])
-    lgs = [lg for srv in getattr(col, "hj212", []) for lg in srv.loggers.values()]
+    lgs = [lg for srv in hj212 for lg in srv.loggers.values()]
     metric("cpaudit_hj212_connected", "gauge", "open connections of the HJ 212 data logger",
            [({"device": lg.name}, lg.connections) for lg in lgs])
     metric("cpaudit_hj212_packets_total", "counter", "HJ 212 packets accepted, per command",
@@ -68,14 +86,14 @@ def render(col: "Collector") -> str:
     metric("cpaudit_hj212_refused_total", "counter", "HJ 212 packets or values refused, per kind",
            [({"device": lg.name, "kind": k}, n) for lg in lgs for k, n in sorted(lg.errors.items())]
            + [({"device": "", "listen": f"{s.host}:{s.port}", "kind": k}, n)
-              for s in getattr(col, "hj212", []) for k, n in sorted(s.errors.items())])
+              for s in hj212 for k, n in sorted(s.errors.items())])
     metric("cpaudit_hj212_clock_offset_seconds", "gauge", "receive time minus the logger's "
            "DataTime of its last real-time packet",
            [({"device": lg.name}, lg.clock_offset_ms / 1e3) for lg in lgs])
     metric("cpaudit_hj212_last_packet_timestamp_seconds", "gauge", "receive time of the last "
            "accepted packet", [({"device": lg.name}, (lg.last_packet_ns or math.nan) / 1e9)
                                for lg in lgs])
-    fw = getattr(col, "forwarders", [])
+    fw = [f for c in col.beside if isinstance(c, Forwarding) for f in c.forwarders]
     metric("cpaudit_sink_backlog", "gauge", "samples in the store not yet acknowledged by the sink",
            [({"sink": f.name}, f.stats.backlog) for f in fw])
     metric("cpaudit_sink_forwarded_total", "counter", "samples acknowledged by the sink",
@@ -105,7 +123,7 @@ def render(col: "Collector") -> str:
     return "\n".join(out) + "\n"
 
 
-async def serve(col: "Collector", host: str, port: int) -> asyncio.AbstractServer:
+async def serve(col: Observed, host: str, port: int) -> asyncio.AbstractServer:
     async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(r.readline(), 5)

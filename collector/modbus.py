@@ -3,7 +3,9 @@ between minor versions, e.g. ``slave=`` became ``device_id=`` in 3.10).
 
 A :class:`Link` is one TCP connection (a device or a gateway); devices behind the same host and
 port share it and take turns through its lock. A :class:`ModbusDevice` reads its planned requests
-and decodes them into (tag, value, quality, reason) readings.
+and decodes them into (tag, value, quality, reason) readings: it is a polled source
+(:class:`collector.sources.PolledSource`; on a pipelined gateway, a
+:class:`~collector.sources.PipelinedSource`).
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -22,20 +23,13 @@ from cpaudit.collector import mbtcp
 from cpaudit.collector.decode import decode
 from cpaudit.collector.errors import ConnectError, DecodeError, DeviceException, SourceError, TimeoutError_
 from cpaudit.collector.plan import Request, plan
+from cpaudit.collector.sources import Reading
 from cpaudit.config.models import DataType, ModbusConfig, ModbusTcpDevice
 from cpaudit.store import Quality, Reason
 
 log = logging.getLogger("cpaudit.collector.modbus")
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # we log failures ourselves, once
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    tag: str
-    value: float
-    quality: Quality = Quality.GOOD
-    reason: Reason = Reason.NONE
 
 
 class Link:
@@ -114,6 +108,14 @@ class ModbusDevice:
         self.tags = [r.tag for r in cfg.registers if r.type != DataType.STRING] + \
             [c.tag for c in cfg.computed]
         self.sent_ns = 0        # when the last poll's first request actually went out
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def interval_s(self) -> float | None:
+        return self.cfg.interval_s
 
     def _where(self, req: Request) -> str:
         return f"{self.link.label} unit {self.cfg.unit_id} fc{req.function} @{req.address}+{req.count}"

@@ -10,6 +10,10 @@ can then appear twice with two receive times.
 
 Malformed payloads are counted per kind and logged once per kind; they never stop the loop or
 other topics, and they are acknowledged (in order) so the broker does not redeliver them forever.
+
+A push source (:class:`collector.sources.PushSource`): :meth:`MqttSource.samples` is the async
+iterator of what the messages held, each batch with the acknowledgements to send once it is
+committed.
 """
 from __future__ import annotations
 
@@ -18,18 +22,16 @@ import logging
 import math
 import os
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any, AsyncGenerator
 
 import aiomqtt
 
-from cpaudit.collector.clock import Clock, next_tick
-from cpaudit.collector.modbus import Reading
+from cpaudit.collector.clock import Clock
+from cpaudit.collector.sources import Outbox, Reading, Rows
 from cpaudit.collector.payloads import PayloadError, match, parse
 from cpaudit.config.models import MqttDevice, Subscription
 from cpaudit.store import Quality, Reason
-
-if TYPE_CHECKING:
-    from cpaudit.collector.service import Writer
+from cpaudit.store.keys import health_tag
 
 log = logging.getLogger("cpaudit.collector.mqtt")
 
@@ -37,8 +39,10 @@ BACKOFF_MAX_S = 30.0
 
 
 class MqttSource:
-    def __init__(self, cfg: MqttDevice, writer: "Writer", clock: Clock) -> None:
-        self.cfg, self.writer, self.clock = cfg, writer, clock
+    def __init__(self, cfg: MqttDevice, clock: Clock) -> None:
+        self.cfg, self.clock = cfg, clock
+        self.out = Outbox()
+        self._task: asyncio.Task[None] | None = None
         self.declared = {t.tag for t in cfg.tags}
         self.malformed: Counter[str] = Counter()
         self._logged: set[str] = set()
@@ -83,9 +87,7 @@ class MqttSource:
             tags, stamps, values = [], [], []
         n = len(tags)
         self.readings += n
-        self.writer.put_rows(tags, stamps, values, ack)
-        if ack is not None:
-            self.writer.kick()       # the broker waits for this ack before sending more
+        self.out.put_rows(tags, stamps, values, ack)   # the broker waits for the ack (committed)
         return n
 
     def _route(self, topic: str) -> tuple[Subscription | None, list[str] | None]:
@@ -106,7 +108,31 @@ class MqttSource:
             paho.manual_ack_set(True)
         return client
 
-    async def run(self) -> None:
+    @property
+    def label(self) -> str:
+        return self.cfg.name
+
+    async def start(self) -> None:
+        """Nothing to bind: the connection is made (and re-made) by :meth:`samples`."""
+
+    async def samples(self) -> AsyncGenerator[Rows, None]:
+        """Connect, subscribe and reconnect with backoff until :meth:`aclose`; the batches of
+        samples the messages held."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"mqtt {self.cfg.name}")
+        try:
+            async for rows in self.out.batches():
+                yield rows
+        finally:
+            self._task.cancel()
+
+    async def aclose(self) -> None:
+        self.out.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
         backoff = 0.5
         while True:
             client = self._client()
@@ -152,20 +178,16 @@ class MqttSource:
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX_S, backoff * 2)
 
-    async def health_loop(self, interval_s: float) -> None:
-        interval = int(interval_s * 1e9)
-        p = f"_health.{self.cfg.name}."
-        while True:
-            tick = next_tick(self.clock.now_ns(), interval)
-            await self.clock.sleep_until(tick)
-            off = self.last_offset_ms
-            readings = [
-                Reading(p + "online", 1.0 if self.connected else 0.0),
-                Reading(p + "consecutive_failures", float(self.failures)),
-                Reading(p + "backoff_s", self.backoff_s),
-                Reading(p + "received", float(self.received)),
-                Reading(p + "malformed", float(sum(self.malformed.values()))),
-                Reading(p + "clock_offset_ms", off, Quality.GOOD if math.isfinite(off)
-                        else Quality.BAD, Reason.NONE if math.isfinite(off) else Reason.STALE),
-            ]
-            self.writer.put_readings(tick, readings)
+    def health(self, tick: int) -> list[Reading]:
+        def tag(q: str) -> str:
+            return health_tag(self.cfg.name, q)
+        off = self.last_offset_ms
+        return [
+            Reading(tag("online"), 1.0 if self.connected else 0.0),
+            Reading(tag("consecutive_failures"), float(self.failures)),
+            Reading(tag("backoff_s"), self.backoff_s),
+            Reading(tag("received"), float(self.received)),
+            Reading(tag("malformed"), float(sum(self.malformed.values()))),
+            Reading(tag("clock_offset_ms"), off, Quality.GOOD if math.isfinite(off)
+                    else Quality.BAD, Reason.NONE if math.isfinite(off) else Reason.STALE),
+        ]

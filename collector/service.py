@@ -1,37 +1,45 @@
-"""The collector service: one poll loop per device on aligned ticks, one writer to the store.
+"""The collector service: runs a list of sources without knowing their protocol, and one writer
+to the store.
 
-Every scheduled tick of every device ends as samples in the store: good, uncertain/late, or bad
-with the reason (timeout, exception, connection, decode, overrun). Health goes in as samples under
-the reserved prefix ``_health.<device>.`` so the web can show it from the store.
+Polled sources (:class:`~collector.sources.PolledSource`) get one poll loop each on aligned ticks
+(sources sharing a pipelined link, one loop per link and interval); push sources
+(:class:`~collector.sources.PushSource`) are iterated, their batches handed to the writer as they
+come. :func:`collector.kinds.build_sources` makes the sources from the config; a
+:class:`~collector.sources.Companion` (the forwarding to the sinks, built by ``cpaudit collect``)
+runs beside.
+
+Every scheduled tick of every polled source ends as samples in the store: good, uncertain/late, or
+bad with the reason (timeout, exception, connection, decode, overrun). Health goes in as samples
+under the reserved prefix ``_health.<device>.`` (:func:`store.keys.health_tag`) so the web can
+show it from the store.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 import functools
 import gc
+import logging
 import math
-import os
-import sqlite3
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from contextlib import aclosing
+from typing import Any, Sequence
 
 import numpy as np
 
 from cpaudit.collector.clock import Clock, TickScheduler, next_tick
 from cpaudit.collector.errors import SourceError
-from cpaudit.collector.modbus import Link, ModbusDevice, Reading
+from cpaudit.collector.kinds import Sources, build_sources
+from cpaudit.collector.sources import (Companion, DeviceHealth, PipelinedSource, PolledSource, PushSource,
+                               Reading, SharedLink, shared_link)
+from cpaudit.collector.writer import Writer
 from cpaudit.config import Config
-from cpaudit.config.models import MODBUS_DEVICES, InfluxV1Sink, MqttDevice
-from cpaudit.store import Batch, Quality, Reason, SQLiteStore, Store, StoreError
-from cpaudit.store.forward import Forwarder, Sink
+from cpaudit.store import Quality, Reason, SQLiteStore, Store, StoreError
+from cpaudit.store.keys import COLLECTOR, health_tag
 
 log = logging.getLogger("cpaudit.collector")
 
-HEALTH_PREFIX = "_health."
 BACKOFF_MAX_S = 30.0
+
 # After a restart, the missed ticks are recorded one row per tag and tick while that takes no more
 # than this many rows in all (a restart of the demo site after ~20 min); beyond it, each tag gets
 # one `down` row at its first missed tick and each device one gap record (`_health.<device>.gap_s`:
@@ -44,279 +52,33 @@ CLOCK_STEP_NS = 1_000_000_000  # wall minus monotonic moving by more than this i
 #                                at most 500 ppm, 0.5 ms a second; ntpd steps beyond 128 ms)
 
 
-@dataclass
-class DeviceHealth:
-    name: str
-    polls: int = 0
-    good_polls: int = 0
-    consecutive_failures: int = 0
-    last_good_ns: int | None = None
-    last_latency_ms: float = math.nan
-    last_lateness_ms: float = math.nan
-    backoff_until_ns: int = 0
-    backoff_s: float = 0.0
-    logged_failure: bool = False
-
-    @property
-    def state(self) -> str:
-        if self.polls == 0:
-            return "starting"
-        return "online" if self.consecutive_failures == 0 else "offline"
-
-
-# the most readings kept in memory while the store refuses them (a full disk, a locked file):
-# ~30 B each, so ~60 MB. Beyond it, polled readings are not kept: each tag's first refused instant
-# is written as a bad `lost` sample once the store accepts again, with the count, so the hole is
-# explicit. MQTT readings never count against it: they are acknowledged only once committed, so
-# the broker holds them (its in-flight window bounds what is here).
-MAX_PENDING_ROWS = 2_000_000
-_TS_MAX = 2**63 - 1
-
-
-def _row_error(e: BaseException) -> bool:
-    """An error about some row of the batch (a value SQLite cannot bind, a constraint), as
-    against one about the store (a full disk, a lock, a broken file): then the batch is split to
-    find the row; otherwise every row is kept and retried."""
-    cause = e.__cause__ if isinstance(e, StoreError) and e.__cause__ is not None else e
-    return isinstance(cause, (OverflowError, ValueError, TypeError, sqlite3.IntegrityError,
-                              sqlite3.InterfaceError, sqlite3.DataError))
-
-
-class Writer:
-    """Collects batches and writes them to the store every ``flush_ms`` in a worker thread, so
-    a slow fsync never delays a poll.
-
-    It never loses a row it has taken: a batch the store refuses for its own reasons (a full
-    disk) stays pending, in order, up to :data:`MAX_PENDING_ROWS`; a batch refused for one of its
-    rows is split until the bad row is alone, and that row is rejected, counted and logged."""
-
-    def __init__(self, store: Store, flush_ms: float) -> None:
-        self.store = store
-        self.flush_s = flush_ms / 1000
-        self.pending: list[Batch] = []
-        # readings as plain lists, turned into one Batch at flush — a numpy Batch per device and
-        # tick, or per one-sample MQTT message, costs more than the rest of their handling
-        self.rows: tuple[list[str], list[int], list[float], list[int], list[int]] = \
-            ([], [], [], [], [])
-        self.done: list[Callable[[], None]] = []
-        self.written = 0
-        self.commits = 0
-        self.store_errors = 0            # failed writes (each retried)
-        self.rejected = 0                # rows refused alone (a row no store can hold)
-        self.lost = 0                    # polled rows not kept beyond MAX_PENDING_ROWS
-        self.pending_rows = 0
-        self.max_pending = MAX_PENDING_ROWS
-        self._lost_first: dict[str, int] = {}    # tag -> first instant not kept
-        self.failing_since: float | None = None
-        self._last_error_log = 0.0
-        self._logged_reject: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._kick = asyncio.Event()
-
-    def kick(self) -> None:
-        """Commit now rather than at the next flush interval: acknowledgements are waiting, and the
-        broker sends no more than its in-flight window (20 by default in Mosquitto) until they
-        go out."""
-        self._kick.set()
-
-    def put_rows(self, tags: list[str], ts: list[int], values: list[float],
-                 done: Callable[[], None] | None = None) -> None:
-        """Queue good readings given as plain lists (finite values only); ``done`` is called, in
-        order, once they are committed to the store (the MQTT source acknowledges there)."""
-        r = self.rows
-        r[0].extend(tags)
-        r[1].extend(ts)
-        r[2].extend(values)
-        r[3].extend([0] * len(tags))
-        r[4].extend([0] * len(tags))
-        if done is not None:
-            self.done.append(done)
-
-    def put_readings(self, ts: int, readings: list[Reading]) -> None:
-        """Queue one tick's readings of a device (any quality) without building arrays."""
-        if self.pending_rows + len(self.rows[0]) >= self.max_pending:
-            self._drop(ts, readings)
-            return
-        r = self.rows
-        for x in readings:
-            r[0].append(x.tag)
-            r[1].append(ts)
-            r[2].append(x.value)
-            r[3].append(x.quality)
-            r[4].append(x.reason)
-
-    def _drop(self, ts: int, readings: list[Reading]) -> None:
-        if not self._lost_first:
-            log.error("the store has refused writes for a while and %d readings wait in memory: "
-                      "new polled readings are no longer kept; each tag's first one not kept is "
-                      "recorded as `lost` when the store accepts again", self.pending_rows)
-        self.lost += len(readings)
-        for x in readings:
-            self._lost_first.setdefault(x.tag, ts)
-
-    def _lost_rows(self) -> list[Batch]:
-        """Once the store accepts again: one bad `lost` sample per tag at its first instant not
-        kept, and the count under the collector's health."""
-        if not self._lost_first:
-            return []
-        tags = list(self._lost_first) + [f"{HEALTH_PREFIX}collector.lost_rows"]
-        ts = list(self._lost_first.values()) + [min(self._lost_first.values())]
-        n = len(tags)
-        b = Batch(tags=tags, ts=np.array(ts, np.int64),
-                  value=np.r_[np.full(n - 1, np.nan), float(self.lost)],
-                  quality=np.r_[np.full(n - 1, Quality.BAD, np.int8), np.int8(Quality.GOOD)],
-                  reason=np.r_[np.full(n - 1, Reason.LOST, np.int8), np.int8(Reason.NONE)])
-        self._lost_first = {}
-        return [b]
-
-    def _reject(self, kind: str, n: int, example: str) -> None:
-        self.rejected += n
-        if kind not in self._logged_reject:
-            self._logged_reject.add(kind)
-            log.error("%d reading(s) no store can hold, rejected (%s), e.g. %s; further ones of "
-                      "this kind are counted in cpaudit_store_rejected_rows_total", n, kind,
-                      example)
-
-    def _take_rows(self) -> list[Batch]:
-        tags, ts, values, quality, reason = self.rows
-        if not tags:
-            return []
-        self.rows = ([], [], [], [], [])
-        try:
-            t = np.array(ts, np.int64)
-        except (OverflowError, TypeError, ValueError):
-            ok = [isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= _TS_MAX for x in ts]
-            bad = ok.count(False)
-            first = ok.index(False)
-            self._reject("time beyond int64", bad, f"{tags[first]}@{ts[first]!r}")
-            keep = [i for i, k in enumerate(ok) if k]
-            tags = [tags[i] for i in keep]
-            t = np.array([ts[i] for i in keep], np.int64)
-            values = [values[i] for i in keep]
-            quality = [quality[i] for i in keep]
-            reason = [reason[i] for i in keep]
-        try:
-            v = np.array(values, np.float64)
-        except (OverflowError, TypeError, ValueError):
-            v = np.array([_float(x) for x in values], np.float64)
-        q = np.array(quality, np.int8)
-        r = np.array(reason, np.int8)
-        wrong = ~np.isfinite(v) & (q == Quality.GOOD)
-        if wrong.any():      # never let one bad row wedge the writer: demote it, loudly
-            log.error("%d non-finite values marked good; stored as bad/decode", int(wrong.sum()))
-            q[wrong], r[wrong] = Quality.BAD, Reason.DECODE
-        return [Batch(tags=tags, ts=t, value=v, quality=q, reason=r)]
-
-    def _write(self, batch: Batch) -> int:
-        """Write ``batch``; when the store refuses it for a row's sake, split it until that row
-        is alone and reject it (runs in the worker thread)."""
-        try:
-            return self.store.write(batch)
-        except Exception as e:  # noqa: BLE001 - sorted below: about a row, or about the store
-            if not _row_error(e) or len(batch) == 0:
-                raise
-            if len(batch) == 1:
-                self._reject(type(e.__cause__ or e).__name__, 1,
-                             f"{batch.tags[0]}@{int(batch.ts[0])}: {e}")
-                return 0
-            half = len(batch) // 2
-            return self._write(_slice(batch, 0, half)) + self._write(_slice(batch, half,
-                                                                            len(batch)))
-
-    async def flush(self) -> None:
-        async with self._lock:
-            if not self.pending and not self.done and not self.rows[0] and not self._lost_first:
-                return
-            batches, self.pending = self.pending + self._take_rows(), []
-            done, self.done = self.done, []
-            lost = self._lost_rows() if self.failing_since is None else []
-            try:
-                self.written += await asyncio.to_thread(self._write, Batch.concat(batches + lost))
-                self.commits += 1
-            except BaseException as e:
-                self.pending[:0] = batches          # keep them for the next try, in order
-                self.pending_rows = sum(len(b) for b in self.pending)
-                self.done[:0] = done
-                if lost:                            # not written: keep the record to come
-                    for tag, t in zip(lost[0].tags[:-1], lost[0].ts[:-1].tolist()):
-                        self._lost_first.setdefault(tag, t)
-                if isinstance(e, Exception):
-                    self.store_errors += 1
-                    if self.failing_since is None:
-                        self.failing_since = time.monotonic()
-                raise
-            if self.failing_since is not None:
-                log.warning("the store accepts writes again after %.0f s; %d readings that "
-                            "waited are written", time.monotonic() - self.failing_since,
-                            sum(len(b) for b in batches))
-                self.failing_since = None
-            self.pending_rows = 0
-            for cb in done:
-                cb()
-
-    async def run(self) -> None:
-        while True:
-            # commit half-way between two flush instants of the grid (multiples of flush_s, like
-            # the ticks): the store write, which holds the GIL for part of its time, then falls
-            # between ticks rather than on them, where polls start
-            now = time.time()
-            due = (math.floor(now / self.flush_s - 0.5) + 1.5) * self.flush_s
-            try:
-                await asyncio.wait_for(self._kick.wait(), max(due - now, 0.0))
-            except asyncio.TimeoutError:
-                pass
-            self._kick.clear()
-            try:
-                await self.flush()
-            except Exception as e:  # noqa: BLE001 - the store failing must be loud but not fatal
-                # once a minute, one line: a full disk must not fill the log too
-                now_m = time.monotonic()
-                if now_m - self._last_error_log >= 60:
-                    self._last_error_log = now_m
-                    log.error("store write failed (%s); %d readings wait in memory and are "
-                              "retried every %.3g s (failed writes so far: %d)", e,
-                              self.pending_rows, self.flush_s, self.store_errors)
-
-
-def _float(x: object) -> float:
-    try:
-        return float(x)  # type: ignore[arg-type]
-    except (OverflowError, TypeError, ValueError):
-        return math.nan
-
-
-def _slice(b: Batch, i: int, j: int) -> Batch:
-    return Batch(tags=b.tags[i:j], ts=b.ts[i:j], value=b.value[i:j], quality=b.quality[i:j],
-                 reason=b.reason[i:j])
-
-
 # what a gateway's tick callback hands its loop: (t_req, live devices, connection, sent requests)
-_Due = asyncio.Future[tuple[int, list[ModbusDevice], Any, list[Any] | None]]
+_Due = asyncio.Future[tuple[int, list[PipelinedSource], Any, list[Any] | None]]
 
 
 class Collector:
-    def __init__(self, cfg: Config, store: Store, clock: Clock | None = None) -> None:
+    """``Collector(cfg, store)`` collects from every device of the config into ``store``;
+    ``beside`` runs companions next to it (the forwarders to the config's sinks: see
+    :mod:`collector.forwarding`; without them the sinks are not fed). ``sources``: what to
+    collect from, by default :func:`~collector.kinds.build_sources` of the config (a test, or a
+    protocol not yet in the config, adds its own there)."""
+
+    def __init__(self, cfg: Config, store: Store, clock: Clock | None = None,
+                 beside: Sequence[Companion] = (), sources: Sources | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.clock = clock or Clock()
         self.ticks = TickScheduler(self.clock)
         self.writer = Writer(store, cfg.collector.flush_ms)
         self._late_ns = int(cfg.collector.late_tolerance_ms * 1e6)
-        self.links: dict[tuple[object, ...], Link] = {}
-        self.devices: list[ModbusDevice] = []
-        self.health: dict[str, DeviceHealth] = {}
-        self.mqtt: list["MqttSource"] = []
-        for d in cfg.devices:
-            if isinstance(d, MODBUS_DEVICES):
-                link = self.links.setdefault(d.link_key, Link(d))
-                self.devices.append(ModbusDevice(d, link))
-                self.health[d.name] = DeviceHealth(d.name)
-            elif isinstance(d, MqttDevice):
-                from cpaudit.collector.mqtt import MqttSource
-                self.mqtt.append(MqttSource(d, self.writer, self.clock))
+        self.sources = sources if sources is not None else build_sources(cfg, self.clock, store)
+        self.devices: list[PolledSource] = self.sources.polled
+        self.push: list[PushSource] = self.sources.push
+        self.beside = list(beside)
+        self.health: dict[str, DeviceHealth] = {d.name: DeviceHealth(d.name)
+                                                for d in self.devices}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        self.forwarders: list[Forwarder] = []
         self._tick_starts: dict[int, list[int]] = {}     # tick -> poll start times [ns]
         self._skews: list[float] = []                    # recent per-tick spreads [ms]
         self.metrics_server: asyncio.AbstractServer | None = None
@@ -326,12 +88,27 @@ class Collector:
         self._garbage = 0
         self._garbage_logged = -math.inf
 
-    def interval_ns(self, dev: ModbusDevice) -> int:
-        return int(round((dev.cfg.interval_s or self.cfg.collector.interval_s) * 1e9))
+    # the sources of one kind (metrics and tests look them up by kind)
+    @property
+    def mqtt(self) -> list[Any]:
+        return self.sources.by_kind.get("mqtt", [])
 
-    async def _device_loop(self, dev: ModbusDevice, start_ns: int) -> None:
+    @property
+    def hj212(self) -> list[Any]:
+        return self.sources.by_kind.get("hj212", [])
+
+    @property
+    def links(self) -> dict[int, SharedLink]:
+        """The connections the polled sources take turns on, one entry each."""
+        links = [getattr(d, "link", None) for d in self.devices]
+        return {id(x): x for x in links if x is not None}
+
+    def interval_ns(self, dev: PolledSource) -> int:
+        return int(round((dev.interval_s or self.cfg.collector.interval_s) * 1e9))
+
+    async def _device_loop(self, dev: PolledSource, start_ns: int) -> None:
         interval = self.interval_ns(dev)
-        h = self.health[dev.cfg.name]
+        h = self.health[dev.name]
         tick = next_tick(start_ns, interval)
         while not self._stopping:
             if not await self.clock.sleep_until(tick, interval):
@@ -354,7 +131,8 @@ class Collector:
             self._after_poll(dev, readings, tick, t_req, t_done, polled)
             tick = self._next(dev, tick, t_done, interval)
 
-    async def _gateway_loop(self, link: Link, devs: list[ModbusDevice], start_ns: int) -> None:
+    async def _gateway_loop(self, link: SharedLink, devs: list[PipelinedSource],
+                            start_ns: int) -> None:
         """A pipelined gateway: at each tick, every unit id's requests are written back to back
         (no await between them), then the replies are collected, each under its own timeout, so
         a dead unit id delays no other. The writing happens in the tick's scheduler callback, with
@@ -374,13 +152,13 @@ class Collector:
                 self._check_clock()
                 tick = t_req // interval * interval
             results: dict[str, list[Reading]] = {
-                d.cfg.name: d.all_bad(Reason.CONNECTION) for d in devs if d not in live}
+                d.name: d.all_bad(Reason.CONNECTION) for d in devs if d not in live}
             if live and sent is None:       # not connected at the tick: connect now, then send
                 try:
-                    conn = await link.ensure(devs[0].cfg.name)
+                    conn = await link.ensure(devs[0].name)
                     sent = [d.send(conn) for d in live]
                 except SourceError as e:
-                    results.update({d.cfg.name: d.all_bad(e.reason) for d in live})
+                    results.update({d.name: d.all_bad(e.reason) for d in live})
             if sent is not None:
                 try:
                     done = await asyncio.gather(*(d.finish(conn, p) for d, p in zip(live, sent)))
@@ -388,15 +166,15 @@ class Collector:
                     for d in devs:
                         self._record_stop(d, tick, interval)
                     raise
-                results.update({d.cfg.name: r for d, r in zip(live, done)})
+                results.update({d.name: r for d, r in zip(live, done)})
             t_done = self.clock.now_ns()
             nxt = tick
             for d in devs:
-                self._after_poll(d, results[d.cfg.name], tick, t_req, t_done, d in live)
+                self._after_poll(d, results[d.name], tick, t_req, t_done, d in live)
                 nxt = self._next(d, tick, t_done, interval)
             tick = nxt
 
-    def _gateway_send(self, link: Link, devs: list[ModbusDevice],
+    def _gateway_send(self, link: SharedLink, devs: list[PipelinedSource],
                       due: _Due
                       ) -> None:
         """At the tick (scheduler callback): queue every live unit id's requests on the gateway's
@@ -404,7 +182,7 @@ class Collector:
         if due.cancelled():
             return
         t_req = self.clock.now_ns()
-        live = [d for d in devs if t_req >= self.health[d.cfg.name].backoff_until_ns]
+        live = [d for d in devs if t_req >= self.health[d.name].backoff_until_ns]
         conn = link.client if link.client is not None and link.client.connected else None
         sent = None
         if conn is not None and live:
@@ -418,14 +196,14 @@ class Collector:
             self.ticks.after(write)
         due.set_result((t_req, live, conn, sent))
 
-    def _record_stop(self, dev: ModbusDevice, tick: int, interval: int) -> None:
+    def _record_stop(self, dev: PolledSource, tick: int, interval: int) -> None:
         """Stopped mid-poll: the ticks already due are recorded as missing, not lost."""
         self._record_gap(dev, tick, next_tick(self.clock.now_ns(), interval), interval,
                          Reason.DOWN, OVERRUN_TICK_ROWS)
 
-    def _after_poll(self, dev: ModbusDevice, readings: list[Reading], tick: int, t_req: int,
+    def _after_poll(self, dev: PolledSource, readings: list[Reading], tick: int, t_req: int,
                     t_done: int, polled: bool) -> None:
-        h = self.health[dev.cfg.name]
+        h = self.health[dev.name]
         if polled:
             # the skew is when the read actually started (after waiting for a shared link)
             t_req = dev.sent_ns or t_req
@@ -438,7 +216,7 @@ class Collector:
         self.writer.put_readings(tick, readings)
         self.writer.put_readings(tick, self._health_readings(h, t_req, t_done, tick))
 
-    def _next(self, dev: ModbusDevice, tick: int, t_done: int, interval: int) -> int:
+    def _next(self, dev: PolledSource, tick: int, t_done: int, interval: int) -> int:
         nxt = tick + interval
         if t_done >= nxt:  # overrun: every skipped tick is recorded, never silently lost
             skipped_to = next_tick(t_done, interval)
@@ -449,7 +227,7 @@ class Collector:
             nxt = skipped_to
         return nxt
 
-    def _record_gap(self, dev: ModbusDevice, first: int, upto: int, interval: int,
+    def _record_gap(self, dev: PolledSource, first: int, upto: int, interval: int,
                     reason: Reason, row_limit: int) -> int:
         """Ticks ``first``, ``first + interval`` … before ``upto`` of ``dev`` had no reading: one
         bad row per tag and tick while they are at most ``row_limit``; else one bad row per tag
@@ -464,11 +242,11 @@ class Collector:
                 self.writer.put_readings(t, bad)
             return n * len(bad)
         self.writer.put_readings(first, dev.all_bad(reason))
-        self.writer.put_readings(first, [Reading(f"{HEALTH_PREFIX}{dev.cfg.name}.gap_s",
+        self.writer.put_readings(first, [Reading(health_tag(dev.name, "gap_s"),
                                                  (upto - first) / 1e9, Quality.BAD, reason)])
         return len(dev.tags) + 1
 
-    def _account(self, h: DeviceHealth, dev: ModbusDevice, good: list[Reading],
+    def _account(self, h: DeviceHealth, dev: PolledSource, good: list[Reading],
                  readings: list[Reading], tick: int, t_req: int, t_done: int) -> None:
         h.polls += 1
         h.last_latency_ms = (t_done - t_req) / 1e6
@@ -476,7 +254,7 @@ class Collector:
         if good:
             h.good_polls += 1
             if h.consecutive_failures:
-                log.warning("%s: back online after %d failed polls", dev.cfg.name,
+                log.warning("%s: back online after %d failed polls", dev.name,
                             h.consecutive_failures)
             h.consecutive_failures = 0
             h.backoff_until_ns = 0
@@ -488,7 +266,7 @@ class Collector:
         reason = readings[0].reason.label if readings else "none"
         if not h.logged_failure:
             log.warning("%s: poll failed (%s); repeats are logged at debug level until it "
-                        "recovers", dev.cfg.name, reason)
+                        "recovers", dev.name, reason)
             h.logged_failure = True
         if h.consecutive_failures >= 3 and readings and readings[0].reason == Reason.CONNECTION:
             backoff = min(BACKOFF_MAX_S, 2 ** (h.consecutive_failures - 3))
@@ -497,16 +275,16 @@ class Collector:
 
     def _health_readings(self, h: DeviceHealth, t_req: int, t_done: int, tick: int
                          ) -> list[Reading]:
-        p = f"{HEALTH_PREFIX}{h.name}."
+        tag = h.tags
         backoff_s = max(0.0, (h.backoff_until_ns - t_done) / 1e9)
         return [
-            Reading(p + "online", 1.0 if h.consecutive_failures == 0 else 0.0),
-            Reading(p + "latency_ms", (t_done - t_req) / 1e6),
-            Reading(p + "lateness_ms", (t_req - tick) / 1e6),
-            Reading(p + "consecutive_failures", float(h.consecutive_failures)),
-            Reading(p + "backoff_s", backoff_s),
-            Reading(p + "polls", float(h.polls)),
-            Reading(p + "good_polls", float(h.good_polls)),
+            Reading(tag[0], 1.0 if h.consecutive_failures == 0 else 0.0),
+            Reading(tag[1], (t_done - t_req) / 1e6),
+            Reading(tag[2], (t_req - tick) / 1e6),
+            Reading(tag[3], float(h.consecutive_failures)),
+            Reading(tag[4], backoff_s),
+            Reading(tag[5], float(h.polls)),
+            Reading(tag[6], float(h.good_polls)),
         ]
 
     def skew_stats(self) -> dict[str, float]:
@@ -533,13 +311,35 @@ class Collector:
                     readings.append((t, spread))
             del self._skews[:-3600]
             for t, spread in readings:
-                self.writer.put_readings(t, [Reading(f"{HEALTH_PREFIX}collector.skew_ms", spread)])
+                self.writer.put_readings(t, [Reading(health_tag(COLLECTOR, "skew_ms"), spread)])
             w = self.writer
-            p = f"{HEALTH_PREFIX}collector."
             self.writer.put_readings(tick, [
-                Reading(p + "store_pending_rows", float(w.pending_rows + len(w.rows[0]))),
-                Reading(p + "store_write_errors", float(w.store_errors)),
-                Reading(p + "store_ok", 1.0 if w.failing_since is None else 0.0)])
+                Reading(health_tag(COLLECTOR, "store_pending_rows"),
+                        float(w.pending_rows + len(w.rows[0]))),
+                Reading(health_tag(COLLECTOR, "store_write_errors"), float(w.store_errors)),
+                Reading(health_tag(COLLECTOR, "store_ok"), 1.0 if w.failing_since is None
+                        else 0.0)])
+
+    async def _health_beside(self) -> None:
+        """Each tick, the health of the push sources and of the companions."""
+        interval = int(self.cfg.collector.interval_s * 1e9)
+        parts: list[PushSource | Companion] = [*self.push, *self.beside]
+        while True:
+            tick = next_tick(self.clock.now_ns(), interval)
+            await self.clock.sleep_until(tick)
+            for x in parts:
+                self.writer.put_readings(tick, x.health(tick))
+
+    async def _take(self, src: PushSource) -> None:
+        """Hand a push source's batches to the writer as they come, until it ends."""
+        put = self.writer.put_push
+        try:
+            async with aclosing(src.samples()) as batches:
+                async for rows in batches:
+                    put(rows)
+        except Exception:
+            log.exception("%s: the source failed and is no longer read", src.label)
+            raise
 
     def _last_of(self) -> dict[str, int]:
         """Each device tag's last stored instant (one read for all; runs in a thread)."""
@@ -601,7 +401,7 @@ class Collector:
                     "the ticks it jumped over are recorded as `clock`, one record per device"
                     if step > 0 else "polling goes on at once on the new time; readings on "
                     "instants already stored keep the earlier ones (counted as ignored)")
-        self.writer.put_readings(now, [Reading(f"{HEALTH_PREFIX}collector.clock_step_s",
+        self.writer.put_readings(now, [Reading(health_tag(COLLECTOR, "clock_step_s"),
                                                step / 1e9)])
         return step
 
@@ -630,57 +430,11 @@ class Collector:
             return
         loop.default_exception_handler(ctx)
 
-    def _sinks(self) -> list[Forwarder]:
-        if not self.cfg.sinks:
-            return []
-        if not isinstance(self.store, SQLiteStore):
-            raise ValueError("forwarding needs the SQLite store as the record")
-        out = []
-        # every point carries its site and campaign: many edge boxes share one database
-        scope = {"site": self.cfg.campaign.site, "campaign": self.cfg.campaign.name}
-        for s in self.cfg.sinks:
-            sink: Sink
-            if isinstance(s, InfluxV1Sink):
-                from cpaudit.store.influx import InfluxV1Store
-                pw = os.environ.get(s.password_env) if s.password_env else None
-                sink = InfluxV1Store(s.url, s.database, measurement=s.measurement,
-                                     username=s.username, password=pw, create=False,
-                                     scope=scope)
-            else:
-                from cpaudit.store.influx import InfluxV2Sink
-                sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
-                                    s.measurement, scope=scope)
-            out.append(Forwarder(self.store, sink, s.name, batch_size=s.batch_size))
-        return out
-
-    async def _sink_health(self, forwarders: list[Forwarder]) -> None:
-        interval = int(self.cfg.collector.interval_s * 1e9)
-        while True:
-            tick = next_tick(self.clock.now_ns(), interval)
-            await self.clock.sleep_until(tick)
-            readings = []
-            for f in forwarders:
-                p = f"{HEALTH_PREFIX}sink.{f.name}."
-                last = f.stats.last_forward_ns
-                readings += [
-                    Reading(p + "backlog", float(f.stats.backlog)),
-                    Reading(p + "errors", float(f.stats.errors)),
-                    Reading(p + "undeliverable", float(f.stats.undeliverable)),
-                    Reading(p + "forwarded", float(f.stats.forwarded)),
-                    Reading(p + "backoff_s", f.stats.backoff_s),
-                    Reading(p + "since_last_forward_s",
-                            (tick - last) / 1e9 if last else math.nan,
-                            Quality.GOOD if last else Quality.BAD,
-                            Reason.NONE if last else Reason.CONNECTION),
-                ]
-            self.writer.put_readings(tick, readings)
-
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or the task is cancelled); flush what was collected."""
-        if isinstance(self.store, SQLiteStore) and self.store.get_meta("campaign_start") is None:
+        if isinstance(self.store, SQLiteStore) and self.store.campaign_start() is None:
             try:
-                self.store.set_meta("campaign_start", str(time.time_ns()))
-                self.store.set_meta("campaign_name", self.cfg.campaign.name)
+                self.store.begin_campaign(time.time_ns(), self.cfg.campaign.name)
             except StoreError as e:
                 log.error("%s; samples are kept in memory and written when the store accepts "
                           "them", e)
@@ -690,20 +444,7 @@ class Collector:
         gc.freeze()
         start_ns = self.clock.now_ns()
         self._tasks = []
-        gateways: dict[int, list[ModbusDevice]] = {}
-        for d in self.devices:
-            if d.link.pipelined:
-                gateways.setdefault(id(d.link), []).append(d)
-            else:
-                self._tasks.append(asyncio.create_task(self._device_loop(d, start_ns),
-                                                       name=d.cfg.name))
-        for devs in gateways.values():
-            by_interval: dict[int, list[ModbusDevice]] = {}
-            for d in devs:
-                by_interval.setdefault(self.interval_ns(d), []).append(d)
-            for group in by_interval.values():
-                self._tasks.append(asyncio.create_task(
-                    self._gateway_loop(group[0].link, group, start_ns), name=group[0].link.label))
+        self._start_polling(start_ns)
         # polling has started (its readings wait in memory); what the store last holds is read
         # before the writer commits any of them, so the gap since is found and recorded without
         # holding the polls up (2,000 devices: 40 k tags, ~1-2 s of reading)
@@ -718,59 +459,76 @@ class Collector:
             last_of = {}
         self._record_downtime(start_ns, last_of)
         writer = asyncio.create_task(self.writer.run(), name="writer")
-        self.forwarders = self._sinks()
-        fwd_stop = threading.Event()
-        threads = [threading.Thread(target=f.run, args=(fwd_stop,), name=f"forward-{f.name}",
-                                    daemon=True) for f in self.forwarders]
-        for t in threads:
-            t.start()
-        if self.forwarders:
-            self._tasks.append(asyncio.create_task(self._sink_health(self.forwarders)))
-        self._tasks.append(asyncio.create_task(self._collector_health()))
-        self._tasks.append(asyncio.create_task(self._clock_watch()))
-        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
-        if self.cfg.collector.metrics_port is not None:
-            from cpaudit.collector.metrics import serve
-            self.metrics_server = await serve(self, self.cfg.collector.metrics_host,
-                                              self.cfg.collector.metrics_port)
-        for m in self.mqtt:
-            self._tasks.append(asyncio.create_task(m.run(), name=m.cfg.name))
-            self._tasks.append(asyncio.create_task(m.health_loop(self.cfg.collector.interval_s)))
-        from cpaudit.collector.hj212_server import hj212_sources      # HJ 212 data loggers (push)
-        self.hj212 = hj212_sources(self.cfg, self.writer, self.clock, self.store)
-        for h in self.hj212:
-            await h.start()
-            self._tasks.append(asyncio.create_task(h.run(), name=h.label))
-            self._tasks.append(asyncio.create_task(h.health_loop(self.cfg.collector.interval_s)))
-        log.info("collecting from %d Modbus devices every %.3g s and %d MQTT connections",
-                 len(self.devices), self.cfg.collector.interval_s, len(self.mqtt))
+        takes: list[asyncio.Task[None]] = []
+        started: list[Companion] = []
         try:
+            for c in self.beside:
+                c.start()
+                started.append(c)
+            self._tasks.append(asyncio.create_task(self._collector_health()))
+            self._tasks.append(asyncio.create_task(self._clock_watch()))
+            asyncio.get_running_loop().set_exception_handler(self._loop_exception)
+            if self.cfg.collector.metrics_port is not None:
+                from cpaudit.collector.metrics import serve
+                self.metrics_server = await serve(self, self.cfg.collector.metrics_host,
+                                                  self.cfg.collector.metrics_port)
+            for src in self.push:
+                await src.start()
+                takes.append(asyncio.create_task(self._take(src), name=src.label))
+            if self.push or self.beside:
+                self._tasks.append(asyncio.create_task(self._health_beside()))
+            log.info("collecting from %d polled and %d push sources every %.3g s",
+                     len(self.devices), len(self.push), self.cfg.collector.interval_s)
             if stop is None:
-                await asyncio.gather(*self._tasks)  # runs until cancelled
+                await asyncio.gather(*self._tasks, *takes)  # runs until cancelled
             else:
                 await stop.wait()
         finally:
             self._stopping = True
             if self.metrics_server is not None:
                 self.metrics_server.close()
-            for task in self._tasks + [writer]:
-                task.cancel()
-            await asyncio.gather(*self._tasks, writer, return_exceptions=True)
+            await self._stop(takes, writer, started)
+
+    def _start_polling(self, start_ns: int) -> None:
+        """One loop per polled source; sources sharing a pipelined link, one per link and
+        interval (their requests go out together at each tick)."""
+        shared: dict[int, list[PipelinedSource]] = {}
+        for d in self.devices:
+            link = shared_link(d)
+            if link is not None:
+                shared.setdefault(id(link), []).append(d)  # type: ignore[arg-type]
+            else:
+                self._tasks.append(asyncio.create_task(self._device_loop(d, start_ns),
+                                                       name=d.name))
+        for devs in shared.values():
+            by_interval: dict[int, list[PipelinedSource]] = {}
+            for d in devs:
+                by_interval.setdefault(self.interval_ns(d), []).append(d)
+            for group in by_interval.values():
+                self._tasks.append(asyncio.create_task(
+                    self._gateway_loop(group[0].link, group, start_ns), name=group[0].link.label))
+
+    async def _stop(self, takes: list[asyncio.Task[None]], writer: asyncio.Task[None],
+                    started: list[Companion]) -> None:
+        """The push sources stop receiving and hand on what they hold; the rest is cancelled;
+        the last commit; then the companions close (the forwarders catch up with it)."""
+        for src in self.push:
             try:
-                await self.writer.flush()
-            except StoreError as e:
-                n = sum(len(b) for b in self.writer.pending)
-                log.error("stopping with %d samples the store refused (%s); unacknowledged MQTT "
-                          "messages will be redelivered, polled samples are lost", n, e)
-            fwd_stop.set()
-            for t in threads:
-                await asyncio.to_thread(t.join, 10)
-            for f in self.forwarders:      # a last catch-up, so a clean stop leaves no backlog
-                try:
-                    await asyncio.wait_for(asyncio.to_thread(f.drain), 10)
-                except (StoreError, asyncio.TimeoutError) as e:
-                    log.warning("%s: %d samples not forwarded at stop (%s); they stay in the "
-                                "store and go at the next start", f.name, f.stats.backlog, e)
-                f.sink.close()
-            for d in self.devices:
-                d.close()
+                await src.aclose()
+            except Exception:  # noqa: BLE001 - one source failing to close stops no other
+                log.exception("%s: closing failed", src.label)
+        if takes:
+            await asyncio.wait(takes, timeout=5)
+        for task in self._tasks + takes + [writer]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *takes, writer, return_exceptions=True)
+        try:
+            await self.writer.flush()
+        except StoreError as e:
+            n = sum(len(b) for b in self.writer.pending)
+            log.error("stopping with %d samples the store refused (%s); unacknowledged MQTT "
+                      "messages will be redelivered, polled samples are lost", n, e)
+        for c in started:
+            await c.aclose()
+        for d in self.devices:
+            d.close()

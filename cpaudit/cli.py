@@ -198,6 +198,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 
 def cmd_collect(a: argparse.Namespace) -> int:
+    from cpaudit.collector.forwarding import Forwarding
     from cpaudit.collector.service import Collector
     from cpaudit.store import SQLiteStore
     cfg = _load(a.config)
@@ -205,7 +206,8 @@ def cmd_collect(a: argparse.Namespace) -> int:
     _keep_config(st, a.config)
 
     async def go(stop: asyncio.Event) -> None:
-        await Collector(cfg, st).run(stop)
+        # the sinks are built here, beside the collector: it records, they forward the record
+        await Collector(cfg, st, beside=[Forwarding.from_config(cfg, st)]).run(stop)
     try:
         return _run_async(go)
     finally:

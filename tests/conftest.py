@@ -85,11 +85,14 @@ def output_dir() -> Path:
 
 
 def run_collector(cfg: config.Config, store: SQLiteStore, seconds: float,
-                  prepare: Any = None, during: Any = None, **site_kw: Any) -> Any:
+                  prepare: Any = None, during: Any = None, forward: bool = False,
+                  **site_kw: Any) -> Any:
     """Run the simulated site and a collector for ``seconds``; return the collector.
 
     ``prepare(site)`` runs before the servers start (faults, removed gateways);
-    ``during(site, collector)`` is an async callable run while collecting, instead of sleeping."""
+    ``during(site, collector)`` is an async callable run while collecting, instead of sleeping;
+    ``forward``: the config's sinks are fed beside it, as ``cpaudit collect`` does."""
+    from cpaudit.collector.forwarding import Forwarding
     from cpaudit.collector.service import Collector
     from cpaudit.simulators.live import Site
 
@@ -98,7 +101,8 @@ def run_collector(cfg: config.Config, store: SQLiteStore, seconds: float,
         if prepare:
             prepare(site)
         async with site:
-            col = Collector(cfg, store)
+            beside = [Forwarding.from_config(cfg, store)] if forward else []
+            col = Collector(cfg, store, beside=beside)
             stop = asyncio.Event()
             task = asyncio.create_task(col.run(stop))
             if during:

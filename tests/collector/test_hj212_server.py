@@ -308,7 +308,7 @@ def test_raw_side_file_for_a_store_without_raw_table(tmp_path: Path) -> None:
     cfg = hj_config(tmp_path, free_port())
     devs = [d for d in cfg.devices if d.protocol == "hj212"]
     side = tmp_path / "raw.jsonl"
-    srv = Hj212Server("127.0.0.1", 1, devs, None, None, object(), "Asia/Shanghai",  # type: ignore[arg-type]
+    srv = Hj212Server("127.0.0.1", 1, devs, None, object(), "Asia/Shanghai",  # type: ignore[arg-type]
                       raw_file=str(side))
     srv._write_raw([(5, "1.2.3.4:5", "cems_logger", "ok", b"##0003abc1234\r\n")])
     row = json.loads(side.read_text())
@@ -324,7 +324,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         cfg = hj_config(tmp_path, s.getsockname()[1])
-        srv = hj212_sources(cfg, None, None, None)[0]  # type: ignore[arg-type]
+        srv = hj212_sources(cfg, None, None)[0]  # type: ignore[arg-type]
 
         async def go() -> None:
             await srv.start()

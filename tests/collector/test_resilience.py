@@ -20,8 +20,9 @@ import pytest
 
 from cpaudit import config
 from cpaudit.collector.clock import Clock
-from cpaudit.collector.modbus import Reading
-from cpaudit.collector.service import Collector, Writer
+from cpaudit.collector.service import Collector
+from cpaudit.collector.sources import Reading
+from cpaudit.collector.writer import Writer
 from cpaudit.simulators.live import Site
 from cpaudit.store import Quality, Reason, SQLiteStore
 from tests.collector.test_bad_devices import closing_server

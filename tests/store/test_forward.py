@@ -104,11 +104,12 @@ def test_sinks_from_config_forward_while_collecting(tmp_path: Path, influxd: Inf
     InfluxV1Store(influxd.url, "site").close()      # the site's database exists
     src = SQLiteStore(tmp_path / "c.db")
 
-    col = run_collector(cfg, src, 2.5)
+    col = run_collector(cfg, src, 2.5, forward=True)
     sink = InfluxV1Store(influxd.url, "site", create=False)
     assert sink.count() == src.stats()["samples"]      # a clean stop leaves no backlog
     backlog = src.read(["_health.sink.central.backlog"])
-    assert len(backlog) >= 3 and col.forwarders[0].stats.errors == 0
+    (fwd,) = col.beside
+    assert len(backlog) >= 3 and fwd.forwarders[0].stats.errors == 0
     src.close()
     sink.close()
 

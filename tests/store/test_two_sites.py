@@ -57,16 +57,18 @@ def two_sites(tmp: Path, influxd: InfluxD, before_s: float = 4.0, outage_s: floa
         e.cfg.write_text(text.replace("name: central,", f"name: {e.sink},"), encoding="utf-8")
 
     async def run() -> None:
+        from cpaudit.collector.forwarding import Forwarding
         from cpaudit.collector.service import Collector
         from cpaudit.simulators.live import Site
         cfgs = [config.load(e.cfg) for e in edges]
         stores = [SQLiteStore(e.db) for e in edges]
         for e, st in zip(edges, stores):        # as `cpaudit collect` keeps it
-            st.set_meta("campaign_config", e.cfg.read_text(encoding="utf-8"))
+            st.keep_config(e.cfg.read_text(encoding="utf-8"))
         async with Site(cfgs[0]), Site(cfgs[1]):
             stop = asyncio.Event()
-            tasks = [asyncio.create_task(Collector(c, st).run(stop))
-                     for c, st in zip(cfgs, stores)]
+            # the forwarding beside each collector, as `cpaudit collect` builds it
+            tasks = [asyncio.create_task(Collector(c, st, beside=[Forwarding.from_config(c, st)])
+                                         .run(stop)) for c, st in zip(cfgs, stores)]
             await asyncio.sleep(before_s)
             await asyncio.to_thread(influxd.stop)
             await asyncio.sleep(outage_s)
