@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import tokenize
 from functools import lru_cache
 
 import pint
@@ -26,7 +27,10 @@ def parse_unit(text: str) -> pint.Unit:
     try:
         return registry().Unit(text)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
-            TypeError, ValueError, AssertionError) as e:
+            TypeError, ValueError, AssertionError, tokenize.TokenError, SyntaxError,
+            IndexError, KeyError) as e:
+        # pint parses a unit with Python's tokenizer: an unclosed bracket ("kg(") is a
+        # tokenize.TokenError (found by the config fuzz)
         raise ValueError(f"unknown unit {text!r}") from e
 
 

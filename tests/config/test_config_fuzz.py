@@ -99,3 +99,14 @@ def test_poison_found_by_fuzzing(text: str) -> None:
     with pytest.raises(ConfigError) as e:
         config.load_text(text, NAME)
     assert_config_error(e.value)
+
+
+def test_an_unclosed_bracket_in_a_unit_is_a_config_error() -> None:
+    """pint tokenizes a unit as Python: an unclosed bracket raised tokenize.TokenError through
+    the loader (found by :func:`test_the_reference_file_mutated` in a CI run)."""
+    for unit in ("kg(", "m3/(h", "kg)"):
+        text = re.sub(r"unit: [^,}\n]+", f"unit: '{unit}'", REFERENCE, count=1)
+        assert text != REFERENCE
+        with pytest.raises(ConfigError) as e:
+            config.load_text(text, NAME)
+        assert any("unknown unit" in p.message and unit in p.message for p in e.value.problems)

@@ -96,11 +96,12 @@ def differences(a: Any, b: Any, at: str = "") -> list[str]:
     """Where two documents differ: every key, string, integer and list length exactly, every
     float to 1e-12 relative (see below); the fields naming the store left out.
 
-    Why not bit for bit: the edge's rollup table adds a minute's partial sums as batches are
-    merged (``vsum = vsum + excluded.vsum``), while a minute not merged yet is summed whole from
-    its samples; the forwarder sent some minutes in the one state and SQLite holds them in the
-    other at the end, so a mean of a minute may differ in its last bit (0.8569228000000001 and
-    0.8569228 in a run here)."""
+    Why not bit for bit: a minute's sum depends on the order its samples are added in. Before
+    6ff6f37 the rollup table added a minute's partial sums as batches were merged while a minute
+    not merged yet was summed whole, and a mean differed in its last bit (0.8569228000000001 and
+    0.8569228 in a run). Since the merge adds each sample in write order, four runs of this test
+    with no tolerance at all passed; a late sample (a device's store-and-forward) can still put a
+    minute's samples in another order in the two sums, so the last bit is left free."""
     if isinstance(a, dict) and isinstance(b, dict):
         keys = (set(a) | set(b)) - set(STORE_FIELDS)
         return [d for k in sorted(keys, key=str) for d in
