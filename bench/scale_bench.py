@@ -121,8 +121,12 @@ def once(gateways: int = 20, units: int = 100, seconds: float = 12.0, connection
              "% of a core")
         line("good samples in the measured window", good_share * 100, "%")
         line("skew between devices in a tick, p50", sk["p50_ms"], "ms")
+        # the synchrony target is the pipelined client's: with one request in flight per
+        # connection the unit ids behind a gateway are read one after another (README, "Many
+        # unit ids behind one gateway"), and the 100th is hundreds of ms after the first
         line("skew between devices in a tick, p99", sk["p99_ms"], "ms",
-             target=at_most(20, "ms"))
+             target=at_most(20, "ms") if pipeline > 1 else
+             "none: one request in flight reads 100 unit ids in turn")
         line("skew between devices in a tick, max", sk["max_ms"], "ms")
         line("lateness of a poll after its tick, max (last tick)", max(lat), "ms")
         line("samples stored", stats["samples"], "samples")
