@@ -8,6 +8,7 @@ only place that knows the keys (:mod:`store.keys`). The analyzer and the web use
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from cpaudit.store.keys import (CAMPAIGN_CONFIG, CAMPAIGN_END, CAMPAIGN_NAME, CAMPAIGN_START, CYCLE_MARKS,
@@ -21,15 +22,15 @@ def _int(raw: str | None) -> int | None:
         return None
 
 
-class CampaignRecords:
+class CampaignRecords(ABC):
     """Named accessors over a backend's ``get_meta`` and ``meta_items``: reading."""
 
     # -- what a backend provides --------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
 
-    def meta_items(self) -> dict[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def meta_items(self) -> dict[str, str]: ...
 
     # -- reading ------------------------------------------------------------------------------
     def campaign_start(self) -> int | None:
@@ -84,11 +85,11 @@ class CampaignRecords:
 class KeptRecords(CampaignRecords):
     """... and writing, over ``set_meta`` and ``retract``: the edge box's own record."""
 
-    def set_meta(self, key: str, value: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
 
-    def retract(self, tag: str, ts: int) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def retract(self, tag: str, ts: int) -> bool: ...
 
     def begin_campaign(self, ts: int, name: str | None = None) -> None:
         """Start (or restart) the campaign at ``ts``: the analyses count from there."""
