@@ -18,6 +18,7 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -47,6 +48,7 @@ class MqttSource:
         self.malformed: Counter[str] = Counter()
         self._logged: set[str] = set()
         self.received = 0
+        self.acked = 0               # acknowledgements sent (each after its message's commit)
         self.readings = 0
         self.connected = False
         self.connects = 0
@@ -89,6 +91,10 @@ class MqttSource:
         self.readings += n
         self.out.put_rows(tags, stamps, values, ack)   # the broker waits for the ack (committed)
         return n
+
+    def _ack(self, paho: Any, mid: int, qos: int) -> None:
+        paho.ack(mid, qos)
+        self.acked += 1
 
     def _route(self, topic: str) -> tuple[Subscription | None, list[str] | None]:
         for s in self.cfg.subscriptions:
@@ -152,7 +158,7 @@ class MqttSource:
                             str(msg.payload).encode()
                         ack = None
                         if msg.qos > 0 and paho is not None:
-                            ack = (lambda mid=msg.mid, q=msg.qos: paho.ack(mid, q))
+                            ack = functools.partial(self._ack, paho, msg.mid, msg.qos)
                         self.handle(str(msg.topic), payload, ack)
             except aiomqtt.MqttError as e:
                 self.connected = False

@@ -30,6 +30,17 @@ log = logging.getLogger("cpaudit.collector")
 MAX_PENDING_ROWS = 2_000_000
 _TS_MAX = 2**63 - 1
 
+# Group commit of acknowledged rows. A commit costs a fixed ~0.2 ms of SQLite alone, and several
+# times that in a busy collector (the worker thread waits for the GIL at each step; the replies go
+# out as one write each), so committing every few messages halves an MQTT source's throughput
+# (measured: 8 rows a commit, 0.5x raw aiomqtt). When rows that wait for a commit arrive, the
+# writer lingers while more keep arriving — it looks every LINGER_STEP_S — and commits as soon as
+# a step brings none (the senders wait for us: a strict in-flight window, loggers awaiting their
+# answer) or after LINGER_MAX_S at most. An acknowledgement is thus late by at most LINGER_MAX_S
+# plus the commit, and by one step when the senders are waiting.
+LINGER_STEP_S = 0.001
+LINGER_MAX_S = 0.010
+
 
 def _row_error(e: BaseException) -> bool:
     """An error about some row of the batch (a value SQLite cannot bind, a constraint), as
@@ -226,6 +237,17 @@ class Writer:
             for cb in done:
                 cb()
 
+    async def _linger(self) -> None:
+        """Kicked (rows wait for their commit): wait while more keep coming, within
+        :data:`LINGER_MAX_S` (see there)."""
+        end = time.monotonic() + LINGER_MAX_S
+        n = len(self.rows[0])
+        while time.monotonic() < end:
+            await asyncio.sleep(LINGER_STEP_S)
+            if len(self.rows[0]) == n:
+                return
+            n = len(self.rows[0])
+
     async def run(self) -> None:
         while True:
             # commit half-way between two flush instants of the grid (multiples of flush_s, like
@@ -240,6 +262,8 @@ class Writer:
                     await self._kick.wait()
             except TimeoutError:
                 pass
+            else:
+                await self._linger()
             self._kick.clear()
             try:
                 await self.flush()

@@ -69,6 +69,49 @@ def test_writer_rejects_the_one_row_no_store_can_hold_and_keeps_the_others(tmp_p
     st.close()
 
 
+def test_writer_groups_rows_that_keep_coming_and_commits_a_lone_one_at_once(tmp_path: Path
+                                                                         ) -> None:
+    """Rows that wait for their commit (an MQTT acknowledgement) are committed without waiting
+    for the flush interval (60 s here); while more keep coming, they are grouped into commits at
+    most LINGER_MAX_S apart, not one commit each (which halved the MQTT throughput)."""
+    from cpaudit.collector.sources import Rows
+    st = SQLiteStore(tmp_path / "g.db")
+    w = Writer(st, 60_000)
+    t0 = 1_700_000_000 * 10**9
+    acked: list[int] = []
+
+    def rows(i: int) -> Rows:
+        return Rows(["mqtt.v"], [t0 + i], [float(i)], [0], [0], [lambda i=i: acked.append(i)])
+
+    async def go() -> tuple[float, int]:
+        task = asyncio.create_task(w.run())
+        try:
+            t = time.monotonic()
+            w.put_push(rows(0))
+            while not acked:
+                await asyncio.sleep(0.001)
+            lone = time.monotonic() - t
+            # a stream of 2,000 messages, five every ~1 ms, each waiting for its commit
+            for i in range(1, 2001):
+                w.put_push(rows(i))
+                if i % 5 == 0:
+                    await asyncio.sleep(0.001)
+            while len(acked) < 2001:
+                await asyncio.sleep(0.001)
+            assert len(st.read(["mqtt.v"])) == 2001
+            return lone, w.commits
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    lone, commits = asyncio.run(go())
+    st.close()
+    assert lone < 5.0                              # not the 60 s flush interval
+    assert acked == list(range(2001))              # every one, in order, once committed
+    # ≥ 0.4 s of stream: without the grouping, one commit per loop turn of the feeder (400);
+    # grouped, about one per LINGER_MAX_S (10 ms, so ~40), more only when the feeder stalls
+    assert 1 < commits <= 200, commits
+
+
 def _batch(tag: str, ts: int) -> Any:
     from cpaudit.store import Batch
     return Batch([tag], np.array([ts]), np.array([1.0]), np.array([0], np.int8),
