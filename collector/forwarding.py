@@ -8,15 +8,21 @@ Built by whoever builds the sinks (``cpaudit collect``) and handed to the collec
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
 import math
 import os
 import threading
+import time
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from cpaudit.collector.sources import Reading
-from cpaudit.config import Config
+from cpaudit.config import Config, checks
 from cpaudit.config.models import InfluxV1Sink
 from cpaudit.store import Quality, Reason, SQLiteStore, Store, StoreError
+from cpaudit.store.changes import Change, apply_all
 from cpaudit.store.forward import Forwarder, Sink
 from cpaudit.store.keys import health_tag
 
@@ -46,8 +52,46 @@ def forwarders(cfg: Config, store: Store) -> list[Forwarder]:
             from cpaudit.store.influx import InfluxV2Sink
             sink = InfluxV2Sink(s.url, os.environ.get(s.token_env, ""), s.org, s.bucket,
                                 s.measurement, scope=scope)
-        out.append(Forwarder(store, sink, s.name, batch_size=s.batch_size))
+        out.append(Forwarder(store, sink, s.name, batch_size=s.batch_size,
+                             take_changes=_change_taker(cfg, store, s)))
     return out
+
+
+def _change_taker(cfg: Config, store: SQLiteStore, s: object
+                  ) -> Callable[[list[Change]], dict[str, int]] | None:
+    """What applies the changes asked for centrally to this box's record, when its sink names
+    the key they are signed with (``changes_key_env``) and the environment holds it."""
+    env = getattr(s, "changes_key_env", None)
+    if not env:
+        return None
+    key = os.environ.get(env, "")
+    if not key:
+        log.warning("%s: changes_key_env names %s, which is not set: this box takes no change "
+                    "from the office", getattr(s, "name", "?"), env)
+        return None
+    tz = ZoneInfo(cfg.campaign.timezone)
+
+    def shown(ns: int) -> str:
+        return dt.datetime.fromtimestamp(ns / 1e9, tz).isoformat(timespec="seconds")
+
+    def take(chs: list[Change]) -> dict[str, int]:
+        return apply_all(store, chs, key=key.encode(), site=cfg.campaign.site or "",
+                         campaign=cfg.campaign.name,
+                         problem=functools.partial(change_problem, cfg), now=time.time_ns(),
+                         fmt=shown)
+    return take
+
+
+def change_problem(cfg: Config, kind: str, body: dict[str, Any]) -> str | None:
+    """What the configuration says against a change (:mod:`config.checks`), or None."""
+    if kind == "cycle_mark":
+        return checks.cycle_mark_problem(cfg)
+    if kind in ("manual", "retract"):
+        why = checks.tag_problem(cfg, body["tag"])
+        if why or kind == "retract":
+            return why
+        return checks.value_problem(cfg, body["tag"], body["value"])
+    return None
 
 
 class Forwarding:
@@ -87,6 +131,10 @@ class Forwarding:
                         Quality.GOOD if last else Quality.BAD,
                         Reason.NONE if last else Reason.CONNECTION),
             ]
+            if f.take_changes is not None:      # the changes from the office, counted
+                readings += [Reading(tag(q), float(getattr(f.stats, q)))
+                             for q in ("changes_applied", "changes_refused",
+                                       "changes_malformed", "changes_errors")]
         return readings
 
     async def aclose(self) -> None:

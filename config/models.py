@@ -617,6 +617,9 @@ class InfluxV1Sink(Strict):
     username: str | None = None
     password_env: str | None = None     # the password is read from this environment variable
     batch_size: int = Field(default=5000, ge=1, le=100000)
+    # the environment variable holding the key that changes asked for in the auditors' office
+    # are signed with (store.changes); unset: this box takes no change from there
+    changes_key_env: str | None = None
 
 
 class InfluxV2Sink(Strict):

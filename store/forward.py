@@ -15,14 +15,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from cpaudit.store.base import PointsRejected, StoreError
+from cpaudit.store.changes import since
 from cpaudit.store.lineproto import format_lines, unrepresentable
 from cpaudit.store.sample import Batch
 from cpaudit.store.sqlite import SQLiteStore
 
 log = logging.getLogger("cpaudit.forward")
+
+CHANGES_EVERY_S = 5.0    # how often the changes asked for centrally are read
 
 
 class Sink(Protocol):
@@ -42,14 +45,23 @@ class ForwardStats:
     rollup_rows: int = 0         # per-minute rollup rows forwarded beside the samples
     rollup_refused: int = 0      # of which the sink refused (their samples are undeliverable)
     undeliverable: int = 0       # samples the sink refused for what they hold, recorded as such
+    changes_applied: int = 0     # changes asked for centrally, applied to the record
+    changes_refused: int = 0     # ... refused (with why, in the record)
+    changes_malformed: int = 0   # points of the changes measurement that are no change
+    changes_errors: int = 0      # reads of the changes that failed (forwarding went on)
     history: list[str] = field(default_factory=list)
 
 
 class Forwarder:
     def __init__(self, source: SQLiteStore, sink: Sink, name: str = "influx", *,
-                 batch_size: int = 5000, idle_s: float = 0.5, backoff_max_s: float = 30.0
-                 ) -> None:
+                 batch_size: int = 5000, idle_s: float = 0.5, backoff_max_s: float = 30.0,
+                 take_changes: Callable[[list[Any]], dict[str, int]] | None = None) -> None:
         self.source, self.sink, self.name = source, sink, name
+        # the changes asked for centrally: read from the sink every CHANGES_EVERY_S and handed
+        # to take_changes (store.changes.apply_all, bound to this campaign and its key); None:
+        # this box takes no change from the office
+        self.take_changes = take_changes if hasattr(sink, "changes") else None
+        self._changes_read = 0.0
         self.batch_size, self.idle_s, self.backoff_max_s = batch_size, idle_s, backoff_max_s
         self.key = f"forward.{name}.cursor"
         self.rkey = f"forward.{name}.rollup_seq"
@@ -207,6 +219,9 @@ class Forwarder:
                 self._rollup_isolated(write_rollup, frame)
             self.source.set_meta(self.rkey, str(newest))
             self.stats.rollup_rows += len(frame)
+        if (self.take_changes is not None
+                and time.monotonic() - self._changes_read >= CHANGES_EVERY_S):
+            self.read_changes()
         items = self.source.meta_items()
         if items != self._meta_sent:
             self.sink.write_meta(items)  # type: ignore[attr-defined]
@@ -214,6 +229,32 @@ class Forwarder:
         if (time.time_ns() - self._status_sent >= 10 * 10**9
                 or self.stats.backlog != self._backlog_sent):
             self._send_status()
+
+    def read_changes(self) -> None:
+        """Read this campaign's changes asked for centrally and hand them over; a point that is
+        no change is counted and logged (once per kind of fault), never applied."""
+        assert self.take_changes is not None
+        self._changes_read = time.monotonic()
+        try:
+            got = self.sink.changes(since(self.source))  # type: ignore[attr-defined]
+        except StoreError as e:
+            # a user that may write but not read the database: the samples still go
+            self.stats.changes_errors += 1
+            if "changes-read" not in self._logged_kinds:
+                self._logged_kinds.add("changes-read")
+                log.error("%s: cannot read the changes asked for centrally (%s); forwarding "
+                          "goes on, the changes wait", self.name, e)
+            return
+        faulty = [g for g in got if isinstance(g, str)]
+        if faulty:
+            self.stats.changes_malformed += len(faulty)
+            if not self._logged_kinds.issuperset(f"change: {w}" for w in faulty):
+                self._logged_kinds.update(f"change: {w}" for w in faulty)
+                log.error("%s: %d point(s) of the changes measurement are no change, ignored: "
+                          "%s", self.name, len(faulty), faulty[0])
+        counts = self.take_changes([g for g in got if not isinstance(g, str)])
+        self.stats.changes_applied += counts.get("applied", 0)
+        self.stats.changes_refused += counts.get("refused", 0)
 
     def _send_status(self) -> None:
         write_status = getattr(self.sink, "write_status", None)
@@ -223,7 +264,8 @@ class Forwarder:
         last = self.source.quick_stats()["last_ts"]
         write_status({"backlog": self.stats.backlog, "forwarded": self.stats.forwarded,
                       "newest_sample_ts": float(last) if last is not None else math.nan,
-                      "undeliverable": self.stats.undeliverable}, now)
+                      "undeliverable": self.stats.undeliverable,
+                      "accepts_changes": float(self.take_changes is not None)}, now)
         self._status_sent, self._backlog_sent = now, self.stats.backlog
 
     def run(self, stop: threading.Event) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 from influxdb_client import WritePrecision
 
 from cpaudit.store.base import PointsRejected, StoreError
+from cpaudit.store.changes import Change, from_point
 from cpaudit.store.records import CampaignRecords
 
 # statuses that are about the points written, not the server or the client (InfluxDB 1.x answers
@@ -46,7 +47,8 @@ def _short_error(resp: bytes) -> str:
         if sep2:
             text = f"{head}unable to parse '{line[:40]}…': {why}" if len(line) > 40 else text
     return text[:300]
-from cpaudit.store.lineproto import format_lines, meta_lines, rollup_lines, status_lines
+from cpaudit.store.lineproto import (change_line, format_lines, meta_lines, rollup_lines,
+                                     status_lines)
 from cpaudit.store.sample import SAMPLE_COLUMNS, Batch, Quality, Reason
 
 
@@ -195,21 +197,58 @@ class InfluxV1Store(_Records, CampaignRecords):
                                 scope={"site": site, "campaign": campaign})
             one._auth = self._auth
             try:
-                # the newest status point whole (last(*) of several fields says time 0)
-                st = one.query(f'SELECT * FROM "{m}_edge"{one._scope_where()} '
-                               'ORDER BY time DESC LIMIT 1')
-                status: dict[str, Any] = {}
-                if st and st[0].get("values"):
-                    cols, row = st[0]["columns"], st[0]["values"][0]
-                    status = {c: v for c, v in zip(cols, row)
-                              if c not in ("time", "site", "campaign")}
-                    status["at"] = int(row[0])
                 out.append({"site": site, "campaign": campaign,
                             "name": one.campaign_name() or campaign,
                             "start": one.campaign_start(), "end": one.campaign_end(),
-                            "last_data": one.quick_stats()["last_ts"], "edge": status})
+                            "last_data": one.quick_stats()["last_ts"],
+                            "edge": one.edge_status()})
             finally:
                 one.close()
+        return out
+
+    def edge_status(self) -> dict[str, Any]:
+        """The edge box's newest forwarding status (backlog, forwarded, newest_sample_ts,
+        accepts_changes …; at: when it said so); {} when it sent none."""
+        # the newest status point whole (last(*) of several fields says time 0)
+        st = self.query(f'SELECT * FROM "{self.measurement}_edge"{self._scope_where()} '
+                        'ORDER BY time DESC LIMIT 1')
+        status: dict[str, Any] = {}
+        if st and st[0].get("values"):
+            cols, row = st[0]["columns"], st[0]["values"][0]
+            status = {c: v for c, v in zip(cols, row) if c not in ("time", "site", "campaign")}
+            status["at"] = int(row[0])
+        return status
+
+    # -- changes asked for centrally, on their way to the edge box (store.changes) -------------
+    def write_change(self, change: Change) -> None:
+        self.write_lines(change_line(change, self.measurement, self.scope))
+
+    def changes(self, since: int | None = None, page: int = 1000, pages: int = 20
+                ) -> list[Change | str]:
+        """This campaign's changes asked for at or after ``since`` [ns] (None: all), oldest
+        first, read ``page`` points at a time, at most ``pages`` pages: each a
+        :class:`~store.changes.Change`, or why a point is none (anyone who may write the
+        database may write anything there, and a flood of such points within one page does not
+        hide the changes after it)."""
+        out: list[Change | str] = []
+        after = None if since is None else int(since) - 1
+        for _ in range(pages):
+            where = self._scope_where()
+            if after is not None:
+                where += (" AND " if where else " WHERE ") + f"time > {after}"
+            got = 0
+            for srs in self.query(f'SELECT "kind", "body", "by", "sig", "id" FROM '
+                                  f'"{self.measurement}_changes"{where} ORDER BY time ASC '
+                                  f'LIMIT {int(page)}'):
+                cols = srs.get("columns", [])
+                for row in srs.get("values", []):
+                    f = dict(zip(cols, row))
+                    got += 1
+                    after = int(f["time"])
+                    out.append(from_point(f.get("id"), f.get("time"), f.get("kind"),
+                                          f.get("body"), f.get("by"), f.get("sig")))
+            if got < page:
+                break
         return out
 
     # -- the campaign as the edge holds it, read centrally --------------------------------------

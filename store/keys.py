@@ -18,6 +18,7 @@ CAMPAIGN_CONFIG = "campaign_config"   # the campaign's YAML, as the collector ra
 CYCLE_MARKS = "cycle_marks"           # JSON list of ns: batch boundaries marked on the web
 MANUAL_NOTE = "manual."               # manual.<tag>.<ts> = the note of a hand reading
 MANUAL_RETRACTED = "retracted."       # retracted.<tag>.<ts> = {"at": ns, "note": why}
+CHANGE_PREFIX = "change."             # change.<id> = the outcome of a change asked for centrally
 GENERATED = "campaign.generated"      # JSON: how simulators.generate made this store
 
 # --- the collector's health tags ---
@@ -40,6 +41,10 @@ def manual_note_key(tag: str, ts: int) -> str:
 
 def retracted_key(tag: str, ts: int) -> str:
     return f"{MANUAL_RETRACTED}{tag}.{ts}"
+
+
+def change_key(cid: str) -> str:
+    return f"{CHANGE_PREFIX}{cid}"
 
 
 def end_after(ts: int | None) -> int | None:

@@ -17,6 +17,8 @@ from cpaudit.store.sample import Batch
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cpaudit.store.changes import Change
+
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
 
@@ -120,3 +122,15 @@ def status_lines(status: dict[str, float], ts: int, measurement: str = "cpaudit"
     if not fields:
         return []
     return [f"{escape_tag(measurement + '_edge')}{scope_tags(scope)} {fields} {int(ts)}"]
+
+
+def change_line(change: "Change", measurement: str = "cpaudit",
+                scope: dict[str, str] | None = None) -> str:
+    """A change asked for centrally (:mod:`store.changes`) as one point of
+    ``<measurement>_changes``: its id a tag (one series per change), the rest fields, at the
+    time it was asked for."""
+    import json
+    body = json.dumps(change.body, sort_keys=True, ensure_ascii=False)
+    return (f"{escape_tag(measurement + '_changes')}{scope_tags(scope)},id={escape_tag(change.id)} "
+            f"kind={field_string(change.kind)},body={field_string(body)},"
+            f"by={field_string(change.by)},sig={field_string(change.sig)} {int(change.at)}")

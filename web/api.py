@@ -538,13 +538,60 @@ def _changed() -> None:
         ext.pop("cpaudit_validity", None)
 
 
+# the changes a campaign's record takes (store.changes): made here on the edge box; asked for
+# centrally (CPAUDIT_CHANGE_KEY), where they travel to the edge box
+CHANGE_PATHS = {"/api/v1/campaign/start": "start", "/api/v1/campaign/stop": "stop",
+                "/api/v1/cycle-mark": "cycle_mark", "/api/v1/manual": "manual",
+                "/api/v1/manual/retract": "retract"}
+
+
+def make_change(kind: str, body: dict[str, Any]) -> Any:
+    """Make the change ``kind`` (checked by the configuration already) on the edge box's record
+    and answer what it did; centrally, check it against the forwarded records and send it to the
+    edge box (202, pending until the box applies it). A refusal is the APIError it names."""
+    from cpaudit.store import changes
+    tz = get_config().campaign.timezone
+
+    def shown(ns: int) -> str | None:
+        return _iso(ns, tz)
+    try:
+        body = changes.normalized(kind, body)
+        st = get_store()
+        changes.check(st, kind, body, shown)
+        if current_app.extensions["cpaudit_central"]:
+            return _ask_edge(st, kind, body)
+        with current_app.extensions["cpaudit_lock"]:
+            done = changes.commit(edge_store(), kind, body, now=time.time_ns(), fmt=shown)
+    except changes.ChangeRefused as e:
+        raise APIError(e.status, e.message) from None
+    if kind in ("start", "stop", "cycle_mark"):
+        _changed()
+    return done
+
+
+def _ask_edge(st: Any, kind: str, body: dict[str, Any]) -> Any:
+    """A change asked for centrally: signed and written beside the campaign's data in InfluxDB,
+    where the edge box's forwarder reads it (store.changes)."""
+    from cpaudit.store.changes import Change
+    if not st.edge_status().get("accepts_changes"):
+        raise APIError(409, "this campaign's edge box takes no change from the office (its sink "
+                            "names no changes_key_env, or it has not said so yet): make the "
+                            "change on the edge box")
+    key = str(current_app.config["CPAUDIT_CHANGE_KEY"]).encode()
+    ch = Change.new(key, st.scope.get("site", ""), st.scope.get("campaign", ""), kind, body,
+                    time.time_ns(), request.remote_addr or "")
+    st.write_change(ch)
+    return jsonify({"queued": {**ch.as_dict(), "state": "pending"}}), 202
+
+
 @bp.post("/campaign/start")
 def campaign_start():  # type: ignore[no-untyped-def]
     """Start (or restart) the campaign at ``ts`` (default now): the analyses count from there."""
     _require_token()
     ts = _body_ts(request.get_json(silent=True))
-    edge_store().begin_campaign(ts)
-    _changed()
+    done = make_change("start", {"ts": ts})
+    if not isinstance(done, dict):
+        return done
     return jsonify({"campaign_start": ts, "start": _iso(ts, get_config().campaign.timezone)})
 
 
@@ -554,12 +601,9 @@ def campaign_stop():  # type: ignore[no-untyped-def]
     the raw data are kept."""
     _require_token()
     ts = _body_ts(request.get_json(silent=True))
-    st = edge_store()
-    start = st.campaign_start()
-    if start is not None and ts <= start:
-        raise APIError(400, "ts: the campaign cannot stop before it started")
-    st.end_campaign(ts)
-    _changed()
+    done = make_change("stop", {"ts": ts})
+    if not isinstance(done, dict):
+        return done
     return jsonify({"campaign_end": ts, "end": _iso(ts, get_config().campaign.timezone)})
 
 
@@ -567,19 +611,35 @@ def campaign_stop():  # type: ignore[no-untyped-def]
 def cycle_mark():  # type: ignore[no-untyped-def]
     """Mark a production cycle boundary at ``ts`` (default now), for a campaign that counts its
     cycles from marks (``requirements.cycles.source: marked``)."""
+    from cpaudit.config.checks import cycle_mark_problem
     _require_token()
-    cfg = get_config()
-    spec = cfg.requirements.cycles
-    if spec is None or spec.source != "marked":
-        how = "no production cycles" if spec is None else f"cycles from its {spec.source}"
-        raise APIError(400, f"this campaign has {how}; boundaries are marked by hand only with "
-                            "requirements.cycles.source: marked")
+    why = cycle_mark_problem(get_config())
+    if why:
+        raise APIError(400, why)
     ts = _body_ts(request.get_json(silent=True))
-    st = edge_store()
-    with current_app.extensions["cpaudit_lock"]:
-        now = st.mark_cycle(ts)
-    _changed()
-    return jsonify({"marked": ts, "marks": len(now)}), 201
+    done = make_change("cycle_mark", {"ts": ts})
+    if not isinstance(done, dict):
+        return done
+    return jsonify(done), 201
+
+
+@bp.get("/changes")
+def changes_list():  # type: ignore[no-untyped-def]
+    """The changes asked for centrally: centrally every one with its state (pending, applied,
+    refused and why); on the edge box the ones it answered."""
+    from cpaudit.store import changes
+    st = get_store()
+    done = changes.outcomes(st)
+    if current_app.extensions["cpaudit_central"]:
+        asked = [c for c in st.changes() if not isinstance(c, str)]  # type: ignore[attr-defined]
+        rows = changes.listing(asked, done)
+    else:
+        rows = [{"id": k, **v} for k, v in sorted(done.items(), key=lambda kv: (
+            kv[1].get("asked_at") if isinstance(kv[1].get("asked_at"), int) else 0),
+            reverse=True)]
+    return jsonify({"changes": rows, "central": current_app.extensions["cpaudit_central"],
+                    "may_ask": bool(current_app.extensions["cpaudit_central"]
+                                    and current_app.config.get("CPAUDIT_CHANGE_KEY"))})
 
 
 @bp.get("/openapi.json")

@@ -8,6 +8,9 @@ Settings besides the two paths (each also read from the environment of the same 
 - ``CPAUDIT_TOKEN``: the access token that changes state (campaign start/stop, cycle marks,
   manual readings); without it every change is refused.
 - ``CPAUDIT_READ_TOKEN``: a second token that only reads (optional).
+- ``CPAUDIT_CHANGE_KEY`` (a central view only): the key changes asked for here are signed with;
+  with it (and the write token) a change the edge's API takes is sent to the edge box, which
+  applies it when its forwarder next reads them (:mod:`store.changes`). Without it: read-only.
 - ``CPAUDIT_READ_GUARD``: reading campaign data needs a token too (the write token or the read
   token). ``cpaudit serve`` turns it on when it listens beyond localhost with a token configured.
   A token is accepted as ``Authorization: Bearer <token>`` or as HTTP Basic with the token as the
@@ -71,6 +74,7 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
         CPAUDIT_TOKEN=os.environ.get("CPAUDIT_TOKEN") or None,
         CPAUDIT_READ_TOKEN=os.environ.get("CPAUDIT_READ_TOKEN") or None,
         CPAUDIT_READ_GUARD=_env_bool("CPAUDIT_READ_GUARD"),
+        CPAUDIT_CHANGE_KEY=os.environ.get("CPAUDIT_CHANGE_KEY") or None,
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=MAX_BODY,
     )
@@ -106,9 +110,16 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def _central_reads_only() -> Any:
+        """Centrally nothing changes here: a change the edge's API takes is sent to the edge
+        box when a change key allows it (web.api.make_change), everything else is 405."""
         if current_app.extensions["cpaudit_central"] and request.method not in ("GET", "HEAD"):
+            from cpaudit.web.api import CHANGE_PATHS
+            if current_app.config.get("CPAUDIT_CHANGE_KEY") and request.path in CHANGE_PATHS:
+                return None
             return _refuse(405, "a central view of a campaign forwarded by its edge box is "
-                                "read-only: start, stop, mark and enter readings on the edge box")
+                                "read-only: start, stop, mark and enter readings on the edge box "
+                                "(or start the central server with CPAUDIT_CHANGE_KEY, the key "
+                                "the edge box takes changes signed with)")
         return None
 
     @app.before_request

@@ -11,7 +11,10 @@ its edge box shows it, live and read-only.
   pages and API, :func:`web.app.create_app` on the campaign's store URL, created when first
   asked for and kept. Its configuration is the one the edge box forwarded (``campaign_config``),
   or, for a campaign that forwarded none, the file of ``--config-dir`` whose campaign name is the
-  campaign's. Everything is read-only: any change is 405, made on the edge box.
+  campaign's. Read-only: any change is 405, made on the edge box; unless the server has
+  ``CPAUDIT_CHANGE_KEY`` (and ``CPAUDIT_TOKEN``): then the changes the edge's API takes (start,
+  stop, cycle marks, hand readings and their retractions) are sent to an edge box whose sink
+  names that key (``changes_key_env``), and applied there (:mod:`store.changes`).
 
 A row's figures come from the campaign's own API (``/api/v1/validity``, ``/api/v1/balances``):
 the same as its pages show. They are computed in one background thread and kept per campaign
@@ -394,10 +397,11 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
     app = Flask(__name__)
     app.config.update(CPAUDIT_TOKEN=os.environ.get("CPAUDIT_TOKEN") or None,
                       CPAUDIT_READ_TOKEN=os.environ.get("CPAUDIT_READ_TOKEN") or None,
+                      CPAUDIT_CHANGE_KEY=os.environ.get("CPAUDIT_CHANGE_KEY") or None,
                       CPAUDIT_READ_GUARD=False, CPAUDIT_CONFIG_DIR=None, JSON_SORT_KEYS=False)
     app.config.update(settings)
     passed = {k: app.config[k] for k in ("CPAUDIT_TOKEN", "CPAUDIT_READ_TOKEN",
-                                         "CPAUDIT_READ_GUARD")}
+                                         "CPAUDIT_READ_GUARD", "CPAUDIT_CHANGE_KEY")}
     fleet = Fleet(str(app.config["CPAUDIT_STORE"]), app.config["CPAUDIT_CONFIG_DIR"], passed)
     from cpaudit.store.url import fleet_store
     fleet_store(fleet.store_url).close()    # a malformed URL fails here, not at the first request
@@ -418,7 +422,9 @@ def create_fleet_app(settings: dict[str, Any]) -> Flask:
             rows = fleet.rows()
         except StoreError as e:
             return jsonify(error=f"InfluxDB does not answer: {e}", status=503), 503
-        return jsonify({"database": _shown(fleet.store_url), "read_only": True,
+        return jsonify({"database": _shown(fleet.store_url),
+                        "read_only": not (app.config["CPAUDIT_CHANGE_KEY"]
+                                          and app.config["CPAUDIT_TOKEN"]),
                         "now_ns": time.time_ns(), "campaigns": rows})
 
     @app.get("/api/v1/openapi.json")

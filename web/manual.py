@@ -9,70 +9,34 @@ GET  /api/v1/manual           every reading entered by hand, with its note and, 
 
 A reading is checked before it is stored: a finite number, within the tag's declared
 ``valid_range`` (else within a physical bound: a totalizer is not negative nor above its
-rollover; no magnitude above :data:`web.params.PHYSICAL_BOUND`), dated within the campaign (after
-its start, before its stop) and not in the future.
+rollover; no magnitude above :data:`config.checks.PHYSICAL_BOUND`), dated within the campaign
+(after its start, before its stop) and not in the future. Centrally, with ``CPAUDIT_CHANGE_KEY``,
+the same checks run against the configuration and the forwarded records, and the reading travels
+to the edge box (202; ``GET /api/v1/changes`` says when it was applied).
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
 from cpaudit.analyzer.iotools import manual_entries
-from cpaudit.web.api import _body_ts, _iso, _require_token
-from cpaudit.web.app import APIError, edge_store, get_config, get_store
-from cpaudit.web.params import PHYSICAL_BOUND, parse_number
+from cpaudit.config import checks
+from cpaudit.web.api import _body_ts, _require_token, make_change
+from cpaudit.web.app import APIError, get_config, get_store
+from cpaudit.web.params import parse_number
 
 bp = Blueprint("manual", __name__, url_prefix="/api/v1")
 
 NOTE_MAX = 500                  # [characters]
 
 
-def _declared_range(tag: str) -> tuple[float, float] | None:
-    for d in get_config().devices:
-        for r in [*getattr(d, "registers", []), *getattr(d, "tags", [])]:
-            if getattr(r, "tag", None) == tag:
-                return getattr(r, "valid_range", None)
-    return None
-
-
-def _check_value(tag: str, value: float) -> None:
-    info = get_config().tag_index()[tag]
-    declared = _declared_range(tag)
-    if declared is not None:
-        lo, hi = declared
-        if not lo <= value <= hi:
-            raise APIError(400, f"value: {value:g} {info.unit} is outside the range declared for "
-                                f"{tag} ({lo:g} .. {hi:g} {info.unit})")
-        return
-    if abs(value) > PHYSICAL_BOUND:
-        raise APIError(400, f"value: {value:g} {info.unit} is beyond any meter "
-                            f"(|value| <= {PHYSICAL_BOUND:g})")
-    if info.kind.value == "total" and value < 0:
-        raise APIError(400, f"value: a totalizer ({tag}) does not read negative")
-    if info.rollover is not None and value > info.rollover:
-        raise APIError(400, f"value: {value:g} is above the rollover of {tag} "
-                            f"({info.rollover:g} {info.unit})")
-
-
-def _check_ts(ts: int) -> None:
-    st = get_store()
-    start, stop = st.campaign_start(), st.campaign_end()
-    tz = get_config().campaign.timezone
-    if start is not None and ts < start:
-        raise APIError(400, f"ts: {_iso(ts, tz)} is before the campaign started "
-                            f"({_iso(start, tz)})")
-    if stop is not None and ts > stop:
-        raise APIError(400, f"ts: {_iso(ts, tz)} is after the campaign stopped ({_iso(stop, tz)})")
-
-
 def _tag(body: dict[str, Any]) -> str:
     tag = body.get("tag")
-    if not isinstance(tag, str):
-        raise APIError(400, "tag: expected the name of a tag (a string)")
-    if tag not in get_config().tag_index():
-        raise APIError(400, f"tag: unknown tag {tag[:80]!r}")
+    why = checks.tag_problem(get_config(), tag)
+    if why:
+        raise APIError(400, why)
+    assert isinstance(tag, str)
     return tag
 
 
@@ -93,26 +57,18 @@ def _body() -> dict[str, Any]:
 @bp.post("/manual")
 def manual():  # type: ignore[no-untyped-def]
     """Store a reading entered by hand, checked as the module says."""
-    from cpaudit.store import Batch, Quality, Reason
     _require_token()
     body = _body()
     tag = _tag(body)
     value = parse_number("value", body.get("value"))
-    _check_value(tag, value)
+    why = checks.value_problem(get_config(), tag, value)
+    if why:
+        raise APIError(400, why)
     ts = _body_ts(body)
-    _check_ts(ts)
-    note = _note(body)
-    st = edge_store()
-    added = st.write(Batch([tag], [ts], [value], [int(Quality.GOOD)], [int(Reason.MANUAL)]))
-    if not added:
-        raise APIError(409, f"{tag} already has a reading at {ts}; retract it first or choose "
-                            "another time")
-    if note:
-        st.note_manual(tag, ts, note)
     # no cache to drop: the documents are keyed by the write sequence, and the live validity
     # reads the minutes written since (a retraction moves its row to the end of that order)
-    return jsonify({"stored": {"tag": tag, "ts": ts, "value": value, "reason": "manual",
-                               "note": note}}), 201
+    done = make_change("manual", {"tag": tag, "ts": ts, "value": value, "note": _note(body)})
+    return (jsonify(done), 201) if isinstance(done, dict) else done
 
 
 @bp.post("/manual/retract")
@@ -124,11 +80,8 @@ def retract():  # type: ignore[no-untyped-def]
     if "ts" not in body:
         raise APIError(400, "ts: the time of the reading to retract (as GET /manual gives it)")
     ts = _body_ts(body)
-    note = _note(body)
-    now = time.time_ns()
-    if not edge_store().retract_manual(tag, ts, now, note):
-        raise APIError(404, f"no manual reading of {tag} at {ts} to retract")
-    return jsonify({"retracted": {"tag": tag, "ts": ts, "at": now, "note": note}})
+    done = make_change("retract", {"tag": tag, "ts": ts, "note": _note(body)})
+    return jsonify(done) if isinstance(done, dict) else done
 
 
 @bp.get("/manual")

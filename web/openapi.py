@@ -52,6 +52,10 @@ _ERROR = {"description": "bad parameter", "content": {"application/json": {"sche
     "required": ["error", "status"]}}}}
 _STATE = {"401": {"description": "missing or wrong token", "content": _ERROR["content"]},
           "403": {"description": "no token configured", "content": _ERROR["content"]},
+          "405": {"description": "a central view without CPAUDIT_CHANGE_KEY: read-only",
+                  "content": _ERROR["content"]},
+          "409": {"description": "(a central view) the edge box takes no change from the "
+                  "office", "content": _ERROR["content"]},
           "413": {"description": "body larger than 64 KiB", "content": _ERROR["content"]}}
 _BUSY = {"503": {"description": "busy with other custom windows (retry)",
                  "content": _ERROR["content"]}}
@@ -88,7 +92,11 @@ def _post(summary: str, body: dict[str, Any], ok: str = "200",
     return {"post": {"summary": summary, "security": [{"token": []}],
                      "requestBody": {"required": body.get("required") is not None,
                                      "content": {"application/json": {"schema": body}}},
-                     "responses": {ok: {"description": "done"}, "400": _ERROR, **_STATE,
+                     "responses": {ok: {"description": "done"},
+                                   "202": {"description": "a central view with "
+                                           "CPAUDIT_CHANGE_KEY: sent to the edge box, pending "
+                                           "until it applies it (GET /api/v1/changes)"},
+                                   "400": _ERROR, **_STATE,
                                    **(more or {})}}}
 
 
@@ -185,6 +193,9 @@ def spec(cfg: Any = None) -> dict[str, Any]:
                                            _TS_BODY),
             "/api/v1/cycle-mark": _post("mark a production cycle boundary at ts "
                                         "(cycles.source: marked)", _TS_BODY, "201"),
+            "/api/v1/changes": _get("the changes asked for centrally, each pending, applied "
+                                    "or refused (with why); on the edge box the ones it "
+                                    "answered"),
             "/api/v1/openapi.json": _get("this description"),
             "/healthz": _get("the server answers and its store opens (open without a token)"),
         },

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+from cpaudit.config.checks import PHYSICAL_BOUND
 from cpaudit.web.app import APIError
 
 # The times the API accepts [ns since the epoch, UTC]: from 1970 to the end of 2199. Earlier
@@ -20,9 +21,8 @@ TS_MIN = 0
 TS_MAX = 7_258_118_400 * 1_000_000_000           # 2200-01-01T00:00Z
 _INT = re.compile(r"-?[0-9]{1,30}")               # ASCII digits only: "²".isdigit() is True
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-# the largest magnitude a hand-entered reading may have where its tag declares no range: above
-# any meter's full scale in the units used here (kg, m3, kWh, MPa, degC ...)
-PHYSICAL_BOUND = 1e12
+
+__all__ = ["PHYSICAL_BOUND", "TS_MAX", "TS_MIN", "parse_int", "parse_number", "parse_time"]
 
 
 def parse_time(name: str, raw: Any) -> int:

@@ -325,6 +325,20 @@ def test_live_report_appends_minutes_and_matches_a_fresh_one(tmp_path: Path) -> 
     assert json.dumps(again.to_dict()) == json.dumps(fresh.to_dict())
 
 
+def test_live_report_reads_again_after_a_restart_it_did_not_make(tmp_path: Path) -> None:
+    """A restart made elsewhere (a change from the office the collector applied, or one
+    forwarded to a central reader): the live report counts from the new start, as a fresh
+    one does (assess judges from the start it is given, whatever the kept rollup holds)."""
+    cfg, st = make(tmp_path, 10, BATCH)
+    live = LiveValidity(cfg)
+    assert live.report(st).check("duration").value == 2
+    st.begin_campaign(T0_NS + 4 * H)               # not through the live report's owner
+    again = live.report(st)
+    fresh = validity_from_store(cfg, st)
+    assert json.dumps(again.to_dict()) == json.dumps(fresh.to_dict())
+    assert again.check("duration").value < 2
+
+
 def test_assess_is_a_pure_function_of_rollup_and_states(batch: tuple[config.Config, SQLiteStore]
                                                        ) -> None:
     cfg, st = batch

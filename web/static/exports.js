@@ -32,17 +32,38 @@ $("manual").addEventListener("submit", async (e) => {
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
     body: JSON.stringify({ tag: $("mtag").value, value: Number($("mvalue").value) }) });
   const body = await r.json();
-  $("mresult").textContent = r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : say(body.error);
+  // centrally (202) the reading is on its way to the edge box: the list below says when it lands
+  $("mresult").textContent = r.status === 202 ? `${t("queued")}: ${body.queued.body.tag} = ${body.queued.body.value}`
+    : r.ok ? `${t("stored")}: ${body.stored.tag} = ${body.stored.value}` : say(body.error);
   $("mresult").className = "small " + (r.ok ? "ok" : "bad");
+  if (r.status === 202) loadChanges();
 });
 document.querySelectorAll("button.ctl").forEach((b) => b.addEventListener("click", async () => {
   const r = await fetch(`api/v1/${b.dataset.action}`, { method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${$("mtoken").value}` },
     body: "{}" });
   const body = await r.json();
-  $("ctlresult").textContent = r.ok ? `${t(b.dataset.i18n)}: ✓ ${body.end ? isoShown(body.end) : body.start ? isoShown(body.start) : ""}` : say(body.error);
+  $("ctlresult").textContent = r.status === 202 ? `${t(b.dataset.i18n)}: ${t("queued")}`
+    : r.ok ? `${t(b.dataset.i18n)}: ✓ ${body.end ? isoShown(body.end) : body.start ? isoShown(body.start) : ""}` : say(body.error);
   $("ctlresult").className = "small " + (r.ok ? "ok" : "bad");
+  if (r.status === 202) loadChanges();
 }));
+// the changes asked for in the office, and what the edge box made of them
+async function loadChanges() {
+  const d = await getJSON("api/v1/changes");
+  $("changes").hidden = !d.changes.length && !d.may_ask;
+  $("changelist").replaceChildren(...d.changes.map((x) => {
+    const tr = document.createElement("tr");
+    const b = x.body || {};
+    const what = b.tag ? `${b.tag}${b.value !== undefined ? " = " + b.value : ""}` : b.ts ? zonedMin(b.ts / 1e6) : "";
+    for (const [text, cls] of [[zonedMin((x.asked_at ?? x.at) / 1e6), ""],
+      [t("change_" + x.kind), ""], [what, "proper"], [t("state_" + x.state), x.state === "refused" ? "bad" : x.state === "applied" ? "ok" : ""],
+      [x.why ? say(x.why) : "", "small"]]) {
+      const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td);
+    }
+    return tr;
+  }));
+}
 async function loadTables() {
   const d = await getJSON("api/v1/tables");
   $("csvlist").replaceChildren(...d.tables.map((name) => {
@@ -60,3 +81,5 @@ every(60000, async () => {
   if (!$("mtag").options.length) await loadTags();
   if (!$("csvlist").children.length) await loadTables();
 });
+every(10000, loadChanges);
+document.addEventListener("langchange", loadChanges);      // its words are the language's

@@ -137,6 +137,13 @@ zhPattern(/^an hour counts when each tag it needs has (\d+%) of its expected rea
 // the API's own errors (web/api.py) that a page shows
 zhPattern(/missing or wrong access token \(Authorization: Bearer \.\.\.\)/g, () => "访问令牌缺失或错误");
 zhPattern(/changes need an access token: start the server with CPAUDIT_TOKEN/g, () => "修改需要访问令牌：以环境变量 CPAUDIT_TOKEN 启动服务器");
+// changes asked for in the office and what the edge box said (store/changes.py, web/api.py)
+zhPattern(/^(\S+) already has a reading at (\d+); retract it first or choose another time$/g,
+  (m, tag, ts) => `${tag} 在 ${ts} 已有读数：请先撤销，或选择其他时间`);
+zhPattern(/^no manual reading of (\S+) at (\d+) to retract$/g, (m, tag, ts) => `${tag} 在 ${ts} 没有可撤销的人工读数`);
+zhPattern(/^signature: not signed with this edge box's key for this campaign$/g, () => "签名不符：不是用本边缘设备为本次实测设置的密钥签名");
+zhPattern(/^this campaign's edge box takes no change from the office .*$/g, () => "本次实测的现场边缘设备不接受办公室提出的更改（其数据汇未设置 changes_key_env）：请在边缘设备上操作");
+zhPattern(/^ts: the campaign cannot stop before it started$/g, () => "时间：实测不能在开始之前结束");
 zhPhrase("overall", "总体");
 // duration and load (analyzer/production.py), balance windows (analyzer/window.py)
 zhPattern(/keep measuring: (\d+) more complete cycle\(s\)( at load)?/g, (m, n, l) => `继续实测：还需 ${n} 个${l ? "达到负荷的" : ""}完整周期`);
