@@ -284,6 +284,7 @@ class LiveValidity:
         self.cfg = cfg
         self.tags = list(campaign_tags(cfg)) + [SKEW_TAG]
         self.seq = 0
+        self.start: int | None = None          # the campaign start the rollup was read from
         self.rollup: pd.DataFrame | None = None
         self.states: pd.DataFrame | None = None
 
@@ -296,6 +297,11 @@ class LiveValidity:
         cfg = effective_config(self.cfg, store.cycle_marks())
         start = first
         cyc = self.cfg.requirements.cycles
+        if self.rollup is not None and start != self.start:
+            # restarted since (on the web, by a change from the office the collector applied,
+            # or forwarded centrally): what was read from the old start is read again
+            self.rollup = self.states = None
+        self.start = start
         if self.rollup is None:
             self.seq = store.max_seq()
             self.rollup = store.rollup(self.tags, start)

@@ -134,7 +134,8 @@ class Forwarding:
             if f.take_changes is not None:      # the changes from the office, counted
                 readings += [Reading(tag(q), float(getattr(f.stats, q)))
                              for q in ("changes_applied", "changes_refused",
-                                       "changes_malformed", "changes_errors")]
+                                       "changes_unverified", "changes_malformed",
+                                       "changes_errors")]
         return readings
 
     async def aclose(self) -> None:

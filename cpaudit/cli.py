@@ -319,6 +319,21 @@ def cmd_resend(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_change_key(a: argparse.Namespace) -> int:
+    """The key an edge box takes the office's changes signed with, for the campaign of a
+    campaign file: derived from the office's master key (``CPAUDIT_CHANGE_KEY`` in the
+    environment), so that each box holds its own campaign's key only."""
+    from cpaudit.store.changes import campaign_key
+    master = os.environ.get("CPAUDIT_CHANGE_KEY", "")
+    if not master:
+        print("cpaudit: set CPAUDIT_CHANGE_KEY (the office's master key, as the central server "
+              "has it) in the environment", file=sys.stderr)
+        return 2
+    cfg = _load(a.config)
+    print(campaign_key(master.encode(), cfg.campaign.site or "", cfg.campaign.name).decode())
+    return 0
+
+
 def cmd_campaigns(a: argparse.Namespace) -> int:
     """The campaigns a central InfluxDB holds: site, campaign, state, newest data, and how far
     behind each edge box is (what it holds and has not forwarded)."""
@@ -765,6 +780,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True, help="influxdb://host:8086/DB")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_campaigns)
+
+    s = sub.add_parser("change-key", help="the key an edge box takes the office's changes "
+                                          "signed with (from CPAUDIT_CHANGE_KEY)")
+    s.add_argument("config", help="the edge box's campaign file")
+    s.set_defaults(func=cmd_change_key)
 
     s = sub.add_parser("resend", help="forward an edge box's whole record again (after an "
                                       "upgrade that changed the InfluxDB series)")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from cpaudit.store.base import PointsRejected, StoreError
-from cpaudit.store.changes import since
+from cpaudit.store.changes import ensure_record_id, since
 from cpaudit.store.lineproto import format_lines, unrepresentable
 from cpaudit.store.sample import Batch
 from cpaudit.store.sqlite import SQLiteStore
@@ -48,6 +48,7 @@ class ForwardStats:
     changes_applied: int = 0     # changes asked for centrally, applied to the record
     changes_refused: int = 0     # ... refused (with why, in the record)
     changes_malformed: int = 0   # points of the changes measurement that are no change
+    changes_unverified: int = 0  # ... not signed with this campaign's key (not answered)
     changes_errors: int = 0      # reads of the changes that failed (forwarding went on)
     history: list[str] = field(default_factory=list)
 
@@ -235,8 +236,9 @@ class Forwarder:
         no change is counted and logged (once per kind of fault), never applied."""
         assert self.take_changes is not None
         self._changes_read = time.monotonic()
+        ensure_record_id(self.source)     # forwarded below: the office signs changes for it
         try:
-            got = self.sink.changes(since(self.source))  # type: ignore[attr-defined]
+            got = self.sink.changes(since(self.source, time.time_ns()))  # type: ignore[attr-defined]
         except StoreError as e:
             # a user that may write but not read the database: the samples still go
             self.stats.changes_errors += 1
@@ -252,9 +254,18 @@ class Forwarder:
                 self._logged_kinds.update(f"change: {w}" for w in faulty)
                 log.error("%s: %d point(s) of the changes measurement are no change, ignored: "
                           "%s", self.name, len(faulty), faulty[0])
-        counts = self.take_changes([g for g in got if not isinstance(g, str)])
+        try:
+            counts = self.take_changes([g for g in got if not isinstance(g, str)])
+        except Exception:  # noqa: BLE001 - the changes never stop the samples
+            self.stats.changes_errors += 1
+            log.exception("%s: applying the changes asked for centrally failed; forwarding "
+                          "goes on", self.name)
+            return
         self.stats.changes_applied += counts.get("applied", 0)
         self.stats.changes_refused += counts.get("refused", 0)
+        self.stats.changes_unverified += counts.get("unverified", 0)
+        if counts.get("unverified"):
+            self._status_sent = 0         # the office hears of it with the next records
 
     def _send_status(self) -> None:
         write_status = getattr(self.sink, "write_status", None)
@@ -265,7 +276,8 @@ class Forwarder:
         write_status({"backlog": self.stats.backlog, "forwarded": self.stats.forwarded,
                       "newest_sample_ts": float(last) if last is not None else math.nan,
                       "undeliverable": self.stats.undeliverable,
-                      "accepts_changes": float(self.take_changes is not None)}, now)
+                      "accepts_changes": float(self.take_changes is not None),
+                      "changes_unverified": float(self.stats.changes_unverified)}, now)
         self._status_sent, self._backlog_sent = now, self.stats.backlog
 
     def run(self, stop: threading.Event) -> None:

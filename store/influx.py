@@ -14,6 +14,7 @@ same values and the difference does not show.
 from __future__ import annotations
 
 import http.client
+import logging
 import json
 import threading
 import urllib.parse
@@ -27,6 +28,8 @@ from influxdb_client import WritePrecision
 from cpaudit.store.base import PointsRejected, StoreError
 from cpaudit.store.changes import Change, from_point
 from cpaudit.store.records import CampaignRecords
+
+log = logging.getLogger("cpaudit.store")
 
 # statuses that are about the points written, not the server or the client (InfluxDB 1.x answers
 # 400 for a line it cannot parse, 413 beyond max-body-size; 2.x also 422 outside retention)
@@ -226,29 +229,32 @@ class InfluxV1Store(_Records, CampaignRecords):
     def changes(self, since: int | None = None, page: int = 1000, pages: int = 20
                 ) -> list[Change | str]:
         """This campaign's changes asked for at or after ``since`` [ns] (None: all), oldest
-        first, read ``page`` points at a time, at most ``pages`` pages: each a
+        first, read ``page`` points at a time (LIMIT and OFFSET: points of one nanosecond are
+        not skipped at a page's edge), at most ``pages`` pages: each a
         :class:`~store.changes.Change`, or why a point is none (anyone who may write the
-        database may write anything there, and a flood of such points within one page does not
-        hide the changes after it)."""
+        database may write anything there)."""
         out: list[Change | str] = []
-        after = None if since is None else int(since) - 1
-        for _ in range(pages):
-            where = self._scope_where()
-            if after is not None:
-                where += (" AND " if where else " WHERE ") + f"time > {after}"
+        where = self._scope_where()
+        if since is not None:
+            where += (" AND " if where else " WHERE ") + f"time >= {int(since)}"
+        for k in range(pages):
             got = 0
-            for srs in self.query(f'SELECT "kind", "body", "by", "sig", "id" FROM '
-                                  f'"{self.measurement}_changes"{where} ORDER BY time ASC '
-                                  f'LIMIT {int(page)}'):
+            for srs in self.query(f'SELECT "kind", "body", "by", "sig", "record", "seen", '
+                                  f'"id"::tag FROM "{self.measurement}_changes"{where} '
+                                  f'ORDER BY time ASC LIMIT {int(page)} OFFSET {k * int(page)}'):
                 cols = srs.get("columns", [])
                 for row in srs.get("values", []):
                     f = dict(zip(cols, row))
                     got += 1
-                    after = int(f["time"])
                     out.append(from_point(f.get("id"), f.get("time"), f.get("kind"),
-                                          f.get("body"), f.get("by"), f.get("sig")))
+                                          f.get("body"), f.get("by"), f.get("sig"),
+                                          f.get("record") or "", f.get("seen") or "{}"))
             if got < page:
                 break
+        else:
+            log.error("InfluxDB %s: more than %d points of %s_changes for %s since %s: the "
+                      "newest are not read (points that are no change? clear them)", self.url,
+                      page * pages, self.measurement, self.scope, since)
         return out
 
     # -- the campaign as the edge holds it, read centrally --------------------------------------

@@ -19,6 +19,7 @@ CYCLE_MARKS = "cycle_marks"           # JSON list of ns: batch boundaries marked
 MANUAL_NOTE = "manual."               # manual.<tag>.<ts> = the note of a hand reading
 MANUAL_RETRACTED = "retracted."       # retracted.<tag>.<ts> = {"at": ns, "note": why}
 CHANGE_PREFIX = "change."             # change.<id> = the outcome of a change asked for centrally
+RECORD_ID = "record_id"               # the edge record's own id (a change is meant for one record)
 GENERATED = "campaign.generated"      # JSON: how simulators.generate made this store
 
 # --- the collector's health tags ---

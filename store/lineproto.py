@@ -131,6 +131,8 @@ def change_line(change: "Change", measurement: str = "cpaudit",
     time it was asked for."""
     import json
     body = json.dumps(change.body, sort_keys=True, ensure_ascii=False)
+    seen = json.dumps(change.seen, sort_keys=True)
     return (f"{escape_tag(measurement + '_changes')}{scope_tags(scope)},id={escape_tag(change.id)} "
             f"kind={field_string(change.kind)},body={field_string(body)},"
-            f"by={field_string(change.by)},sig={field_string(change.sig)} {int(change.at)}")
+            f"by={field_string(change.by)},record={field_string(change.record)},"
+            f"seen={field_string(seen)},sig={field_string(change.sig)} {int(change.at)}")

@@ -500,6 +500,9 @@ def _require_token() -> None:
     """State changes need ``Authorization: Bearer <CPAUDIT_TOKEN>``; without a configured token
     they are refused outright."""
     import hmac
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # another site's page posting with the browser's remembered credentials (CSRF)
+        raise APIError(403, "a change sent from another site's page is refused")
     token = current_app.config.get("CPAUDIT_TOKEN")
     if not token:
         raise APIError(403, "changes need an access token: start the server with CPAUDIT_TOKEN")
@@ -570,18 +573,34 @@ def make_change(kind: str, body: dict[str, Any]) -> Any:
 
 
 def _ask_edge(st: Any, kind: str, body: dict[str, Any]) -> Any:
-    """A change asked for centrally: signed and written beside the campaign's data in InfluxDB,
-    where the edge box's forwarder reads it (store.changes)."""
+    """A change asked for centrally: signed with the campaign's key and written beside its data
+    in InfluxDB, where the edge box's forwarder reads it (store.changes)."""
     from cpaudit.store.changes import Change
-    if not st.edge_status().get("accepts_changes"):
+    from cpaudit.store.keys import RECORD_ID
+    record = st.get_meta(RECORD_ID)
+    if not st.edge_status().get("accepts_changes") or not record:
         raise APIError(409, "this campaign's edge box takes no change from the office (its sink "
                             "names no changes_key_env, or it has not said so yet): make the "
                             "change on the edge box")
-    key = str(current_app.config["CPAUDIT_CHANGE_KEY"]).encode()
-    ch = Change.new(key, st.scope.get("site", ""), st.scope.get("campaign", ""), kind, body,
-                    time.time_ns(), request.remote_addr or "")
+    ch = Change.new(_campaign_key(st), st.scope.get("site", ""), st.scope.get("campaign", ""),
+                    kind, body, time.time_ns(), _asker(), record,
+                    {"start": st.campaign_start(), "end": st.campaign_end()})
     st.write_change(ch)
     return jsonify({"queued": {**ch.as_dict(), "state": "pending"}}), 202
+
+
+def _campaign_key(st: Any) -> bytes:
+    from cpaudit.store.changes import campaign_key
+    return campaign_key(str(current_app.config["CPAUDIT_CHANGE_KEY"]).encode(),
+                        st.scope.get("site", ""), st.scope.get("campaign", ""))
+
+
+def _asker() -> str:
+    """Who asks: the user name given with the token (HTTP Basic), at the request's address."""
+    auth = request.authorization
+    user = (auth.username or "") if auth is not None and auth.type == "basic" else ""
+    addr = request.remote_addr or ""
+    return f"{user[:80]}@{addr}" if user else addr
 
 
 @bp.post("/campaign/start")
@@ -630,14 +649,20 @@ def changes_list():  # type: ignore[no-untyped-def]
     from cpaudit.store import changes
     st = get_store()
     done = changes.outcomes(st)
-    if current_app.extensions["cpaudit_central"]:
+    unverified = None
+    if current_app.extensions["cpaudit_central"] and current_app.config.get("CPAUDIT_CHANGE_KEY"):
+        # this office's changes only (signed with the campaign's key), and how many the box
+        # found signed with no key it knows (another office's, or forged)
         asked = [c for c in st.changes() if not isinstance(c, str)]  # type: ignore[attr-defined]
-        rows = changes.listing(asked, done)
-    else:
+        rows = changes.listing(asked, done, _campaign_key(st), st.scope.get("site", ""),
+                               st.scope.get("campaign", ""))
+        unverified = st.edge_status().get("changes_unverified")  # type: ignore[attr-defined]
+    else:            # the edge box, or an office without the key: what the box answered
         rows = [{"id": k, **v} for k, v in sorted(done.items(), key=lambda kv: (
             kv[1].get("asked_at") if isinstance(kv[1].get("asked_at"), int) else 0),
             reverse=True)]
     return jsonify({"changes": rows, "central": current_app.extensions["cpaudit_central"],
+                    "unverified_at_edge": unverified,
                     "may_ask": bool(current_app.extensions["cpaudit_central"]
                                     and current_app.config.get("CPAUDIT_CHANGE_KEY"))})
 

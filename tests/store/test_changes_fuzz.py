@@ -5,6 +5,7 @@ anything at all is applied only when it is whole, else refused with why, and eve
 outcome, once; the record is a real SQLite store."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpaudit.store import SQLiteStore
-from cpaudit.store.changes import (KINDS, Change, ChangeRefused, apply_all, from_point,
-                                   normalized, outcomes, sign)
+from cpaudit.store.changes import (KINDS, Change, ChangeRefused, apply_all, ensure_record_id,
+                                   from_point, normalized, outcomes, sign)
 
 KEY = b"k"
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -29,14 +30,22 @@ BODY = st.fixed_dictionaries({}, optional={
     "note": st.text(max_size=600) | st.integers()}) | JSON
 
 
+HEX_ID = st.text("0123456789abcdef", min_size=32, max_size=32)
+JSON_TEXT = st.builds(json.dumps, JSON) | st.text(max_size=200) | st.just("[" * 5000) \
+    | st.just('{"note": "\\ud800"}')
+
+
 @settings(max_examples=500)
-@given(cid=JSON, at=JSON, kind=JSON, body=st.text(max_size=200) | JSON, by=JSON, sig=JSON)
+@given(cid=HEX_ID | JSON, at=JSON, kind=JSON, body=JSON_TEXT | JSON, by=JSON, sig=JSON,
+       record=JSON_TEXT | JSON, seen=JSON_TEXT | JSON)
 def test_a_point_read_back_is_a_change_or_a_reason(cid: Any, at: Any, kind: Any, body: Any,
-                                                  by: Any, sig: Any) -> None:
-    got = from_point(cid, at, kind, body, by, sig)
+                                                  by: Any, sig: Any, record: Any,
+                                                  seen: Any) -> None:
+    got = from_point(cid, at, kind, body, by, sig, record, seen)
     assert isinstance(got, (Change, str))
     if isinstance(got, Change):
         assert isinstance(got.body, dict) and isinstance(got.at, int)
+        assert got.signed_by(KEY, "S", "C") in (True, False)   # never raises
 
 
 @settings(max_examples=500)
@@ -66,25 +75,28 @@ def test_signed_nonsense_is_refused_and_answered_once(tmp_path: Path,
     s = SQLiteStore(db)
     try:
         s.begin_campaign(10**18)
+        record = ensure_record_id(s)
         chs = []
         for i, (kind, body) in enumerate(items):
             if not isinstance(body, dict):
                 body = {"raw": body}
             kind = kind if isinstance(kind, str) else str(kind)
-            cid = f"c{i}"
-            chs.append(Change(cid, kind, 10**18 + i, body, "fuzz",
-                              sign(KEY, "S", "C", cid, kind, 10**18 + i, body, "fuzz")))
+            # what the office saw: the start and end now (a change applied before may move them,
+            # and then the ones after it are refused for that, as they should be)
+            ch = Change(f"{i:032x}", kind, 10**18 + i, body, "fuzz", record,
+                        {"start": s.campaign_start(), "end": s.campaign_end()})
+            chs.append(dataclasses.replace(ch, sig=sign(KEY, "S", "C", ch)))
         counts = apply_all(s, chs, key=KEY, site="S", campaign="C",
                            problem=lambda k, b: None, now=2 * 10**18)
         done = outcomes(s)
         assert set(done) == {c.id for c in chs}
-        assert counts["applied"] + counts["refused"] == len(chs)
+        assert counts["applied"] + counts["refused"] == len(chs) and not counts["unverified"]
         for c in chs:
             assert done[c.id]["state"] in ("applied", "refused")
             if done[c.id]["state"] == "refused":
                 assert done[c.id]["why"]
         again = apply_all(s, chs, key=KEY, site="S", campaign="C",
                           problem=lambda k, b: None, now=2 * 10**18)
-        assert again == {"applied": 0, "refused": 0}
+        assert again == {"applied": 0, "refused": 0, "unverified": 0}
     finally:
         s.close()

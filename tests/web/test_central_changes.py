@@ -14,7 +14,7 @@ from cpaudit import config
 from cpaudit.collector.forwarding import forwarders
 from cpaudit.simulators.generate import generate
 from cpaudit.store import Quality, SQLiteStore
-from cpaudit.store.changes import outcomes
+from cpaudit.store.changes import Change, campaign_key, outcomes
 from cpaudit.store.forward import Forwarder
 from cpaudit.store.influx import InfluxV1Store
 from cpaudit.web.fleet import campaign_path, create_fleet_app
@@ -39,9 +39,9 @@ class Edge:
         text = brewery_text(**{"name: Brewhouse measurement campaign (demo)": f"name: {name}",
                                "site: Demo brewery, Beijing": f"site: {site}"})
         text = with_influx_sink(text, srv.url, DB)
-        if key_env:
+        if key_env:      # the campaign's key, as `cpaudit change-key` gives it to the box
             text = text.replace("batch_size: 5000}", f"batch_size: 5000, changes_key_env: {key_env}}}")
-            monkeypatch.setenv(key_env, KEY)
+            monkeypatch.setenv(key_env, campaign_key(KEY.encode(), site, name).decode())
         path = tmp / f"{name}.yaml"
         path.write_text(text, encoding="utf-8")
         self.cfg = config.load(path)
@@ -182,29 +182,40 @@ def test_the_office_checks_what_it_can_and_the_edge_the_rest(srv: InfluxD, edge:
     central.close()
 
 
-def test_a_change_the_box_cannot_trust_is_refused_and_nothing_stops(srv: InfluxD,
-                                                                     edge: Edge) -> None:
+def test_a_change_the_box_cannot_trust_is_not_applied_and_nothing_stops(srv: InfluxD,
+                                                                         edge: Edge) -> None:
     start = edge.st.campaign_start()
     assert start is not None
     ts = start + 20 * MINUTE + ODD
-    # an office with another key: the box refuses, the office sees why
-    other = office(srv, key="not the box's key")
+    # an office with another master key: the box does not answer it (nothing recorded that a
+    # forger could use), counts it, and says how many it ignored
+    other = office(srv, key="not the office's key")
     r = other.post(edge.prefix + "api/v1/manual", headers=AUTH,
                    json={"tag": "hot_wort.total", "value": 7, "ts": ts})
     assert r.status_code == 202
     cid = r.get_json()["queued"]["id"]
-    # poison between good ones: points of the changes measurement that are no change, written
-    # by anyone who may write the database
+    # poison between good ones: points of the changes measurement that are no change (or not
+    # signed), written by anyone who may write the database
     scope = f"campaign={edge.cfg.campaign.name.replace(' ', chr(92) + ' ')}," \
             f"site={SITE.replace(',', chr(92) + ',').replace(' ', chr(92) + ' ')}"
+    h = "0123456789abcdef0123456789abcdef"
+    deep = "[" * 5000 + "]" * 5000
     poison = InfluxV1Store(srv.url, DB, create=False)
     poison.write_lines("\n".join([
-        f'cpaudit_changes,{scope},id=p1 kind="manual",body="not json",by="x",sig="00" {ts}',
-        f'cpaudit_changes,{scope},id=p2 kind="manual",body="[1,2]",by="x",sig="00" {ts + 1}',
-        f'cpaudit_changes,{scope},id=p3 kind="explode",body="{{}}",by="x",sig="00" {ts + 2}',
-        f'cpaudit_changes,{scope},id=p4 kind="manual" {ts + 3}',
+        f'cpaudit_changes,{scope},id=p1{h[2:]} kind="manual",body="not json",by="x",sig="00",'
+        f'record="",seen="{{}}" {ts}',
+        f'cpaudit_changes,{scope},id=p2{h[2:]} kind="manual",body="[1,2]",by="x",sig="00" {ts + 1}',
+        f'cpaudit_changes,{scope},id={h} kind="explode",body="{{}}",by="x",sig="00" {ts + 2}',
+        f'cpaudit_changes,{scope},id=p4{h[2:]} kind="manual" {ts + 3}',
+        f'cpaudit_changes,{scope},id=short kind="manual",body="{{}}",by="",sig="" {ts + 4}',
+        # a lone surrogate (valid JSON, no UTF-8) and JSON nested deeper than Python recurses
+        f'cpaudit_changes,{scope},id=a5{h[2:]} kind="manual",body="{{\\"note\\": '
+        f'\\"\\\\ud800\\"}}",by="",sig="",record="",seen="{{}}" {ts + 5}',
+        f'cpaudit_changes,{scope},id=a6{h[2:]} kind="manual",body="{deep}",by="",sig="",'
+        f'record="",seen="{{}}" {ts + 6}',
         # a flood of them before the good change: more than one page of the pull
-        *(f'cpaudit_changes,{scope},id=f{i} kind="manual" {ts + 10 + i}' for i in range(2500)),
+        *(f'cpaudit_changes,{scope},id=f{i:031x} kind="manual" {ts + 10 + i}'
+          for i in range(2500)),
     ]))
     poison.close()
     good = office(srv).post(edge.prefix + "api/v1/manual", headers=AUTH,
@@ -213,14 +224,17 @@ def test_a_change_the_box_cannot_trust_is_refused_and_nothing_stops(srv: InfluxD
     edge.sync()
     edge.sync()
     done = outcomes(edge.st)
-    assert done[cid]["state"] == "refused" and "signature" in done[cid]["why"]
-    assert done["p3"]["state"] == "refused"                  # a signature it does not have
+    assert set(done) == {good.get_json()["queued"]["id"]}     # only the good one answered
     assert done[good.get_json()["queued"]["id"]]["state"] == "applied"
     assert _manual_rows(edge.st, "hot_wort.total") == [(ts + MINUTE, 8.0, int(Quality.GOOD))]
-    assert edge.fwd.stats.changes_malformed >= 2503          # p1, p2, p4, the flood
+    assert edge.fwd.stats.changes_unverified >= 3            # the other office's, h, a5
+    assert edge.fwd.stats.changes_malformed >= 2505          # p1, p2, p4, short, a6, the flood
     assert edge.fwd.stats.errors == 0 and edge.fwd.stats.backlog == 0
-    seen = _changes(office(srv), edge)
-    assert seen[cid]["state"] == "refused" and "signature" in seen[cid]["why"]
+    # the office sees its own changes only, and how many the box could not verify
+    listed = office(srv).get(edge.prefix + "api/v1/changes").get_json()
+    assert [x["id"] for x in listed["changes"]] == [good.get_json()["queued"]["id"]]
+    assert listed["unverified_at_edge"] >= 3
+    assert _changes(other, edge)[cid]["state"] == "pending"
 
 
 def test_without_key_token_or_a_willing_box_the_office_changes_nothing(
@@ -255,8 +269,9 @@ def test_a_change_for_one_campaign_is_not_applied_to_another(tmp_path: Path, srv
                                                              edge: Edge,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    """The signature covers site and campaign: a change copied into another campaign's series
-    (same key on both boxes) is refused there."""
+    """Each campaign has its own key and the signature covers site and campaign: a change
+    copied into another campaign's series is not applied there, and a box cannot sign a change
+    for another campaign with the key it holds."""
     twin = Edge(tmp_path, srv, "Twin", "Brewery B", "CPAUDIT_TEST_KEY", monkeypatch)
     try:
         start = edge.st.campaign_start()
@@ -271,8 +286,18 @@ def test_a_change_for_one_campaign_is_not_applied_to_another(tmp_path: Path, srv
         assert isinstance(twin.fwd.sink, InfluxV1Store)
         twin.fwd.sink.write_change(ch)                     # the same point, the twin's series
         twin.sync()
-        assert outcomes(twin.st)[ch.id]["state"] == "refused"
+        assert ch.id not in outcomes(twin.st) and twin.fwd.stats.changes_unverified == 1
         assert _manual_rows(twin.st, "hot_wort.total") == []
+        # nor can the twin's box, which holds its own campaign's key, sign one for the first
+        key = campaign_key(KEY.encode(), "Brewery B", "Twin")
+        forged = Change.new(key, SITE, edge.cfg.campaign.name, "manual",
+                            {**ch.body, "value": 666.0}, ch.at + 1, "twin", ch.record, ch.seen)
+        assert isinstance(edge.fwd.sink, InfluxV1Store)
+        edge.fwd.sink.write_change(forged)
+        edge.sync()
+        assert forged.id not in outcomes(edge.st)
+        assert _manual_rows(edge.st, "hot_wort.total") == [(start + MINUTE + ODD, 3.0,
+                                                             int(Quality.GOOD))]
     finally:
         twin.fwd.sink.close()
         twin.st.close()
@@ -345,3 +370,76 @@ def test_a_box_that_may_not_read_the_changes_still_forwards(tmp_path: Path, srv:
     finally:
         e.fwd.sink.close()
         e.st.close()
+
+
+def test_the_edge_refuses_what_no_longer_holds_there(tmp_path: Path, srv: InfluxD,
+                                                     edge: Edge) -> None:
+    """A change is asked for against what the office saw: refused when the campaign's start or
+    end changed on the edge box since, when it is meant for a record the box no longer holds
+    (a replaced store), or dated in the box's future; the reason comes back."""
+    import time
+
+    from cpaudit.store.keys import RECORD_ID
+    c = office(srv)
+    start = edge.st.campaign_start()
+    assert start is not None
+    # asked for, then the campaign restarted on the edge before the box read it
+    r = c.post(edge.prefix + "api/v1/manual", headers=AUTH,
+               json={"tag": "hot_wort.total", "value": 5, "ts": start + 40 * MINUTE + ODD})
+    stale = r.get_json()["queued"]["id"]
+    edge.st.begin_campaign(start + 30 * MINUTE)
+    # signed for another record of this campaign (the box's store was replaced since)
+    key = campaign_key(KEY.encode(), SITE, edge.cfg.campaign.name)
+    held = {"start": start + 30 * MINUTE, "end": None}
+    elsewhere = Change.new(key, SITE, edge.cfg.campaign.name, "stop",
+                           {"ts": start + 50 * MINUTE}, time.time_ns(), "office", "f" * 32, held)
+    # dated an hour ahead of the box's clock (the office's clock is wrong)
+    ahead = time.time_ns() + 3600 * 10**9
+    future = Change.new(key, SITE, edge.cfg.campaign.name, "stop", {"ts": ahead},
+                        time.time_ns(), "office", str(edge.st.get_meta(RECORD_ID)), held)
+    assert isinstance(edge.fwd.sink, InfluxV1Store)
+    for ch in (elsewhere, future):
+        edge.fwd.sink.write_change(ch)
+    edge.sync()
+    seen = _changes(c, edge)
+    assert seen[stale]["state"] == "refused" and "changed on the edge box" in seen[stale]["why"]
+    assert seen[elsewhere.id]["state"] == "refused" and "another record" in seen[elsewhere.id]["why"]
+    assert seen[future.id]["state"] == "refused" and "in the future" in seen[future.id]["why"]
+    assert edge.st.campaign_end() is None and _manual_rows(edge.st, "hot_wort.total") == []
+
+
+def test_who_asked_and_from_which_page(srv: InfluxD, edge: Edge) -> None:
+    """The user name given with the token (HTTP Basic) is kept with the change; a change sent
+    from another site's page (the browser's remembered credentials) is refused."""
+    import base64
+    c = office(srv)
+    start = edge.st.campaign_start()
+    assert start is not None
+    basic = {"Authorization": "Basic " + base64.b64encode(f"li.wei:{TOKEN}".encode()).decode()}
+    r = c.post(edge.prefix + "api/v1/manual", headers=basic,
+               json={"tag": "hot_wort.total", "value": 1, "ts": start + ODD})
+    assert r.status_code == 202 and r.get_json()["queued"]["by"] == "li.wei@127.0.0.1"
+    edge.sync()
+    assert outcomes(edge.st)[r.get_json()["queued"]["id"]]["by"] == "li.wei@127.0.0.1"
+    r = c.post(edge.prefix + "api/v1/campaign/stop", headers={**AUTH, "Sec-Fetch-Site":
+                                                              "cross-site"}, data="x")
+    assert r.status_code == 403 and "another site's page" in r.get_json()["error"]
+
+
+def test_change_key_gives_the_box_its_campaign_key(tmp_path: Path, edge: Edge) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    path = tmp_path / "campaign.yaml"
+    path.write_text(str(edge.st.campaign_config()), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "cpaudit", "change-key", str(path)], cwd=ROOT,
+                         env=dict(os.environ, CPAUDIT_CHANGE_KEY=KEY), capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == campaign_key(KEY.encode(), SITE, edge.cfg.campaign.name).decode()
+    env = {k: v for k, v in os.environ.items() if k != "CPAUDIT_CHANGE_KEY"}
+    run = subprocess.run([sys.executable, "-m", "cpaudit", "change-key", str(path)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "CPAUDIT_CHANGE_KEY" in run.stderr

@@ -55,8 +55,10 @@ async function loadChanges() {
   $("changelist").replaceChildren(...d.changes.map((x) => {
     const tr = document.createElement("tr");
     const b = x.body || {};
-    const what = b.tag ? `${b.tag}${b.value !== undefined ? " = " + b.value : ""}` : b.ts ? zonedMin(b.ts / 1e6) : "";
-    for (const [text, cls] of [[zonedMin((x.asked_at ?? x.at) / 1e6), ""],
+    const when = (ns) => Number.isFinite(Number(ns)) && Number(ns) > 0 ? zonedMin(Number(ns) / 1e6) : "–";
+    // a reading: tag = value; a retraction: the tag and the time of the reading it retracts
+    const what = b.tag ? (b.value !== undefined ? `${b.tag} = ${b.value}` : `${b.tag} @ ${when(b.ts)}`) : when(b.ts);
+    for (const [text, cls] of [[when(x.asked_at ?? x.at), ""],
       [t("change_" + x.kind), ""], [what, "proper"], [t("state_" + x.state), x.state === "refused" ? "bad" : x.state === "applied" ? "ok" : ""],
       [x.why ? say(x.why) : "", "small"]]) {
       const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td);
