@@ -4,19 +4,15 @@ names the key; the form says the reading is on its way, the list of changes show
 then applied once the edge's forwarder has read it, in English and in Chinese."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from cpaudit.store.influx import InfluxV1Store
-from tests.conftest import ROOT
-from tests.servers import InfluxD, free_port, wait_port
+from tests.servers import InfluxD
 from tests.web.test_central_changes import DB, KEY, TOKEN, Edge
-from tests.web.test_fleet_browser import _watch
+from tests.web.test_fleet_browser import _watch, central_served
 from tests.web.zh_words import ALLOWED, FIND_ENGLISH
 
 
@@ -28,22 +24,15 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         edge = Edge(tmp_path, srv, "Office entry", "Brewery A, Beijing", "CPAUDIT_TEST_KEY",
                     monkeypatch)
         edge.sync()                           # its status says it takes changes
-        port = free_port()
-        env = dict(os.environ, CPAUDIT_TOKEN=TOKEN, CPAUDIT_CHANGE_KEY=KEY)
-        p = subprocess.Popen([sys.executable, "-m", "cpaudit", "serve", "--store",
-                              f"influxdb://127.0.0.1:{srv.port}/{DB}", "--port", str(port)],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_port(port, 30, p)  # type: ignore[arg-type]
-            yield f"http://127.0.0.1:{port}{edge.prefix}", edge
+            with central_served(f"influxdb://127.0.0.1:{srv.port}/{DB}", CPAUDIT_TOKEN=TOKEN,
+                                CPAUDIT_CHANGE_KEY=KEY) as base:
+                yield base.rstrip("/") + edge.prefix, edge
         finally:
-            p.terminate()
-            _, err = p.communicate(timeout=20)
             edge.fwd.sink.close()
             edge.st.close()
     finally:
         srv.stop()
-    assert b"Traceback" not in err, err.decode()[-3000:]
 
 
 def test_a_reading_entered_centrally_in_the_browser_lands_on_the_edge(

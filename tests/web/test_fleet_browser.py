@@ -6,6 +6,8 @@ draws its data under its /c/<site>/<campaign>/ prefix, and the language switch s
 Chinese."""
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,18 +26,28 @@ from tests.web.zh_words import ALLOWED, FIND_ENGLISH
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Edge]]]:
     tmp = tmp_path_factory.mktemp("fleet_browser")
     srv = InfluxD(tmp / "influxd").start()
-    edges = two_sites(tmp, srv, before_s=4.0, outage_s=2.0, after_s=5.0)
+    try:
+        edges = two_sites(tmp, srv, before_s=4.0, outage_s=2.0, after_s=5.0)
+        with central_served(f"influxdb://127.0.0.1:{srv.port}/{DATABASE}") as base:
+            yield base, edges
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
+def central_served(store_url: str, **env: str) -> Iterator[str]:
+    """``cpaudit serve --store <store_url>`` in its own process, ``env`` added to its
+    environment: its base URL. It leaves no traceback on its stderr."""
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "cpaudit", "serve", "--store",
-                          f"influxdb://127.0.0.1:{srv.port}/{DATABASE}", "--port", str(port)],
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen([sys.executable, "-m", "cpaudit", "serve", "--store", store_url,
+                          "--port", str(port)], cwd=ROOT, env={**os.environ, **env},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_port(port, 30, p)  # type: ignore[arg-type]
-        yield f"http://127.0.0.1:{port}/", edges
+        yield f"http://127.0.0.1:{port}/"
     finally:
         p.terminate()
         _, err = p.communicate(timeout=20)
-        srv.stop()
     assert b"Traceback" not in err, err.decode()[-3000:]
 
 
