@@ -154,9 +154,13 @@ def fleet(boxes: int = 20, n: int = 100_000) -> None:
             def poll() -> None:
                 while not done.is_set():
                     busy.append(read_s())
+            # the target compares like with like: the forwarders as the raw clients ran, with
+            # nobody reading; then a second fleet (boxes of their own) while a central reader
+            # polls, for how the reads slow down (and the writes with them)
+            ours = _fleet("fwd", d, srv.port, boxes, n)
             t = threading.Thread(target=poll)
             t.start()
-            ours = _fleet("fwd", d, srv.port, boxes, n)
+            read_on = _fleet("fwd", d, srv.port, boxes, n, first=100)
             done.set()
             t.join()
             reader.close()
@@ -165,6 +169,7 @@ def fleet(boxes: int = 20, n: int = 100_000) -> None:
     line(f"raw /write from {boxes} clients (baseline)", raw, "points/s")
     line(f"{boxes} forwarders (SQLite -> samples + rollup + records)", ours, "points/s", raw,
          ratio_at_least(0.5))
+    line("  the same while a central reader polls", read_on, "points/s", raw)
     line("central read (a campaign's rollup), idle", idle * 1e3, "ms")
     if busy:
         busy.sort()
