@@ -74,11 +74,13 @@ def _change_taker(cfg: Config, store: SQLiteStore, s: object
     def shown(ns: int) -> str:
         return dt.datetime.fromtimestamp(ns / 1e9, tz).isoformat(timespec="seconds")
 
+    ignored: set[str] = set()        # unverified ids, each counted once
+
     def take(chs: list[Change]) -> dict[str, int]:
         return apply_all(store, chs, key=key.encode(), site=cfg.campaign.site or "",
                          campaign=cfg.campaign.name,
                          problem=functools.partial(change_problem, cfg), now=time.time_ns(),
-                         fmt=shown)
+                         fmt=shown, ignored=ignored)
     return take
 
 

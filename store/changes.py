@@ -51,6 +51,7 @@ NOTE_MAX = 500                  # [characters]
 TS_MAX = 7_258_118_400 * 1_000_000_000           # 2200-01-01T00:00Z (as the web's API takes)
 LOOKBACK_NS = 7 * 86_400 * 10**9   # changes asked for up to 7 days before the newest answered
 FUTURE_SLACK_NS = 60 * 10**9       # clocks of the office and the edge box may differ this much
+IGNORED_MAX = 100_000              # ids of unverified points remembered between reads
 
 
 class ChangeRefused(Exception):
@@ -286,12 +287,14 @@ _applying = threading.Lock()     # two sinks, or the catch-up at stop beside a l
 
 def apply_all(st: RecordStore, changes: list[Change], *, key: bytes, site: str, campaign: str,
               problem: Callable[[str, dict[str, Any]], str | None], now: int,
-              fmt: Callable[[int], Any] = str) -> dict[str, int]:
+              fmt: Callable[[int], Any] = str, ignored: set[str] | None = None
+              ) -> dict[str, int]:
     """Apply the changes read for this campaign that have no outcome yet, in the order asked
     for, and record each outcome; ``problem`` is the configuration's check (a sentence, or
     None). A change not signed with this campaign's key is not this box's to answer: it is
     counted (``unverified``) and logged, and nothing of it is recorded (so a forged point
-    cannot take the id of a real change). Counts: {"applied", "refused", "unverified"}."""
+    cannot take the id of a real change); with ``ignored`` (kept by the caller between reads)
+    each such id is counted once. Counts: {"applied", "refused", "unverified"}."""
     counts = {"applied": 0, "refused": 0, "unverified": 0}
     with _applying:
         done = outcomes(st)
@@ -299,8 +302,14 @@ def apply_all(st: RecordStore, changes: list[Change], *, key: bytes, site: str, 
         for ch in sorted(changes, key=lambda c: (c.at, c.id)):
             if ch.id in done:
                 continue
+            if ignored is not None and ch.id in ignored:
+                continue
             if not ch.signed_by(key, site, campaign):
                 counts["unverified"] += 1
+                if ignored is not None:
+                    if len(ignored) >= IGNORED_MAX:     # a flood: counted again, not kept
+                        ignored.clear()
+                    ignored.add(ch.id)
                 continue
             record: dict[str, Any] = {"kind": ch.kind, "asked_at": ch.at, "by": ch.by,
                                       "at": now}

@@ -47,8 +47,8 @@ class ForwardStats:
     undeliverable: int = 0       # samples the sink refused for what they hold, recorded as such
     changes_applied: int = 0     # changes asked for centrally, applied to the record
     changes_refused: int = 0     # ... refused (with why, in the record)
-    changes_malformed: int = 0   # points of the changes measurement that are no change
-    changes_unverified: int = 0  # ... not signed with this campaign's key (not answered)
+    changes_malformed: int = 0   # points of the changes measurement that are no change (each read)
+    changes_unverified: int = 0  # changes not signed with this campaign's key (not answered)
     changes_errors: int = 0      # reads of the changes that failed (forwarding went on)
     history: list[str] = field(default_factory=list)
 

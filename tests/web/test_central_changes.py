@@ -227,13 +227,13 @@ def test_a_change_the_box_cannot_trust_is_not_applied_and_nothing_stops(srv: Inf
     assert set(done) == {good.get_json()["queued"]["id"]}     # only the good one answered
     assert done[good.get_json()["queued"]["id"]]["state"] == "applied"
     assert _manual_rows(edge.st, "hot_wort.total") == [(ts + MINUTE, 8.0, int(Quality.GOOD))]
-    assert edge.fwd.stats.changes_unverified >= 3            # the other office's, h, a5
+    assert edge.fwd.stats.changes_unverified == 3            # the other office's, h, a5: once
     assert edge.fwd.stats.changes_malformed >= 2505          # p1, p2, p4, short, a6, the flood
     assert edge.fwd.stats.errors == 0 and edge.fwd.stats.backlog == 0
     # the office sees its own changes only, and how many the box could not verify
     listed = office(srv).get(edge.prefix + "api/v1/changes").get_json()
     assert [x["id"] for x in listed["changes"]] == [good.get_json()["queued"]["id"]]
-    assert listed["unverified_at_edge"] >= 3
+    assert listed["unverified_at_edge"] == 3
     assert _changes(other, edge)[cid]["state"] == "pending"
 
 
