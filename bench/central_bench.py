@@ -1,7 +1,8 @@
 """The auditors' office: validity and all balances of the demo site read from a central InfluxDB
 (what the edge box forwarded: samples, per-minute rollup, campaign records) against the same
 from the edge's SQLite in the same run (target ≤ 2x), each as `cpaudit analyze --json` in a
-child process. Also the forwarding itself (samples + rollup + records) in points/s.
+child process; a fresh web app's first campaign page on either (target ≤ 2x). Also the
+forwarding itself (samples + rollup + records) in points/s.
 
 ``CPAUDIT_BENCH_CENTRAL_HOURS`` sets the campaign length (default 80 h, the demo's; generating
 and forwarding it takes a few minutes on the reference machine)."""
@@ -22,6 +23,19 @@ def _analyze(*args: str) -> tuple[float, str]:
     r = subprocess.run([sys.executable, "-m", "cpaudit", "analyze", "--json", *args], cwd=ROOT,
                        capture_output=True, text=True, check=True)
     return time.perf_counter() - t0, r.stdout
+
+
+def _first_page(settings: dict[str, str]) -> float:
+    """A fresh web app's first campaign page: the HTML and the documents its script asks for
+    at once (web/static/campaign.js), computed from nothing (no cache), in-process."""
+    from cpaudit.web.app import create_app
+    t0 = time.perf_counter()
+    c = create_app(settings).test_client()
+    for path in ("/", "/api/v1/campaign", "/api/v1/balance", "/api/v1/devices",
+                 "/api/v1/validity"):
+        r = c.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.get_data()[:200])
+    return time.perf_counter() - t0
 
 
 def run() -> None:
@@ -55,6 +69,8 @@ def run() -> None:
             same = edge == cen
             edge_v, _ = _analyze(cfg, "--store", db, "--validity-only")
             cen_v, _ = _analyze("--store", url, "--validity-only")
+            edge_p = _first_page({"CPAUDIT_CONFIG": cfg, "CPAUDIT_STORE": db})
+            cen_p = _first_page({"CPAUDIT_CONFIG": "", "CPAUDIT_STORE": url})
         finally:
             srv.stop()
     line("forward samples + rollup + records", n / fwd, "samples/s")
@@ -64,6 +80,9 @@ def run() -> None:
     line("analyze --validity-only, edge SQLite", edge_v, "s")
     line("analyze --validity-only, central InfluxDB", cen_v, "s", edge_v, ratio_at_most(2))
     print(f"    central document equals the edge's: {'yes' if same else 'NO'}", flush=True)
+    line("first campaign page (HTML + the four documents it asks), edge", edge_p, "s")
+    line("first campaign page, central (configuration as forwarded)", cen_p, "s", edge_p,
+         ratio_at_most(2))
     fleet()
 
 

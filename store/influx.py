@@ -462,6 +462,8 @@ class InfluxV1Store(_Records, CampaignRecords):
         return f.sort_values(["ts", "tag"], kind="stable").reset_index(drop=True)
 
     def last(self, tags: Sequence[str] | None = None) -> pd.DataFrame:
+        if tags is not None and not tags:       # "(… OR …)" of nothing is no InfluxQL
+            return self._frame([])
         q = (f'SELECT "value", "quality", "reason" FROM "{self.measurement}"'
              f'{self._where(tags, None, None)} GROUP BY "tag" ORDER BY time DESC LIMIT 1')
         return self._frame(self.query(q)).sort_values("tag").reset_index(drop=True)
@@ -472,6 +474,8 @@ class InfluxV1Store(_Records, CampaignRecords):
         return sorted(v[1] for s in series for v in s.get("values", []))
 
     def count(self, tags: Sequence[str] | None = None) -> int:
+        if tags is not None and not tags:
+            return 0
         series = self.query(f'SELECT count("quality") FROM "{self.measurement}"'
                             f'{self._where(tags, None, None)}')
         return int(series[0]["values"][0][1]) if series else 0

@@ -105,6 +105,14 @@ def test_tag_filter_and_unknown_tags(store: Store) -> None:
     assert store.tags() == ["a", "b"]
 
 
+def test_an_empty_list_of_tags_asks_for_nothing(store: Store) -> None:
+    """No tags (a campaign with no health tags yet, say) is an empty answer on every backend,
+    not an error: the central devices page answered 500 on "(… OR …)" of nothing."""
+    store.write(Batch.concat([batch(3, "a"), batch(4, "b")]))
+    for got in (store.read([], None, None), store.last([])):
+        assert got.empty and list(got.columns) == list(SAMPLE_COLUMNS)
+
+
 def test_last_gives_newest_per_tag(store: Store) -> None:
     store.write(Batch.concat([batch(3, "a"), batch(4, "b")]))
     last = store.last()

@@ -118,6 +118,8 @@ def test_a_reading_entered_in_the_office_is_applied_on_the_edge_once(srv: Influx
     # the outcome and the reading came back: the central view shows both
     seen = _changes(c, edge)[q["id"]]
     assert seen["state"] == "applied" and seen["answered_at"] > q["at"]
+    # a generated campaign has no health tags: the devices document is empty, not a 500
+    assert c.get(edge.prefix + "api/v1/devices").status_code == 200
     listed = c.get(edge.prefix + "api/v1/manual").get_json()["manual"]
     assert [(x["tag"], x["ts"], x["value"]) for x in listed] == [("hot_wort.total", ts, 1234.5)]
 
