@@ -15,12 +15,13 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from cpaudit.collector.sources import Reading
 from cpaudit.config import Config, checks
 from cpaudit.config.models import InfluxV1Sink
+from cpaudit.config.models import InfluxV2Sink as InfluxV2SinkConfig
 from cpaudit.store import Quality, Reason, SQLiteStore, Store, StoreError
 from cpaudit.store.changes import Change, apply_all
 from cpaudit.store.forward import Forwarder, Sink
@@ -57,17 +58,18 @@ def forwarders(cfg: Config, store: Store) -> list[Forwarder]:
     return out
 
 
-def _change_taker(cfg: Config, store: SQLiteStore, s: object
+def _change_taker(cfg: Config, store: SQLiteStore, s: InfluxV1Sink | InfluxV2SinkConfig
                   ) -> Callable[[list[Change]], dict[str, int]] | None:
     """What applies the changes asked for centrally to this box's record, when its sink names
-    the key they are signed with (``changes_key_env``) and the environment holds it."""
-    env = getattr(s, "changes_key_env", None)
+    the key they are signed with (``changes_key_env``, a v1 sink's: the one read back) and the
+    environment holds it."""
+    env = s.changes_key_env if isinstance(s, InfluxV1Sink) else None
     if not env:
         return None
     key = os.environ.get(env, "")
     if not key:
         log.warning("%s: changes_key_env names %s, which is not set: this box takes no change "
-                    "from the office", getattr(s, "name", "?"), env)
+                    "from the office", s.name, env)
         return None
     tz = ZoneInfo(cfg.campaign.timezone)
 
@@ -79,21 +81,9 @@ def _change_taker(cfg: Config, store: SQLiteStore, s: object
     def take(chs: list[Change]) -> dict[str, int]:
         return apply_all(store, chs, key=key.encode(), site=cfg.campaign.site or "",
                          campaign=cfg.campaign.name,
-                         problem=functools.partial(change_problem, cfg), now=time.time_ns(),
+                         problem=functools.partial(checks.change_problem, cfg), now=time.time_ns(),
                          fmt=shown, ignored=ignored)
     return take
-
-
-def change_problem(cfg: Config, kind: str, body: dict[str, Any]) -> str | None:
-    """What the configuration says against a change (:mod:`config.checks`), or None."""
-    if kind == "cycle_mark":
-        return checks.cycle_mark_problem(cfg)
-    if kind in ("manual", "retract"):
-        why = checks.tag_problem(cfg, body["tag"])
-        if why or kind == "retract":
-            return why
-        return checks.value_problem(cfg, body["tag"], body["value"])
-    return None
 
 
 class Forwarding:

@@ -10,6 +10,7 @@ three never judge one reading differently. Each check returns the problem as a s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from cpaudit.config.models import Config
 
@@ -62,4 +63,18 @@ def cycle_mark_problem(cfg: Config) -> str | None:
         how = "no production cycles" if spec is None else f"cycles from its {spec.source}"
         return (f"this campaign has {how}; boundaries are marked by hand only with "
                 "requirements.cycles.source: marked")
+    return None
+
+
+def change_problem(cfg: Config, kind: str, body: dict[str, Any]) -> str | None:
+    """What the configuration says against a change of ``kind`` whose body is whole
+    (``store.changes.normalized``), or None: the checks above, as the edge box applies a
+    change from the office."""
+    if kind == "cycle_mark":
+        return cycle_mark_problem(cfg)
+    if kind in ("manual", "retract"):
+        why = tag_problem(cfg, body["tag"])
+        if why or kind == "retract":
+            return why
+        return value_problem(cfg, body["tag"], body["value"])
     return None

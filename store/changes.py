@@ -41,16 +41,14 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from cpaudit.store.keys import CHANGE_PREFIX, RECORD_ID, change_key
+from cpaudit.store.keys import CHANGE_PREFIX, FUTURE_SLACK_NS, RECORD_ID, TS_MAX, change_key
 from cpaudit.store.sample import Batch, Quality, Reason
 
 log = logging.getLogger("cpaudit.changes")
 
 KINDS = ("start", "stop", "cycle_mark", "manual", "retract")
 NOTE_MAX = 500                  # [characters]
-TS_MAX = 7_258_118_400 * 1_000_000_000           # 2200-01-01T00:00Z (as the web's API takes)
 LOOKBACK_NS = 7 * 86_400 * 10**9   # changes asked for up to 7 days before the newest answered
-FUTURE_SLACK_NS = 60 * 10**9       # clocks of the office and the edge box may differ this much
 IGNORED_MAX = 100_000              # ids of unverified points remembered between reads
 
 

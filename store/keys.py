@@ -9,6 +9,10 @@ ends at 18:00 exclusive; a window "to the last sample" ends one ns after that sa
 from __future__ import annotations
 
 MINUTE = 60_000_000_000           # the rollup's bucket [ns]: one row per tag and minute
+# the times a change or an API request may name [ns since the epoch, UTC]: to the end of 2199
+# (later overflows no int64, 2262, and is no campaign either)
+TS_MAX = 7_258_118_400 * 1_000_000_000           # 2200-01-01T00:00Z
+FUTURE_SLACK_NS = 60 * 1_000_000_000  # clocks of a browser, the office and an edge box may differ this much
 
 # --- the campaign's own records (store meta keys) ---
 CAMPAIGN_START = "campaign_start"     # ns, when the campaign began (the collector's first start)

@@ -80,7 +80,9 @@ class Mosquitto:
 class InfluxD:
     """A private InfluxDB 1.x (Debian's influxdb 1.6.7) speaking the v1 HTTP API."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, auth: bool = False) -> None:
+        """``auth``: users and privileges enforced (the first user is made with
+        :meth:`query` before any exists, as influxd allows)."""
         self.binary = shutil.which("influxd") or "/usr/bin/influxd"
         if not os.path.exists(self.binary):
             raise RuntimeError("influxd is not installed; run scripts/install-system-deps.sh")
@@ -106,6 +108,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   bind-address = "127.0.0.1:{self.port}"
   log-enabled = false
   pprof-enabled = false
+  auth-enabled = {"true" if auth else "false"}
 [logging]
   level = "warn"
 """)
@@ -130,13 +133,16 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 time.sleep(0.1)
         raise TimeoutError("influxd did not answer /ping")
 
-    def query(self, q: str, db: str | None = None) -> dict:  # type: ignore[type-arg]
+    def query(self, q: str, db: str | None = None, user: tuple[str, str] | None = None
+              ) -> dict:  # type: ignore[type-arg]
         import json
         params = {"q": q}
         if db:
             params["db"] = db
         data = urllib.parse.urlencode(params).encode()
-        with urllib.request.urlopen(self.url + "/query", data=data, timeout=10) as r:
+        # influxd takes u and p from the URL only, not from a form body
+        auth = "?" + urllib.parse.urlencode({"u": user[0], "p": user[1]}) if user else ""
+        with urllib.request.urlopen(self.url + "/query" + auth, data=data, timeout=10) as r:
             return json.loads(r.read())  # type: ignore[no-any-return]
 
     def stop(self) -> None:

@@ -25,7 +25,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from cpaudit.analyzer.iotools import LiveValidity
 from cpaudit.store.keys import HEALTH_PREFIX as HEALTH
-from cpaudit.store.keys import MINUTE
+from cpaudit.store.keys import FUTURE_SLACK_NS, MINUTE
 from cpaudit.web.app import (CUSTOM_RUNNING, CUSTOM_WAITING, APIError, edge_store, get_config, get_store,
                      presented_token)
 from cpaudit.web.params import parse_int, parse_time
@@ -511,7 +511,6 @@ def _require_token() -> None:
         raise APIError(401, "missing or wrong access token (Authorization: Bearer ...)")
 
 
-FUTURE_SLACK_NS = 60 * 1_000_000_000    # clocks of a browser and a server may differ this much
 
 
 def _body_ts(body: Any) -> int:

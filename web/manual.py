@@ -22,13 +22,13 @@ from flask import Blueprint, jsonify, request
 
 from cpaudit.analyzer.iotools import manual_entries
 from cpaudit.config import checks
+from cpaudit.store.changes import NOTE_MAX
 from cpaudit.web.api import _body_ts, _require_token, make_change
 from cpaudit.web.app import APIError, get_config, get_store
 from cpaudit.web.params import parse_number
 
 bp = Blueprint("manual", __name__, url_prefix="/api/v1")
 
-NOTE_MAX = 500                  # [characters]
 
 
 def _tag(body: dict[str, Any]) -> str:

@@ -13,12 +13,12 @@ import re
 from typing import Any
 
 from cpaudit.config.checks import PHYSICAL_BOUND
+from cpaudit.store.keys import TS_MAX
 from cpaudit.web.app import APIError
 
 # The times the API accepts [ns since the epoch, UTC]: from 1970 to the end of 2199. Earlier
 # than the epoch is no campaign; later overflows no int64 (2262) and is no campaign either.
 TS_MIN = 0
-TS_MAX = 7_258_118_400 * 1_000_000_000           # 2200-01-01T00:00Z
 _INT = re.compile(r"-?[0-9]{1,30}")               # ASCII digits only: "²".isdigit() is True
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

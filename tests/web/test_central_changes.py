@@ -306,16 +306,13 @@ def test_a_change_for_one_campaign_is_not_applied_to_another(tmp_path: Path, srv
 
 
 def test_forwarder_without_a_change_source_ignores_the_setting(tmp_path: Path) -> None:
-    """A sink that cannot be read back (no ``changes``) gets no change taker."""
-    class Plain:
-        def write(self, batch: Any) -> int:
-            return len(batch)
-
-        def close(self) -> None:
-            pass
+    """A sink that cannot be read back (the v2 sink: write only) gets no change taker."""
+    from cpaudit.store.influx import InfluxV2Sink
     st = SQLiteStore(tmp_path / "x.db")
-    f = Forwarder(st, Plain(), take_changes=lambda chs: {"applied": 0})
+    sink = InfluxV2Sink("http://127.0.0.1:9", "token", "org", "bucket")
+    f = Forwarder(st, sink, take_changes=lambda chs: {"applied": 0})
     assert f.take_changes is None
+    sink.close()
     st.close()
 
 
@@ -350,28 +347,33 @@ def test_a_running_forwarder_applies_a_change_within_seconds(srv: InfluxD, edge:
 def test_a_box_that_may_not_read_the_changes_still_forwards(tmp_path: Path, srv: InfluxD,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
-    """A database user that may write but not read (the test influxd runs without
-    authentication, so the refusal of the read is made here): the samples still go, the failed
-    reads are counted and logged once."""
-    from cpaudit.store.base import StoreError
-
-    class WriteOnly(InfluxV1Store):
-        def changes(self, since: int | None = None, page: int = 1000, pages: int = 20
-                    ) -> list[Any]:
-            raise StoreError("InfluxDB /query: HTTP 403: user is not authorized to read")
-    e = Edge(tmp_path, srv, "Write only", "Brewery W", "CPAUDIT_TEST_KEY", monkeypatch)
+    """A database user that may write but not read (a real influxd with authentication, the
+    user granted WRITE only): the samples still go, the failed reads are counted and logged
+    once."""
+    locked = InfluxD(tmp_path / "locked", auth=True).start()
     try:
-        f = Forwarder(e.st, WriteOnly(srv.url, DB, create=False, scope=e.fwd.sink.scope),
-                      "central", take_changes=e.fwd.take_changes)
-        e.st.set_meta("forward.central.cursor", "0")          # everything again
-        f.read_changes()
-        f.read_changes()
-        assert f.drain() == e.st.max_seq()
-        assert f.stats.changes_errors == 2 and f.stats.errors == 0 and f.stats.backlog == 0
-        f.sink.close()
+        admin = ("admin", "admin-pw")
+        locked.query("CREATE USER admin WITH PASSWORD 'admin-pw' WITH ALL PRIVILEGES")
+        for q in (f'CREATE DATABASE "{DB}"', "CREATE USER box WITH PASSWORD 'box-pw'",
+                  f'GRANT WRITE ON "{DB}" TO box'):
+            assert "error" not in str(locked.query(q, user=admin)), q
+        e = Edge(tmp_path, srv, "Write only", "Brewery W", "CPAUDIT_TEST_KEY", monkeypatch)
+        try:
+            f = Forwarder(e.st, InfluxV1Store(locked.url, DB, username="box", password="box-pw",
+                                              create=False, scope=e.fwd.sink.scope),  # type: ignore[attr-defined]
+                          "locked", take_changes=e.fwd.take_changes)
+            f.read_changes()
+            f.read_changes()
+            assert f.drain() == e.st.max_seq()
+            assert f.stats.changes_errors == 2 and f.stats.errors == 0 and f.stats.backlog == 0
+            got = locked.query('SELECT count("quality") FROM "cpaudit"', db=DB, user=admin)
+            assert got["results"][0]["series"][0]["values"][0][1] == e.st.max_seq()
+            f.sink.close()
+        finally:
+            e.fwd.sink.close()
+            e.st.close()
     finally:
-        e.fwd.sink.close()
-        e.st.close()
+        locked.stop()
 
 
 def test_the_edge_refuses_what_no_longer_holds_there(tmp_path: Path, srv: InfluxD,
